@@ -1,0 +1,60 @@
+"""Input checks shared by the losses and the miner: each raises a ValueError that says what is
+wrong and how to fix it."""
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+def check_embeddings(embeddings: Tensor, name: str = "embeddings") -> None:
+    """A non-empty N x d floating tensor with no NaN or Inf."""
+    if not torch.is_tensor(embeddings):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(embeddings).__name__}")
+    if embeddings.ndim != 2:
+        raise ValueError(f"{name} must have shape (N, d), got shape {tuple(embeddings.shape)}")
+    if embeddings.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(embeddings.shape)}): pass a batch of at least one item")
+    if not embeddings.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {embeddings.dtype}")
+    if not torch.isfinite(embeddings).all():
+        raise ValueError(
+            f"{name} contains NaN or Inf: check the model's output (learning rate, mixed precision) "
+            "before the loss"
+        )
+
+
+def check_labels(labels: Optional[Tensor], num_items: int, name: str = "labels") -> None:
+    """Integer class labels, one per item."""
+    if labels is None:
+        return
+    if not torch.is_tensor(labels):
+        raise ValueError(f"{name} must be a torch.Tensor of integer class labels, got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(
+            f"{name} must hold integer class labels, got dtype {labels.dtype}: convert with labels.long()"
+        )
+    if labels.ndim != 1 or labels.shape[0] != num_items:
+        raise ValueError(
+            f"{name} must have shape ({num_items},), one label per embedding, got shape {tuple(labels.shape)}"
+        )
+
+
+def check_same_device(reference: Tensor, **tensors: Optional[Tensor]) -> None:
+    """Every given tensor lies on ``reference``'s device."""
+    for name, tensor in tensors.items():
+        if tensor is not None and tensor.device != reference.device:
+            raise ValueError(
+                f"{name} is on {tensor.device} but the embeddings are on {reference.device}: "
+                f"move it with .to({str(reference.device)!r})"
+            )
+
+
+def check_pair_mask(pair_mask: Optional[Tensor], shape: tuple, what: str) -> None:
+    """A bool mask of the given shape (``what`` says what its rows and columns are)."""
+    if pair_mask is None:
+        return
+    if not torch.is_tensor(pair_mask) or pair_mask.dtype != torch.bool:
+        raise ValueError(f"pair_mask must be a bool tensor, got {getattr(pair_mask, 'dtype', type(pair_mask))}")
+    if tuple(pair_mask.shape) != tuple(shape):
+        raise ValueError(f"pair_mask must have shape {tuple(shape)} ({what}), got {tuple(pair_mask.shape)}")

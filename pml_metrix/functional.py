@@ -1,0 +1,126 @@
+"""The Metrix math: pure tensor functions over a pair matrix, soft labels and a pair mask.
+
+Every function here takes anchors along dim 0 and references along dim 1:
+
+- ``mat``: A x R similarities or distances (``inverted=True`` for a similarity, as PML's
+  ``distance.is_inverted``);
+- ``soft_labels``: A x R labels ``y`` in [0, 1] (1: the reference is a positive for the anchor,
+  0: a negative, in between: a mix). A bool tensor means binary labels;
+- ``pair_mask``: A x R bool, which (anchor, reference) pairs count; ``None`` means all.
+
+Binary labels run PML's own arithmetic; soft labels add ``log y`` (or ``log(1 - y)``) inside the
+masked log-sum-exp, so ``y = 1`` adds exactly 0 and ``y = 0`` drops the term. The PML classes in
+:mod:`pml_metrix.losses` are thin wrappers around these functions.
+"""
+
+from typing import Optional, Tuple, Union
+
+import torch
+from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
+from torch import Tensor
+
+__all__ = [
+    "label_weights",
+    "weighted_logsumexp",
+    "multi_similarity_loss",
+    "contrastive_pos_terms",
+    "contrastive_neg_terms",
+    "proxy_anchor_terms",
+]
+
+
+def _margin(x: Union[Tensor, float], y: Union[Tensor, float], inverted: bool):
+    """PML's ``distance.margin(x, y)``: ``x - y`` for a distance, ``y - x`` for a similarity."""
+    return y - x if inverted else x - y
+
+
+def label_weights(soft_labels: Tensor, pair_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """Split labels into the weights of the positive and negative sums.
+
+    Returns ``(y * M, (1 - y) * M)``, both A x R; bool in, bool out.
+    """
+    if soft_labels.dtype == torch.bool:
+        pos, neg = soft_labels, ~soft_labels
+        if pair_mask is not None:
+            pos, neg = pos & pair_mask, neg & pair_mask
+        return pos, neg
+    pos, neg = soft_labels, 1 - soft_labels
+    if pair_mask is not None:
+        pos = torch.where(pair_mask, pos, 0)
+        neg = torch.where(pair_mask, neg, 0)
+    return pos, neg
+
+
+def weighted_logsumexp(logits: Tensor, weights: Tensor, dim: int = 1) -> Tensor:
+    """``log(1 + sum_r w_r exp(logits_r))`` along ``dim``, computed in log space.
+
+    Terms with ``w = 0`` are left out; a row with no term gives 0 (PML's ``lmu.logsumexp``).
+    Bool weights are binary: no ``log w`` is added. Returns the input shape with ``dim`` kept as 1.
+    """
+    keep = weights if weights.dtype == torch.bool else weights > 0
+    if weights.dtype != torch.bool:
+        logits = logits + torch.log(torch.where(keep, weights, 1))
+    return lmu.logsumexp(logits, keep_mask=keep, add_one=True, dim=dim)
+
+
+def multi_similarity_loss(
+    mat: Tensor,
+    soft_labels: Tensor,
+    pair_mask: Optional[Tensor] = None,
+    *,
+    alpha: float,
+    beta: float,
+    base: float,
+    inverted: bool = True,
+) -> Tensor:
+    """Multi-similarity loss of each anchor, A x 1 (the shape PML hands its reducer).
+
+    ``(1/alpha) log(1 + sum y exp(-alpha (s - base))) + (1/beta) log(1 + sum (1-y) exp(beta (s - base)))``
+    over the masked pairs, with PML's ``distance.margin`` sign convention.
+    """
+    pos_weight, neg_weight = label_weights(soft_labels, pair_mask)
+    pos_exp = _margin(mat, base, inverted)
+    neg_exp = _margin(base, mat, inverted)
+    pos_loss = (1.0 / alpha) * weighted_logsumexp(alpha * pos_exp, pos_weight)
+    neg_loss = (1.0 / beta) * weighted_logsumexp(beta * neg_exp, neg_weight)
+    return pos_loss + neg_loss
+
+
+def contrastive_pos_terms(
+    mat: Tensor, soft_labels: Union[Tensor, float], *, pos_margin: float, inverted: bool = False
+) -> Tensor:
+    """Positive contrastive terms ``y * [d - m_pos]_+``, elementwise (any shape)."""
+    return soft_labels * torch.nn.functional.relu(_margin(mat, pos_margin, inverted))
+
+
+def contrastive_neg_terms(
+    mat: Tensor, soft_labels: Union[Tensor, float], *, neg_margin: float, inverted: bool = False
+) -> Tensor:
+    """Negative contrastive terms ``(1 - y) * [m_neg - d]_+``, elementwise (any shape)."""
+    return (1 - soft_labels) * torch.nn.functional.relu(_margin(neg_margin, mat, inverted))
+
+
+def proxy_anchor_terms(
+    mat: Tensor,
+    soft_labels: Tensor,
+    pair_mask: Optional[Tensor] = None,
+    *,
+    alpha: float,
+    margin: float,
+    inverted: bool = True,
+    ref_log_weights: Optional[Tensor] = None,
+) -> Tuple[Tensor, Tensor]:
+    """Proxy-anchor positive and negative terms of each proxy, each of shape A.
+
+    Here the anchors are the proxies: ``mat`` is proxies x references. ``ref_log_weights`` (R)
+    is added to every exponent of reference r (PML's miner weights minus one).
+    """
+    pos_weight, neg_weight = label_weights(soft_labels, pair_mask)
+    pos_logits = alpha * _margin(mat, margin, inverted)
+    neg_logits = alpha * _margin(-margin, mat, inverted)
+    if ref_log_weights is not None:
+        pos_logits = pos_logits + ref_log_weights
+        neg_logits = neg_logits + ref_log_weights
+    pos_term = weighted_logsumexp(pos_logits, pos_weight).squeeze(1)
+    neg_term = weighted_logsumexp(neg_logits, neg_weight).squeeze(1)
+    return pos_term, neg_term

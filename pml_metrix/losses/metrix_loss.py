@@ -1,0 +1,105 @@
+import copy
+from typing import Dict, List
+
+import torch
+from pytorch_metric_learning.reducers import MultipleReducers
+from torch import Tensor
+
+from ..checks import check_embeddings, check_labels, check_same_device
+from ..mixed_batch import MixedBatch, SoftPairs
+from ..reducers import WeightedReducer
+
+MIXED_PREFIX = "mixed_"
+
+
+class MetrixLossMixin:
+    """Adds Metrix to a PML loss: ``loss(embeddings, labels, indices_tuple)`` where
+    ``indices_tuple`` is a PML miner tuple or ``None`` (the PML loss, unchanged), a
+    :class:`~pml_metrix.MixedBatch` (``clean + mix_weight * mixed``), or a
+    :class:`~pml_metrix.SoftPairs` (the PML loss over soft-labelled references).
+
+    A subclass implements :meth:`soft_loss`, the loss dict over soft-labelled references, and
+    routes its clean loss through the same :mod:`pml_metrix.functional` function with binary labels.
+    Mixed sub-losses are named ``mixed_<name>``, reduced like their clean twin, then weighted by
+    ``mix_weight`` (see :class:`~pml_metrix.reducers.WeightedReducer`).
+    """
+
+    def __init__(self, *args, mix_weight: float = 0.4, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mix_weight = mix_weight
+        self.add_to_recordable_attributes(name="mix_weight", is_stat=False)
+
+    @property
+    def mix_weight(self) -> float:
+        return self._mix_weight
+
+    @mix_weight.setter
+    def mix_weight(self, value: float) -> None:
+        if not value >= 0:
+            raise ValueError(f"mix_weight must be >= 0, got {value}")
+        self._mix_weight = value
+        if isinstance(self.reducer, MultipleReducers):
+            for name, reducer in self.reducer.reducers.items():
+                if name.startswith(MIXED_PREFIX):
+                    reducer.weight = value
+
+    def clean_sub_loss_names(self) -> List[str]:
+        return super()._sub_loss_names()
+
+    def _sub_loss_names(self) -> List[str]:
+        clean = self.clean_sub_loss_names()
+        return clean + [MIXED_PREFIX + name for name in clean]
+
+    def set_reducer(self, reducer):
+        if isinstance(reducer, MultipleReducers):
+            reducer = copy.deepcopy(reducer)
+        super().set_reducer(reducer)
+        if isinstance(self.reducer, MultipleReducers):
+            reducers = self.reducer.reducers
+            for name in self.sub_loss_names():
+                inner = reducers[name] if name in reducers else copy.deepcopy(self.reducer.default_reducer)
+                if not isinstance(inner, WeightedReducer):
+                    reducers[name] = WeightedReducer(inner)
+
+    def anchor_labels(self, labels: Tensor) -> Tensor:
+        """Class labels of the anchors that soft labels are taken against (the batch labels)."""
+        return labels
+
+    def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
+        check_embeddings(embeddings)
+        check_labels(labels, embeddings.shape[0])
+        if ref_emb is not embeddings:
+            check_embeddings(ref_emb, "ref_emb")
+            check_labels(ref_labels, ref_emb.shape[0], "ref_labels")
+            check_same_device(embeddings, ref_emb=ref_emb, ref_labels=ref_labels)
+        if isinstance(indices_tuple, SoftPairs):
+            return self.soft_loss(embeddings, indices_tuple)
+        if not isinstance(indices_tuple, MixedBatch):
+            return self.clean_loss(embeddings, labels, indices_tuple, ref_emb, ref_labels)
+        mixed = indices_tuple
+        if mixed.embeddings.shape[1] != embeddings.shape[1] or mixed.embeddings.dtype != embeddings.dtype:
+            raise ValueError(
+                f"MixedBatch.embeddings ({mixed.embeddings.dtype}, dim {mixed.embeddings.shape[1]}) must match "
+                f"the embeddings ({embeddings.dtype}, dim {embeddings.shape[1]})"
+            )
+        check_same_device(embeddings, mixed_embeddings=mixed.embeddings)
+        loss_dict = self.clean_loss(embeddings, labels, mixed.indices_tuple, ref_emb, ref_labels)
+        if mixed.embeddings.shape[0] > 0:
+            soft = mixed.soft_pairs(labels, self.anchor_labels(labels))
+            for name, loss_info in self.soft_loss(embeddings, soft).items():
+                loss_dict[MIXED_PREFIX + name] = loss_info
+        return loss_dict
+
+    def clean_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels) -> Dict[str, dict]:
+        """The loss dict of the PML twin over the clean batch."""
+        return super().compute_loss(embeddings, labels, indices_tuple, ref_emb, ref_labels)
+
+    def soft_loss(self, embeddings: Tensor, soft_pairs: SoftPairs) -> Dict[str, dict]:
+        """The loss dict (clean sub-loss names) over soft-labelled references."""
+        raise NotImplementedError
+
+
+def selected_terms(terms: Tensor, keep: Tensor) -> dict:
+    """Loss info for the kept entries of an A x R matrix of terms, each indexed by its anchor."""
+    anchors, _ = torch.where(keep)
+    return {"losses": terms[keep], "indices": anchors, "reduction_type": "element"}

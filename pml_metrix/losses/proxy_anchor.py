@@ -1,0 +1,56 @@
+import torch
+from pytorch_metric_learning.losses import ProxyAnchorLoss
+from pytorch_metric_learning.utils import common_functions as c_f
+from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
+
+from .. import functional as F
+from .metrix_loss import MetrixLossMixin
+
+
+class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
+    """PML's ``ProxyAnchorLoss`` with Metrix: same arguments and defaults, plus ``mix_weight``.
+
+    The anchors are the proxies: a ``MixedBatch.pair_mask`` or ``SoftPairs.soft_labels`` has
+    num_classes rows. The positive terms are summed over proxies and divided by the number of
+    proxies with positive (soft) mass; the negative terms are summed and divided by num_classes.
+    """
+
+    def clean_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
+        c_f.labels_required(labels)
+        c_f.ref_not_supported(embeddings, labels, ref_emb, ref_labels)
+        self.anchor_labels(labels)  # checks the label range
+        miner_weights = lmu.convert_to_weights(indices_tuple, labels, dtype=embeddings.dtype) - 1
+        is_class = torch.nn.functional.one_hot(labels, self.num_classes).bool().T
+        loss_dict = self._loss_dict(embeddings, is_class, None, miner_weights)
+        self.add_weight_regularization_to_loss_dict(loss_dict, self.proxies)
+        return loss_dict
+
+    def anchor_labels(self, labels):
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(
+                f"labels must lie in [0, num_classes - 1] = [0, {self.num_classes - 1}], got values in "
+                f"[{int(labels.min())}, {int(labels.max())}]: remap the labels or raise num_classes"
+            )
+        return torch.arange(self.num_classes, device=labels.device)
+
+    def soft_loss(self, embeddings, soft_pairs):
+        soft_pairs.check_anchors(self.num_classes, "one per proxy, num_classes")
+        return self._loss_dict(soft_pairs.embeddings, soft_pairs.soft_labels, soft_pairs.pair_mask, None)
+
+    def _loss_dict(self, ref_emb, soft_labels, pair_mask, ref_log_weights):
+        """Loss dict over references ``ref_emb`` (R x d), labels and mask num_classes x R."""
+        self.cast_types(ref_emb.dtype, ref_emb.device)
+        mat = self.get_logits(ref_emb).T
+        pos_term, neg_term = F.proxy_anchor_terms(
+            mat, soft_labels, pair_mask,
+            alpha=self.alpha, margin=self.margin, inverted=self.distance.is_inverted,
+            ref_log_weights=ref_log_weights,
+        )
+        has_pos = F.label_weights(soft_labels, pair_mask)[0].bool().any(dim=1)
+        proxies = c_f.torch_arange_from_size(self.proxies)
+        return {
+            "pos_loss": {"losses": pos_term, "indices": proxies, "reduction_type": "element",
+                         "divisor": int(has_pos.sum())},
+            "neg_loss": {"losses": neg_term, "indices": proxies, "reduction_type": "element",
+                         "divisor": self.num_classes},
+        }

@@ -1,0 +1,124 @@
+"""The contract between a miner and the Metrix losses: soft-labelled references for each anchor.
+
+Pass either object where PML passes ``indices_tuple``: ``loss(embeddings, labels, mixed_batch)``.
+"""
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .checks import check_embeddings, check_pair_mask, check_same_device
+
+IndicesTuple = Optional[Tuple[Tensor, ...]]
+
+
+@dataclass
+class SoftPairs:
+    """References with a soft label relative to each anchor (teacher or multi-label similarities).
+
+    Args:
+        embeddings: R x d reference embeddings.
+        soft_labels: A x R, in [0, 1]: how much reference r is a positive for anchor a. The anchors
+            are the batch embeddings (A = B), or the proxies for proxy anchor (A = num_classes).
+        pair_mask: A x R bool, which pairs count; ``None`` means all. Mask out each anchor's own
+            row when the references are the batch itself.
+
+    With ``SoftPairs`` the loss is the PML loss with these labels in place of the class labels;
+    ``labels`` may then be ``None``.
+    """
+
+    embeddings: Tensor
+    soft_labels: Tensor
+    pair_mask: Optional[Tensor] = None
+
+    def __post_init__(self):
+        check_embeddings(self.embeddings, "SoftPairs.embeddings")
+        y = self.soft_labels
+        if not torch.is_tensor(y) or y.ndim != 2 or y.shape[1] != self.embeddings.shape[0]:
+            raise ValueError(
+                "soft_labels must be an A x R tensor with R = len(embeddings) = "
+                f"{self.embeddings.shape[0]}, got {tuple(getattr(y, 'shape', ()))}"
+            )
+        if y.dtype != torch.bool:
+            if not y.is_floating_point():
+                raise ValueError(f"soft_labels must be float in [0, 1] or bool, got dtype {y.dtype}")
+            if not ((y >= 0) & (y <= 1)).all():
+                raise ValueError("soft_labels must lie in [0, 1] (NaN is not allowed)")
+        check_pair_mask(self.pair_mask, tuple(y.shape), "anchors x references")
+        check_same_device(self.embeddings, soft_labels=y, pair_mask=self.pair_mask)
+
+    def check_anchors(self, num_anchors: int, what: str) -> None:
+        """Raise unless there is one row of labels per anchor."""
+        if self.soft_labels.shape[0] != num_anchors:
+            raise ValueError(
+                f"soft_labels has {self.soft_labels.shape[0]} rows but the loss has {num_anchors} "
+                f"anchors ({what}): give one row per anchor"
+            )
+
+
+@dataclass
+class MixedBatch:
+    """Mixed embeddings with the plan that made them.
+
+    Args:
+        embeddings: K x d mixed embeddings, ``lam_k e_i + (1 - lam_k) e_j`` at some level.
+        source_index: K x 2 long, the batch positions (i, j) mixed into item k.
+        lam: K mixing factors in [0, 1].
+        pair_mask: B x K bool (num_classes x K for proxy anchor), which (anchor, mixed item)
+            pairs count; ``None`` means all.
+        indices_tuple: an optional PML miner tuple for the clean part of the loss.
+
+    The soft label of mixed item k for an anchor of class c is
+    ``lam_k [c(i_k) = c] + (1 - lam_k) [c(j_k) = c]``.
+    """
+
+    embeddings: Tensor
+    source_index: Tensor
+    lam: Tensor
+    pair_mask: Optional[Tensor] = None
+    indices_tuple: IndicesTuple = None
+
+    def __post_init__(self):
+        check_embeddings(self.embeddings, "MixedBatch.embeddings")
+        num_mixed = self.embeddings.shape[0]
+        idx, lam = self.source_index, self.lam
+        if not torch.is_tensor(idx) or idx.dtype != torch.long or tuple(idx.shape) != (num_mixed, 2):
+            raise ValueError(
+                f"source_index must be a long tensor of shape ({num_mixed}, 2), one (i, j) per mixed "
+                f"embedding, got {getattr(idx, 'dtype', type(idx))} {tuple(getattr(idx, 'shape', ()))}"
+            )
+        if not torch.is_tensor(lam) or not lam.is_floating_point() or tuple(lam.shape) != (num_mixed,):
+            raise ValueError(
+                f"lam must be a float tensor of shape ({num_mixed},), one factor per mixed embedding, "
+                f"got {getattr(lam, 'dtype', type(lam))} {tuple(getattr(lam, 'shape', ()))}"
+            )
+        if not ((lam >= 0) & (lam <= 1)).all():
+            raise ValueError("lam must lie in [0, 1] (NaN is not allowed)")
+        if self.pair_mask is not None:
+            check_pair_mask(self.pair_mask, (self.pair_mask.shape[0], num_mixed), "anchors x mixed items")
+        check_same_device(self.embeddings, source_index=idx, lam=lam, pair_mask=self.pair_mask)
+
+    def soft_pairs(self, labels: Tensor, anchor_labels: Tensor) -> SoftPairs:
+        """Resolve the plan against the batch.
+
+        Args:
+            labels: B class labels of the batch the plan indexes.
+            anchor_labels: A class labels of the anchors (the batch labels, or ``arange(num_classes)``
+                for proxies).
+        """
+        if labels is None:
+            raise ValueError("a MixedBatch needs the batch labels: call loss(embeddings, labels, mixed_batch)")
+        if self.source_index.numel() and (self.source_index.min() < 0 or self.source_index.max() >= len(labels)):
+            raise ValueError(
+                f"source_index must index the batch of {len(labels)} items, got values in "
+                f"[{int(self.source_index.min())}, {int(self.source_index.max())}]"
+            )
+        check_same_device(labels, source_index=self.source_index)
+        source_labels = labels[self.source_index]  # K x 2
+        lam = self.lam.to(self.embeddings.dtype)
+        same_i = (anchor_labels.unsqueeze(1) == source_labels[:, 0]).to(lam.dtype)
+        same_j = (anchor_labels.unsqueeze(1) == source_labels[:, 1]).to(lam.dtype)
+        soft_labels = lam * same_i + (1 - lam) * same_j
+        return SoftPairs(self.embeddings, soft_labels, self.pair_mask)

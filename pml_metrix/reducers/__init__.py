@@ -1,0 +1,3 @@
+from .weighted_reducer import WeightedReducer
+
+__all__ = ["WeightedReducer"]
