@@ -7,17 +7,17 @@ import torch
 from torch import Tensor
 
 
-def check_embeddings(embeddings: Tensor, name: str = "embeddings") -> None:
-    """A non-empty N x d floating tensor with no NaN or Inf."""
+def check_embeddings(embeddings: Tensor, name: str = "embeddings", allow_empty: bool = False) -> None:
+    """An N x d floating tensor with no NaN or Inf, non-empty unless ``allow_empty``."""
     if not torch.is_tensor(embeddings):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(embeddings).__name__}")
     if embeddings.ndim != 2:
         raise ValueError(f"{name} must have shape (N, d), got shape {tuple(embeddings.shape)}")
-    if embeddings.shape[0] == 0:
+    if embeddings.shape[0] == 0 and not allow_empty:
         raise ValueError(f"{name} is empty (shape {tuple(embeddings.shape)}): pass a batch of at least one item")
     if not embeddings.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {embeddings.dtype}")
-    if not torch.isfinite(embeddings).all():
+    if embeddings.device.type != "meta" and not torch.isfinite(embeddings).all():
         raise ValueError(
             f"{name} contains NaN or Inf: check the model's output (learning rate, mixed precision) "
             "before the loss"

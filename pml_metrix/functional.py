@@ -8,6 +8,8 @@ Every function here takes anchors along dim 0 and references along dim 1:
   0: a negative, in between: a mix). A bool tensor means binary labels;
 - ``pair_mask``: A x R bool, which (anchor, reference) pairs count; ``None`` means all.
 
+(:func:`proxy_anchor_terms` keeps PML's layout, references x proxies.)
+
 Binary labels run PML's own arithmetic; soft labels add ``log y`` (or ``log(1 - y)``) inside the
 masked log-sum-exp, so ``y = 1`` adds exactly 0 and ``y = 0`` drops the term. The PML classes in
 :mod:`pml_metrix.losses` are thin wrappers around these functions.
@@ -110,17 +112,18 @@ def proxy_anchor_terms(
     inverted: bool = True,
     ref_log_weights: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor]:
-    """Proxy-anchor positive and negative terms of each proxy, each of shape A.
+    """Proxy-anchor positive and negative terms of each proxy, each of shape P.
 
-    Here the anchors are the proxies: ``mat`` is proxies x references. ``ref_log_weights`` (R)
-    is added to every exponent of reference r (PML's miner weights minus one).
+    The anchors are the proxies and the sums run over references, so, unlike the other functions
+    and as in PML, ``mat``, ``soft_labels`` and ``pair_mask`` are R x P (references x proxies).
+    ``ref_log_weights`` (R) is added to every exponent of reference r (PML's miner weights minus one).
     """
     pos_weight, neg_weight = label_weights(soft_labels, pair_mask)
     pos_logits = alpha * _margin(mat, margin, inverted)
     neg_logits = alpha * _margin(-margin, mat, inverted)
     if ref_log_weights is not None:
-        pos_logits = pos_logits + ref_log_weights
-        neg_logits = neg_logits + ref_log_weights
-    pos_term = weighted_logsumexp(pos_logits, pos_weight).squeeze(1)
-    neg_term = weighted_logsumexp(neg_logits, neg_weight).squeeze(1)
+        pos_logits = pos_logits + ref_log_weights.unsqueeze(1)
+        neg_logits = neg_logits + ref_log_weights.unsqueeze(1)
+    pos_term = weighted_logsumexp(pos_logits, pos_weight, dim=0).squeeze(0)
+    neg_term = weighted_logsumexp(neg_logits, neg_weight, dim=0).squeeze(0)
     return pos_term, neg_term

@@ -34,20 +34,19 @@ class SoftPairs:
     pair_mask: Optional[Tensor] = None
 
     def __post_init__(self):
-        check_embeddings(self.embeddings, "SoftPairs.embeddings")
+        check_embeddings(self.embeddings, "SoftPairs.embeddings", allow_empty=True)
         y = self.soft_labels
         if not torch.is_tensor(y) or y.ndim != 2 or y.shape[1] != self.embeddings.shape[0]:
             raise ValueError(
                 "soft_labels must be an A x R tensor with R = len(embeddings) = "
                 f"{self.embeddings.shape[0]}, got {tuple(getattr(y, 'shape', ()))}"
             )
-        if y.dtype != torch.bool:
-            if not y.is_floating_point():
-                raise ValueError(f"soft_labels must be float in [0, 1] or bool, got dtype {y.dtype}")
-            if not ((y >= 0) & (y <= 1)).all():
-                raise ValueError("soft_labels must lie in [0, 1] (NaN is not allowed)")
+        if y.dtype != torch.bool and not y.is_floating_point():
+            raise ValueError(f"soft_labels must be float in [0, 1] or bool, got dtype {y.dtype}")
         check_pair_mask(self.pair_mask, tuple(y.shape), "anchors x references")
         check_same_device(self.embeddings, soft_labels=y, pair_mask=self.pair_mask)
+        if y.dtype != torch.bool and not ((y >= 0) & (y <= 1)).all():
+            raise ValueError("soft_labels must lie in [0, 1] (NaN is not allowed)")
 
     def check_anchors(self, num_anchors: int, what: str) -> None:
         """Raise unless there is one row of labels per anchor."""
@@ -81,7 +80,7 @@ class MixedBatch:
     indices_tuple: IndicesTuple = None
 
     def __post_init__(self):
-        check_embeddings(self.embeddings, "MixedBatch.embeddings")
+        check_embeddings(self.embeddings, "MixedBatch.embeddings", allow_empty=True)
         num_mixed = self.embeddings.shape[0]
         idx, lam = self.source_index, self.lam
         if not torch.is_tensor(idx) or idx.dtype != torch.long or tuple(idx.shape) != (num_mixed, 2):
@@ -94,11 +93,11 @@ class MixedBatch:
                 f"lam must be a float tensor of shape ({num_mixed},), one factor per mixed embedding, "
                 f"got {getattr(lam, 'dtype', type(lam))} {tuple(getattr(lam, 'shape', ()))}"
             )
-        if not ((lam >= 0) & (lam <= 1)).all():
-            raise ValueError("lam must lie in [0, 1] (NaN is not allowed)")
         if self.pair_mask is not None:
             check_pair_mask(self.pair_mask, (self.pair_mask.shape[0], num_mixed), "anchors x mixed items")
         check_same_device(self.embeddings, source_index=idx, lam=lam, pair_mask=self.pair_mask)
+        if not ((lam >= 0) & (lam <= 1)).all():
+            raise ValueError("lam must lie in [0, 1] (NaN is not allowed)")
 
     def soft_pairs(self, labels: Tensor, anchor_labels: Tensor) -> SoftPairs:
         """Resolve the plan against the batch.

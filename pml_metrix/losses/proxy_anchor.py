@@ -20,7 +20,7 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
         c_f.ref_not_supported(embeddings, labels, ref_emb, ref_labels)
         self.anchor_labels(labels)  # checks the label range
         miner_weights = lmu.convert_to_weights(indices_tuple, labels, dtype=embeddings.dtype) - 1
-        is_class = torch.nn.functional.one_hot(labels, self.num_classes).bool().T
+        is_class = torch.nn.functional.one_hot(labels, self.num_classes).bool()
         loss_dict = self._loss_dict(embeddings, is_class, None, miner_weights)
         self.add_weight_regularization_to_loss_dict(loss_dict, self.proxies)
         return loss_dict
@@ -35,18 +35,19 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
 
     def soft_loss(self, embeddings, soft_pairs):
         soft_pairs.check_anchors(self.num_classes, "one per proxy, num_classes")
-        return self._loss_dict(soft_pairs.embeddings, soft_pairs.soft_labels, soft_pairs.pair_mask, None)
+        mask = None if soft_pairs.pair_mask is None else soft_pairs.pair_mask.T
+        return self._loss_dict(soft_pairs.embeddings, soft_pairs.soft_labels.T, mask, None)
 
     def _loss_dict(self, ref_emb, soft_labels, pair_mask, ref_log_weights):
-        """Loss dict over references ``ref_emb`` (R x d), labels and mask num_classes x R."""
+        """Loss dict over references ``ref_emb`` (R x d), labels and mask R x num_classes."""
         self.cast_types(ref_emb.dtype, ref_emb.device)
-        mat = self.get_logits(ref_emb).T
+        mat = self.get_logits(ref_emb)
         pos_term, neg_term = F.proxy_anchor_terms(
             mat, soft_labels, pair_mask,
             alpha=self.alpha, margin=self.margin, inverted=self.distance.is_inverted,
             ref_log_weights=ref_log_weights,
         )
-        has_pos = F.label_weights(soft_labels, pair_mask)[0].bool().any(dim=1)
+        has_pos = F.label_weights(soft_labels, pair_mask)[0].bool().any(dim=0)
         proxies = c_f.torch_arange_from_size(self.proxies)
         return {
             "pos_loss": {"losses": pos_term, "indices": proxies, "reduction_type": "element",
