@@ -7,6 +7,11 @@ import torch
 from torch import Tensor
 
 
+def has_data(tensor: Tensor) -> bool:
+    """False for tensors on the meta device, whose values cannot be checked."""
+    return tensor.device.type != "meta"
+
+
 def check_embeddings(embeddings: Tensor, name: str = "embeddings", allow_empty: bool = False) -> None:
     """An N x d floating tensor with no NaN or Inf, non-empty unless ``allow_empty``."""
     if not torch.is_tensor(embeddings):
@@ -17,7 +22,7 @@ def check_embeddings(embeddings: Tensor, name: str = "embeddings", allow_empty: 
         raise ValueError(f"{name} is empty (shape {tuple(embeddings.shape)}): pass a batch of at least one item")
     if not embeddings.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {embeddings.dtype}")
-    if embeddings.device.type != "meta" and not torch.isfinite(embeddings).all():
+    if has_data(embeddings) and not torch.isfinite(embeddings).all():
         raise ValueError(
             f"{name} contains NaN or Inf: check the model's output (learning rate, mixed precision) "
             "before the loss"

@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .checks import check_embeddings, check_pair_mask, check_same_device
+from .checks import check_embeddings, check_pair_mask, check_same_device, has_data
 
 IndicesTuple = Optional[Tuple[Tensor, ...]]
 
@@ -45,7 +45,7 @@ class SoftPairs:
             raise ValueError(f"soft_labels must be float in [0, 1] or bool, got dtype {y.dtype}")
         check_pair_mask(self.pair_mask, tuple(y.shape), "anchors x references")
         check_same_device(self.embeddings, soft_labels=y, pair_mask=self.pair_mask)
-        if y.dtype != torch.bool and not ((y >= 0) & (y <= 1)).all():
+        if y.dtype != torch.bool and has_data(y) and not ((y >= 0) & (y <= 1)).all():
             raise ValueError("soft_labels must lie in [0, 1] (NaN is not allowed)")
 
     def check_anchors(self, num_anchors: int, what: str) -> None:
@@ -96,7 +96,7 @@ class MixedBatch:
         if self.pair_mask is not None:
             check_pair_mask(self.pair_mask, (self.pair_mask.shape[0], num_mixed), "anchors x mixed items")
         check_same_device(self.embeddings, source_index=idx, lam=lam, pair_mask=self.pair_mask)
-        if not ((lam >= 0) & (lam <= 1)).all():
+        if has_data(lam) and not ((lam >= 0) & (lam <= 1)).all():
             raise ValueError("lam must lie in [0, 1] (NaN is not allowed)")
 
     def soft_pairs(self, labels: Tensor, anchor_labels: Tensor) -> SoftPairs:
@@ -107,8 +107,6 @@ class MixedBatch:
             anchor_labels: A class labels of the anchors (the batch labels, or ``arange(num_classes)``
                 for proxies).
         """
-        if labels is None:
-            raise ValueError("a MixedBatch needs the batch labels: call loss(embeddings, labels, mixed_batch)")
         if self.source_index.numel() and (self.source_index.min() < 0 or self.source_index.max() >= len(labels)):
             raise ValueError(
                 f"source_index must index the batch of {len(labels)} items, got values in "

@@ -77,15 +77,17 @@ class MetrixLossMixin:
         if not isinstance(indices_tuple, MixedBatch):
             return self.clean_loss(embeddings, labels, indices_tuple, ref_emb, ref_labels)
         mixed = indices_tuple
+        if labels is None:
+            raise ValueError("a MixedBatch needs the batch labels: call loss(embeddings, labels, mixed_batch)")
         if mixed.embeddings.shape[1] != embeddings.shape[1] or mixed.embeddings.dtype != embeddings.dtype:
             raise ValueError(
                 f"MixedBatch.embeddings ({mixed.embeddings.dtype}, dim {mixed.embeddings.shape[1]}) must match "
                 f"the embeddings ({embeddings.dtype}, dim {embeddings.shape[1]})"
             )
         check_same_device(embeddings, mixed_embeddings=mixed.embeddings)
+        soft = mixed.soft_pairs(labels, self.anchor_labels(labels))
         loss_dict = self.clean_loss(embeddings, labels, mixed.indices_tuple, ref_emb, ref_labels)
         if mixed.embeddings.shape[0] > 0:
-            soft = mixed.soft_pairs(labels, self.anchor_labels(labels))
             for name, loss_info in self.soft_loss(embeddings, soft).items():
                 loss_dict[MIXED_PREFIX + name] = loss_info
         return loss_dict
@@ -100,6 +102,11 @@ class MetrixLossMixin:
 
 
 def selected_terms(terms: Tensor, keep: Tensor) -> dict:
-    """Loss info for the kept entries of an A x R matrix of terms, each indexed by its anchor."""
-    anchors, _ = torch.where(keep)
+    """Loss info for the kept entries of terms (A, or A x R), each indexed by its anchor.
+
+    No kept entry gives PML's zero loss (a reducer would average an empty tensor to NaN).
+    """
+    if not keep.any():
+        return {"losses": 0, "indices": None, "reduction_type": "already_reduced"}
+    anchors = torch.where(keep)[0]
     return {"losses": terms[keep], "indices": anchors, "reduction_type": "element"}

@@ -1,8 +1,9 @@
+import torch
 from pytorch_metric_learning.losses import MultiSimilarityLoss
 from pytorch_metric_learning.utils import common_functions as c_f
 
 from .. import functional as F
-from .metrix_loss import MetrixLossMixin
+from .metrix_loss import MetrixLossMixin, selected_terms
 
 
 class MetrixMSLoss(MetrixLossMixin, MultiSimilarityLoss):
@@ -21,11 +22,8 @@ class MetrixMSLoss(MetrixLossMixin, MultiSimilarityLoss):
         soft_pairs.check_anchors(embeddings.shape[0], "one per embedding")
         mat = self.distance(embeddings, soft_pairs.embeddings)
         losses = self._loss(mat, soft_pairs.soft_labels, soft_pairs.pair_mask)
-        anchors = c_f.torch_arange_from_size(mat)
-        if soft_pairs.pair_mask is not None:
-            has_pairs = soft_pairs.pair_mask.any(dim=1)
-            losses, anchors = losses[has_pairs], anchors[has_pairs]
-        return {"loss": {"losses": losses, "indices": anchors, "reduction_type": "element"}}
+        has_pairs = torch.ones_like(mat, dtype=torch.bool) if soft_pairs.pair_mask is None else soft_pairs.pair_mask
+        return {"loss": selected_terms(losses.squeeze(1), has_pairs.any(dim=1))}
 
     def _loss(self, mat, soft_labels, pair_mask):
         return F.multi_similarity_loss(

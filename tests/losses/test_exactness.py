@@ -12,7 +12,7 @@ from pytorch_metric_learning import losses, reducers, regularizers
 import pml_metrix
 from tests.strategies import batches, pml_distances, random_tuple
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-6}
 
 

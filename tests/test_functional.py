@@ -1,0 +1,73 @@
+"""The functional core on its own: log-space soft sums, binary labels as bool or float, gradcheck."""
+
+import math
+
+import pytest
+import torch
+
+from pml_metrix import functional as F
+
+
+def test_weighted_logsumexp_is_log_one_plus_weighted_sum():
+    logits = torch.tensor([[0.5, -1.0, 2.0], [0.1, 0.2, 0.3]], dtype=torch.float64)
+    weights = torch.tensor([[0.2, 0.0, 1.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    out = F.weighted_logsumexp(logits, weights)
+    assert out.shape == (2, 1)
+    assert out[0, 0].item() == pytest.approx(math.log(1 + 0.2 * math.exp(0.5) + math.exp(2.0)), rel=1e-14)
+    assert out[1, 0].item() == 0.0  # no term: 0, as PML
+
+
+def test_weighted_logsumexp_is_stable_for_huge_logits():
+    logits = torch.tensor([[800.0, 790.0]], dtype=torch.float64)
+    out = F.weighted_logsumexp(logits, torch.tensor([[0.5, 1e-300]], dtype=torch.float64))
+    assert out.item() == pytest.approx(800 + math.log(0.5), rel=1e-14)
+
+
+@pytest.mark.parametrize("inverted", [True, False])
+def test_bool_and_float_binary_labels_agree_bitwise(inverted):
+    torch.manual_seed(0)
+    mat = torch.rand(6, 9)
+    labels = torch.rand(6, 9) < 0.4
+    mask = torch.rand(6, 9) < 0.7
+    kwargs = dict(alpha=2.0, beta=50.0, base=0.5, inverted=inverted)
+    assert torch.equal(
+        F.multi_similarity_loss(mat, labels, mask, **kwargs), F.multi_similarity_loss(mat, labels.float(), mask, **kwargs)
+    )
+    pa = dict(alpha=32.0, margin=0.1, inverted=inverted)
+    for a, b in zip(F.proxy_anchor_terms(mat, labels, mask, **pa), F.proxy_anchor_terms(mat, labels.float(), mask, **pa)):
+        assert torch.equal(a, b)
+
+
+def test_label_weights():
+    y = torch.tensor([[0.25, 1.0, 0.0]])
+    mask = torch.tensor([[True, False, True]])
+    pos, neg = F.label_weights(y, mask)
+    assert pos.tolist() == [[0.25, 0.0, 0.0]] and neg.tolist() == [[0.75, 0.0, 1.0]]
+    pos, neg = F.label_weights(y > 0.5, mask)
+    assert pos.tolist() == [[False, False, False]] and neg.tolist() == [[True, False, True]]
+
+
+def test_contrastive_terms():
+    d = torch.tensor([0.2, 0.9, 1.4])
+    y = torch.tensor([1.0, 0.5, 0.0])
+    assert torch.allclose(F.contrastive_pos_terms(d, y, pos_margin=0.1), torch.tensor([0.1, 0.4, 0.0]))
+    assert torch.allclose(F.contrastive_neg_terms(d, y, neg_margin=1.0), torch.tensor([0.0, 0.05, 0.0]))
+    # similarities flip the margins (PML's distance.margin)
+    assert torch.allclose(F.contrastive_pos_terms(d, 1.0, pos_margin=1.0, inverted=True), (1.0 - d).clamp(min=0))
+
+
+@pytest.mark.parametrize("inverted", [True, False])
+def test_gradcheck_soft_core(inverted):
+    torch.manual_seed(1)
+    mat = torch.rand(5, 7, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(5, 7, dtype=torch.float64)
+    mask = torch.rand(5, 7) < 0.7
+
+    def all_terms(m):
+        ms = F.multi_similarity_loss(m, y, mask, alpha=2.0, beta=10.0, base=0.5, inverted=inverted)
+        pos, neg = F.proxy_anchor_terms(m, y, mask, alpha=4.0, margin=0.1, inverted=inverted)
+        cpos = F.contrastive_pos_terms(m, y, pos_margin=0.05, inverted=inverted)
+        cneg = F.contrastive_neg_terms(m, y, neg_margin=0.9, inverted=inverted)
+        return ms.sum() + pos.sum() + neg.sum() + cpos.sum() + cneg.sum()
+
+    assert torch.autograd.gradcheck(all_terms, (mat,))

@@ -1,0 +1,121 @@
+"""Bad input to MixedBatch, SoftPairs and the Metrix losses raises a ValueError naming the problem."""
+
+import pytest
+import torch
+
+import pml_metrix
+
+B, D, K = 6, 4, 5
+
+
+def batch():
+    torch.manual_seed(0)
+    return torch.randn(B, D), torch.tensor([0, 0, 1, 1, 2, 2])
+
+
+def mixed(**overrides):
+    args = dict(
+        embeddings=torch.randn(K, D),
+        source_index=torch.randint(0, B, (K, 2)),
+        lam=torch.rand(K),
+        pair_mask=None,
+    )
+    args.update(overrides)
+    return pml_metrix.MixedBatch(**args)
+
+
+LOSSES = [
+    lambda: pml_metrix.MetrixMSLoss(),
+    lambda: pml_metrix.MetrixContrastiveLoss(),
+    lambda: pml_metrix.MetrixProxyAnchorLoss(3, D),
+]
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (dict(embeddings=torch.randn(K)), "shape \\(N, d\\)"),
+        (dict(embeddings=torch.randn(K, D).long()), "floating-point"),
+        (dict(embeddings=torch.full((K, D), float("nan"))), "NaN or Inf"),
+        (dict(embeddings=torch.full((K, D), float("inf"))), "NaN or Inf"),
+        (dict(source_index=torch.zeros(K, 3, dtype=torch.long)), "source_index must be a long tensor of shape"),
+        (dict(source_index=torch.zeros(K, 2)), "source_index must be a long tensor"),
+        (dict(lam=torch.rand(K + 1)), "lam must be a float tensor of shape"),
+        (dict(lam=torch.full((K,), 1.5)), "lam must lie in \\[0, 1\\]"),
+        (dict(lam=torch.full((K,), -0.1)), "lam must lie in \\[0, 1\\]"),
+        (dict(lam=torch.full((K,), float("nan"))), "lam must lie in \\[0, 1\\]"),
+        (dict(pair_mask=torch.ones(B, K)), "pair_mask must be a bool tensor"),
+        (dict(pair_mask=torch.ones(B, K + 1, dtype=torch.bool)), "pair_mask must have shape"),
+        (dict(lam=torch.rand(K, device="meta")), "lam is on meta but the embeddings are on cpu"),
+    ],
+)
+def test_mixed_batch_rejects(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        mixed(**overrides)
+
+
+@pytest.mark.parametrize("make_loss", LOSSES, ids=["ms", "contrastive", "proxy_anchor"])
+def test_losses_reject_bad_batches(make_loss):
+    embeddings, labels = batch()
+    loss_fn = make_loss()
+    cases = [
+        ((embeddings, labels[:-1], None), "Number of embeddings must equal number of labels"),
+        ((embeddings.clone().fill_(float("nan")), labels, None), "NaN or Inf"),
+        ((embeddings, labels.float(), None), "integer class labels.*labels.long\\(\\)"),
+        ((embeddings[:0], labels[:0], None), "empty"),
+        ((embeddings, labels, mixed(source_index=torch.full((K, 2), B))), "source_index must index the batch of 6"),
+        ((embeddings, labels, mixed(embeddings=torch.randn(K, D + 1))), "must match the embeddings"),
+        ((embeddings, labels, mixed(embeddings=torch.randn(K, D).double(), lam=torch.rand(K).double())), "must match"),
+        ((embeddings, labels, mixed(pair_mask=torch.ones(B + 7, K, dtype=torch.bool))), "pair_mask must have shape"),
+        ((embeddings, None, mixed()), "needs the batch labels"),
+    ]
+    for args, message in cases:
+        with pytest.raises(ValueError, match=message):
+            loss_fn(*args)
+
+
+def test_proxy_anchor_rejects_labels_out_of_range():
+    embeddings, labels = batch()
+    with pytest.raises(ValueError, match="labels must lie in \\[0, num_classes - 1\\] = \\[0, 1\\]"):
+        pml_metrix.MetrixProxyAnchorLoss(2, D)(embeddings, labels)
+    with pytest.raises(ValueError, match="got values in \\[-1, 1\\]"):
+        pml_metrix.MetrixProxyAnchorLoss(3, D)(embeddings, labels - 1)
+
+
+def test_soft_pairs_reject_bad_labels():
+    embeddings, _ = batch()
+    ref = torch.randn(4, D)
+    with pytest.raises(ValueError, match="A x R tensor with R = len\\(embeddings\\) = 4"):
+        pml_metrix.SoftPairs(ref, torch.rand(B, 5))
+    with pytest.raises(ValueError, match="soft_labels must lie in \\[0, 1\\]"):
+        pml_metrix.SoftPairs(ref, torch.rand(B, 4) + 1)
+    with pytest.raises(ValueError, match="float in \\[0, 1\\] or bool"):
+        pml_metrix.SoftPairs(ref, torch.ones(B, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="soft_labels has 7 rows but the loss has 6 anchors"):
+        pml_metrix.MetrixMSLoss()(embeddings, None, pml_metrix.SoftPairs(ref, torch.rand(7, 4)))
+    with pytest.raises(ValueError, match="one per proxy"):
+        pml_metrix.MetrixProxyAnchorLoss(3, D)(embeddings, None, pml_metrix.SoftPairs(ref, torch.rand(B, 4)))
+
+
+def test_mix_weight_must_be_non_negative():
+    with pytest.raises(ValueError, match="mix_weight must be >= 0"):
+        pml_metrix.MetrixMSLoss(mix_weight=-1)
+
+
+def test_mixed_embeddings_on_another_device_are_rejected():
+    embeddings, labels = batch()
+    meta = pml_metrix.MixedBatch(
+        torch.randn(K, D, device="meta"),
+        torch.zeros(K, 2, dtype=torch.long, device="meta"),
+        torch.rand(K, device="meta"),
+    )
+    with pytest.raises(ValueError, match="mixed_embeddings is on meta but the embeddings are on cpu"):
+        pml_metrix.MetrixMSLoss()(embeddings, labels, meta)
+
+
+def test_soft_labels_of_a_plan():
+    labels = torch.tensor([0, 1, 2])
+    mb = pml_metrix.MixedBatch(torch.randn(2, D), torch.tensor([[0, 1], [1, 1]]), torch.tensor([0.3, 0.8]))
+    soft = mb.soft_pairs(labels, labels)
+    expected = torch.tensor([[0.3, 0.0], [0.7, 1.0], [0.0, 0.0]])
+    assert torch.allclose(soft.soft_labels, expected)
