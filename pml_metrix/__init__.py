@@ -1,8 +1,10 @@
 """Metrix (mixup for deep metric learning) for pytorch-metric-learning."""
 
-from . import functional, losses, reducers
+from . import functional, losses, miners, reducers
 from .losses import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss
+from .miners import MixupMiner
 from .mixed_batch import MixedBatch, SoftPairs
+from .mixing import MixingPlan
 
 __version__ = "0.1.0"
 
@@ -11,8 +13,11 @@ __all__ = [
     "MetrixMSLoss",
     "MetrixProxyAnchorLoss",
     "MixedBatch",
+    "MixingPlan",
+    "MixupMiner",
     "SoftPairs",
     "functional",
     "losses",
+    "miners",
     "reducers",
 ]

@@ -1,0 +1,3 @@
+from .mixup_miner import MixupMiner
+
+__all__ = ["MixupMiner"]

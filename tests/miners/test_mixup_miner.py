@@ -1,0 +1,195 @@
+"""MixupMiner: plans as promised (hypothesis), seeds, degenerate batches, PML trainers."""
+
+import logging
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pytorch_metric_learning import miners, trainers
+
+import pml_metrix
+from pml_metrix.miners import MixupMiner
+from pml_metrix.mixing import STRATEGIES, pair_type_masks
+
+
+@st.composite
+def miner_cases(draw):
+    batch_size = draw(st.integers(1, 40))
+    num_classes = draw(st.integers(1, 8))
+    seed = draw(st.integers(0, 2**31 - 1))
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, num_classes, (batch_size,), generator=g)
+    embeddings = torch.randn(batch_size, 6, generator=g)
+    strategies = draw(st.lists(st.sampled_from(STRATEGIES), min_size=1, max_size=4, unique=True))
+    kwargs = dict(
+        strategies=strategies,
+        mixes=draw(st.sampled_from(["per_anchor", "per_batch"])),
+        num_mixes=draw(st.integers(1, 4)),
+        negatives=draw(st.sampled_from(["random", "hardest"])),
+        alpha=draw(st.sampled_from([0.4, 2.0])),
+        seed=seed,
+    )
+    return embeddings, labels, kwargs
+
+
+def eligible_anchors(labels, strategy):
+    same = labels[:, None] == labels[None, :]
+    pos = (same.sum(1) - 1)
+    neg = (~same).sum(1)
+    need = {
+        "positive_negative": (pos >= 1) & (neg >= 1),
+        "anchor_negative": neg >= 1,
+        "negative_negative": neg >= 2,
+        "positive_positive": pos >= 2,
+    }[strategy]
+    return int(need.sum())
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=miner_cases())
+def test_plans_keep_their_promises(case):
+    embeddings, labels, kwargs = case
+    miner = MixupMiner(**kwargs)
+    plan = miner.plan(embeddings, labels)
+    i, j = plan.source_index[:, 0], plan.source_index[:, 1]
+    assert ((plan.lam >= 0) & (plan.lam <= 1)).all()
+    assert (i != j).all()
+    # counts as asked
+    expected = 0
+    for strategy in kwargs["strategies"]:
+        eligible = eligible_anchors(labels, strategy)
+        per = kwargs["num_mixes"]
+        expected += eligible * per if kwargs["mixes"] == "per_anchor" else (per if eligible else 0)
+    assert len(plan) == expected
+    # every masked pair has a type its strategies promise, and every mix is shown to some anchor
+    masks = pair_type_masks(labels, labels, plan.source_index, torch.arange(len(labels)))
+    promised = torch.stack([masks[s] for s in kwargs["strategies"]]).any(0)
+    assert torch.equal(plan.pair_mask, promised)
+    assert plan.pair_mask.any(0).all()
+    # soft labels in [0, 1]
+    mb = plan.mixed_batch(plan.mix(embeddings))
+    soft = mb.soft_pairs(labels, labels).soft_labels
+    assert ((soft >= 0) & (soft <= 1)).all()
+    # same seed, same plan
+    again = MixupMiner(**kwargs).plan(embeddings, labels)
+    assert torch.equal(plan.source_index, again.source_index) and torch.equal(plan.lam, again.lam)
+
+
+def test_positive_negative_pairs_per_anchor_type():
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    plan = MixupMiner(seed=0).plan(torch.randn(6, 4), labels)
+    i, j = plan.source_index.T
+    assert (labels[i] != labels[j]).all()
+    anchors, mixes = torch.where(plan.pair_mask)
+    assert (labels[anchors] == labels[i[mixes]]).all() and (anchors != i[mixes]).all()
+
+
+def test_hardest_negative_is_the_most_similar_one():
+    embeddings = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.9, 0.2], [-1.0, 0.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 0, 1, 2, 3])
+    plan = MixupMiner(strategies="anchor_negative", negatives="hardest", num_mixes=2, seed=0).plan(embeddings, labels)
+    anchor0 = plan.source_index[plan.source_index[:, 0] == 0]
+    assert anchor0[:, 1].tolist() == [2, 4]  # cosine order among the negatives of item 0
+
+
+def test_different_seeds_give_different_plans_and_no_seed_uses_the_global_generator():
+    embeddings, labels = torch.randn(20, 4), torch.arange(20) % 4
+    a = MixupMiner(seed=1).plan(embeddings, labels)
+    b = MixupMiner(seed=2).plan(embeddings, labels)
+    assert not torch.equal(a.lam, b.lam)
+    torch.manual_seed(5)
+    c = MixupMiner().plan(embeddings, labels)
+    torch.manual_seed(5)
+    d = MixupMiner().plan(embeddings, labels)
+    assert torch.equal(c.source_index, d.source_index) and torch.equal(c.lam, d.lam)
+
+
+@pytest.mark.parametrize("labels", [torch.zeros(5, dtype=torch.long), torch.zeros(1, dtype=torch.long)])
+def test_one_class_or_one_item_gives_no_mixes_and_the_clean_loss(labels):
+    embeddings = torch.randn(len(labels), 4, requires_grad=True)
+    mixed = MixupMiner()(embeddings, labels)
+    assert len(mixed.lam) == 0
+    loss_fn = pml_metrix.MetrixMSLoss()
+    assert torch.equal(loss_fn(embeddings, labels, mixed), loss_fn(embeddings, labels))
+
+
+def test_mixes_carry_gradients_and_the_inner_miner_tuple():
+    embeddings, labels = torch.randn(16, 4, requires_grad=True), torch.arange(16) % 4
+    inner = miners.MultiSimilarityMiner()
+    mixed = MixupMiner(inner_miner=inner, seed=0)(embeddings, labels)
+    assert mixed.embeddings.requires_grad
+    expected = inner(embeddings, labels)
+    assert all(torch.equal(a, b) for a, b in zip(mixed.indices_tuple, expected))
+    pml_metrix.MetrixMSLoss()(embeddings, labels, mixed).backward()
+    assert embeddings.grad.abs().sum() > 0
+
+
+def test_proxy_masks_have_one_row_per_class():
+    embeddings, labels = torch.randn(12, 4), torch.arange(12) % 3
+    mixed = MixupMiner(num_classes=5, seed=0)(embeddings, labels)
+    assert mixed.pair_mask.shape == (5, len(mixed.lam))
+    assert not mixed.pair_mask[3:].any()  # classes absent from the batch see nothing
+    pml_metrix.MetrixProxyAnchorLoss(5, 4)(embeddings, labels, mixed)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(strategies="mixup"), "strategies must be among"),
+        (dict(alpha=0), "alpha must be > 0"),
+        (dict(mixes="sometimes"), "mixes must be"),
+        (dict(num_mixes=0), "num_mixes must be a positive int"),
+        (dict(negatives="easy"), "negatives must be"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MixupMiner(**kwargs)
+
+
+def test_bad_batches():
+    with pytest.raises(ValueError, match="integer class labels"):
+        MixupMiner()(torch.randn(4, 2), torch.zeros(4))
+    with pytest.raises(ValueError, match="labels must lie in \\[0, 1\\]"):
+        MixupMiner(num_classes=2)(torch.randn(4, 2), torch.arange(4))
+    with pytest.raises(ValueError, match="ref_emb"):
+        MixupMiner()(torch.randn(4, 2), torch.arange(4), torch.randn(3, 2))
+
+
+class Blobs(torch.utils.data.Dataset):
+    """A tiny in-memory dataset: 8 well-separated classes in 16-d."""
+
+    def __init__(self, n_per_class=12, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        centres = 3 * torch.randn(8, 16, generator=g)
+        self.labels = torch.arange(8).repeat_interleave(n_per_class)
+        self.data = centres[self.labels] + torch.randn(len(self.labels), 16, generator=g)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, idx):
+        return self.data[idx], self.labels[idx]
+
+
+def test_embedding_level_metrix_in_pml_metric_loss_only():
+    torch.manual_seed(0)
+    trunk = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8))
+    loss_fn = pml_metrix.MetrixMSLoss()
+    dataset = Blobs()
+    losses_seen = []
+    trainer = trainers.MetricLossOnly(
+        models={"trunk": trunk},
+        optimizers={"trunk_optimizer": torch.optim.Adam(trunk.parameters(), lr=1e-2)},
+        batch_size=32,
+        loss_funcs={"metric_loss": loss_fn},
+        mining_funcs={"tuple_miner": MixupMiner(inner_miner=miners.MultiSimilarityMiner(), seed=0)},
+        dataset=dataset,
+        dataloader_num_workers=0,
+        end_of_iteration_hook=lambda t: losses_seen.append(t.losses["metric_loss"].item()),
+    )
+    logging.getLogger("PML").setLevel(logging.WARNING)
+    trainer.train(num_epochs=6)
+    first, last = sum(losses_seen[:3]) / 3, sum(losses_seen[-3:]) / 3
+    assert last < first
