@@ -4,7 +4,8 @@ Data: a seeded synthetic retrieval task (class centres on a random low-dimension
 observed through a fixed random nonlinear map, plus strong class-independent nuisance
 variation that raw-input retrieval cannot ignore), 60 training classes and 40 unseen test
 classes. Until the main job lands (font identity, `pml-metrix compare`), this shows the wiring:
-draw a mixing plan, mix the embeddings, pass a MixedBatch. Scores are Recall@1 on the unseen
+draw a mixing plan, mix the embeddings (or images, or features: the plan
+mixes any batch-first tensor), pass a MixedBatch. Scores are Recall@1 on the unseen
 classes, with raw inputs and the untrained network beside the trained ones.
 """
 
@@ -29,21 +30,6 @@ def make_data(num_classes: int, per_class: int, dim: int, seed: int):
     return signal + nuisance + 0.3 * torch.randn(len(labels), dim, generator=g), labels
 
 
-def positive_negative_plan(labels: torch.Tensor, generator: torch.Generator, alpha: float = 2.0):
-    """One (positive, negative) pair per anchor that has both, lam ~ Beta(alpha, alpha)."""
-    same = labels[:, None] == labels[None, :]
-    pos = same & ~torch.eye(len(labels), dtype=torch.bool)
-    neg = ~same
-    ok = pos.any(1) & neg.any(1)
-    anchors = torch.where(ok)[0]
-    i = torch.multinomial(pos[anchors].float(), 1, generator=generator).squeeze(1)
-    j = torch.multinomial(neg[anchors].float(), 1, generator=generator).squeeze(1)
-    lam = torch.distributions.Beta(alpha, alpha).sample((len(anchors),))
-    pair_mask = torch.zeros(len(labels), len(anchors), dtype=torch.bool)
-    pair_mask[anchors, torch.arange(len(anchors))] = True
-    return torch.stack([i, j], 1), lam, pair_mask
-
-
 def recall_at_1(embeddings, labels):
     calc = AccuracyCalculator(include=("precision_at_1",), k=1)
     return calc.get_accuracy(embeddings, labels)["precision_at_1"]
@@ -54,6 +40,7 @@ def train(use_metrix: bool, x, labels, steps: int, seed: int):
     model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.ReLU(), torch.nn.Linear(256, 64))
     loss_fn = pml_metrix.MetrixMSLoss() if use_metrix else losses.MultiSimilarityLoss()
     miner = miners.MultiSimilarityMiner(epsilon=0.1)
+    mixup = pml_metrix.MixupMiner(seed=seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(seed)
     classes = labels.unique()
@@ -62,10 +49,9 @@ def train(use_metrix: bool, x, labels, steps: int, seed: int):
         idx = torch.cat([torch.where(labels == c)[0][torch.randperm(20, generator=g)[:4]] for c in batch_classes])
         emb, lab = model(x[idx]), labels[idx]
         indices_tuple = miner(emb, lab)
-        if use_metrix:  # the three extra lines: plan, mix, MixedBatch
-            source_index, lam, pair_mask = positive_negative_plan(lab, g)
-            mixed = lam[:, None] * emb[source_index[:, 0]] + (1 - lam[:, None]) * emb[source_index[:, 1]]
-            indices_tuple = pml_metrix.MixedBatch(mixed, source_index, lam, pair_mask, indices_tuple)
+        if use_metrix:  # the extra lines: draw a plan, mix (here the embeddings), pass a MixedBatch
+            plan = mixup.plan(emb, lab)
+            indices_tuple = plan.mixed_batch(plan.mix(emb), indices_tuple)
         loss = loss_fn(emb, lab, indices_tuple)
         opt.zero_grad()
         loss.backward()

@@ -1,6 +1,6 @@
 """Metrix (mixup for deep metric learning) for pytorch-metric-learning."""
 
-from . import functional, losses, miners, reducers
+from . import functional, losses, miners, models, reducers, trainers
 from .losses import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss
 from .miners import MixupMiner
 from .mixed_batch import MixedBatch, SoftPairs
@@ -19,5 +19,7 @@ __all__ = [
     "functional",
     "losses",
     "miners",
+    "models",
     "reducers",
+    "trainers",
 ]

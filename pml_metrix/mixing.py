@@ -34,7 +34,8 @@ class MixingPlan:
     def mix(self, batch: Tensor) -> Tensor:
         """Mix any batch-first tensor (B x ...): returns K x ... ."""
         lam = self.lam.to(device=batch.device, dtype=batch.dtype).view(-1, *([1] * (batch.ndim - 1)))
-        return lam * batch[self.source_index[:, 0]] + (1 - lam) * batch[self.source_index[:, 1]]
+        source_index = self.source_index.to(batch.device)
+        return lam * batch[source_index[:, 0]] + (1 - lam) * batch[source_index[:, 1]]
 
     def mixed_batch(self, mixed_embeddings: Tensor, indices_tuple: IndicesTuple = None) -> MixedBatch:
         """The loss input for embeddings mixed with this plan at any level."""

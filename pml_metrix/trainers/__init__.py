@@ -1,0 +1,3 @@
+from .metrix_trainer import MetrixTrainer
+
+__all__ = ["MetrixTrainer"]

@@ -1,0 +1,53 @@
+import torch
+from pytorch_metric_learning import trainers
+from pytorch_metric_learning.utils import common_functions as c_f
+
+from ..miners import MixupMiner
+
+MIX_LEVELS = ("input", "feature", "embedding")
+
+
+class MetrixTrainer(trainers.MetricLossOnly):
+    """PML's ``MetricLossOnly`` with Metrix at the input, feature or embedding level.
+
+    Needs a :class:`~pml_metrix.MixupMiner` as ``mining_funcs["tuple_miner"]`` and a Metrix loss as
+    ``loss_funcs["metric_loss"]``. The miner draws the plan on the clean embeddings; then
+
+    - ``embedding``: the embeddings are mixed (exactly ``MetricLossOnly`` with the miner);
+    - ``feature``: the trunk's output is mixed and the mixes go through the embedder (for
+      :func:`pml_metrix.models.metrix_resnet50`, the last convolutional map before pooling);
+    - ``input``: the inputs are mixed and go through trunk and embedder (one extra forward).
+
+    Every other PML trainer feature (samplers, loss weights, gradient clippers,
+    freeze_trunk_batchnorm, lr schedulers, hooks, record-keeper) is PML's, untouched.
+    """
+
+    def __init__(self, *args, mix_level: str = "embedding", **kwargs):
+        if mix_level not in MIX_LEVELS:
+            raise ValueError(f"mix_level must be one of {MIX_LEVELS}, got {mix_level!r}")
+        self.mix_level = mix_level
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.mining_funcs.get("tuple_miner"), MixupMiner):
+            raise ValueError(
+                'MetrixTrainer needs mining_funcs={"tuple_miner": pml_metrix.MixupMiner(...)}; '
+                "pass the clean-pair miner as MixupMiner(inner_miner=...)"
+            )
+
+    def calculate_loss(self, curr_batch):
+        if self.mix_level == "embedding":
+            return super().calculate_loss(curr_batch)
+        data, labels = curr_batch
+        miner = self.mining_funcs["tuple_miner"]
+        trunk_output = self.get_trunk_output(data)
+        embeddings = self.get_final_embeddings(trunk_output)
+        labels = c_f.to_device(labels, embeddings)
+        indices_tuple = None if miner.inner_miner is None else miner.inner_miner(embeddings, labels)
+        plan = miner.plan(embeddings, labels)
+        if len(plan) == 0:
+            mixed_embeddings = embeddings[:0]
+        elif self.mix_level == "feature":
+            mixed_embeddings = self.get_final_embeddings(plan.mix(trunk_output))
+        else:
+            mixed_embeddings = self.compute_embeddings(plan.mix(data))
+        mixed_batch = plan.mixed_batch(mixed_embeddings, indices_tuple)
+        self.losses["metric_loss"] = self.maybe_get_metric_loss(embeddings, labels, mixed_batch)
