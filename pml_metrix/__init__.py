@@ -1,6 +1,6 @@
 """Metrix (mixup for deep metric learning) for pytorch-metric-learning."""
 
-from . import functional, losses, miners, models, reducers, trainers
+from . import analysis, functional, losses, miners, models, reducers, trainers
 from .losses import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss
 from .miners import MixupMiner
 from .mixed_batch import MixedBatch, SoftPairs
@@ -16,6 +16,7 @@ __all__ = [
     "MixingPlan",
     "MixupMiner",
     "SoftPairs",
+    "analysis",
     "functional",
     "losses",
     "miners",

@@ -1,0 +1,221 @@
+"""Positivity of mixed embeddings: which mixed items the mixed loss pulls towards their anchor.
+
+A mixed item v acts as a positive for anchor a when the mixed loss would raise their similarity:
+``d mixed_loss / d s(a, v) <= 0`` (the paper's definition; a zero gradient counts as positive).
+PML distances with ``is_inverted=False`` (``LpDistance``) give a distance d, which falls as the
+similarity rises, so there the rule reads ``d mixed_loss / d d(a, v) >= 0``: gradient descent
+shrinks d. Either way v is a positive when a descent step on the pair matrix alone moves v towards a.
+
+The gradient is taken by autograd on the pair matrix S (anchors x mixed items; for proxy anchor the
+anchors are the proxies) as the loss's own soft path computes it: the loss runs unchanged on a copy
+whose distance hands it S as a leaf tensor, so formulas, masks and reducers stay in one place. For
+multi-similarity and proxy anchor the gradient of a pair depends on the other pairs of its anchor,
+so it is read on the whole matrix, never pair by pair.
+
+:func:`pair_positivity` gives one row per masked pair, :func:`positive_share_by_lam` the share of
+positives per lam bin, and :func:`plot_positive_share` the paper's figure (share against lam).
+"""
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Mapping, Optional, Tuple, Union
+
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from pytorch_metric_learning.distances import BaseDistance
+from torch import Tensor
+
+from .checks import check_embeddings, check_labels, check_same_device
+from .losses import MetrixLossMixin, MetrixProxyAnchorLoss
+from .mixed_batch import MixedBatch, SoftPairs
+
+__all__ = ["PairPositivity", "PositiveShare", "pair_positivity", "positive_share_by_lam", "plot_positive_share"]
+
+
+@dataclass(frozen=True)
+class PairPositivity:
+    """One entry per masked (anchor, mixed item) pair, P pairs in row-major order of the mask.
+
+    Attributes:
+        anchor_index: P long, the anchor's batch position (its class, i.e. proxy, for proxy anchor).
+        mixed_index: P long, the mixed item's position in the ``MixedBatch``.
+        lam: P, the mixed item's mixing factor.
+        soft_label: P float64, ``y(a, v)``.
+        distance: P float64, ``S[a, v]`` from the loss's distance (a similarity when ``is_inverted``).
+        gradient: P float64, ``d mixed_loss / d S[a, v]``; mixed_loss is the part that ``mix_weight``
+            multiplies, reduced by the loss's reducers.
+        is_positive: P bool, ``gradient <= 0`` for a similarity, ``gradient >= 0`` for a distance.
+        is_inverted: whether S is a similarity (PML's ``distance.is_inverted``).
+    """
+
+    anchor_index: Tensor
+    mixed_index: Tensor
+    lam: Tensor
+    soft_label: Tensor
+    distance: Tensor
+    gradient: Tensor
+    is_positive: Tensor
+    is_inverted: bool
+
+
+@dataclass(frozen=True)
+class PositiveShare:
+    """Share of positives per lam bin.
+
+    Attributes:
+        edges: num_bins + 1 float64 bin edges over [0, 1]; bin b holds ``edges[b] <= lam < edges[b + 1]``,
+            the last bin also holds lam = 1.
+        share: num_bins float64, positives / pairs in each bin; NaN for an empty bin.
+        count: num_bins long, pairs in each bin.
+    """
+
+    edges: Tensor
+    share: Tensor
+    count: Tensor
+
+
+class _LeafMatrix(BaseDistance):
+    """Computes the pair matrix with ``distance`` and hands the loss a detached leaf that requires
+    grad, kept in ``leaves`` so that the loss's gradient can be read on it."""
+
+    def __init__(self, distance: BaseDistance):
+        super().__init__(is_inverted=distance.is_inverted)
+        self.distance = distance
+        self.leaves: List[Tensor] = []
+
+    def forward(self, query_emb: Tensor, ref_emb: Optional[Tensor] = None) -> Tensor:
+        with torch.no_grad():
+            leaf = self.distance(query_emb, ref_emb).requires_grad_()
+        self.leaves.append(leaf)
+        return leaf
+
+
+def _mixed_loss_gradient(loss_fn: MetrixLossMixin, embeddings: Tensor, soft_pairs: SoftPairs) -> Tuple[Tensor, Tensor]:
+    """The pair matrix S of the loss's soft path and ``d mixed_loss / d S``, both A x K (anchors x mixed).
+
+    Runs on a deep copy, so that the caller's loss keeps its distance, stats and proxy dtype.
+    """
+    probe = copy.deepcopy(loss_fn)
+    probe.distance = _LeafMatrix(probe.distance)
+    with torch.enable_grad():
+        mixed_loss = probe(embeddings, None, soft_pairs)
+    if len(probe.distance.leaves) != 1:
+        raise RuntimeError(
+            f"{type(loss_fn).__name__}.soft_loss called its distance {len(probe.distance.leaves)} times; "
+            "pair_positivity needs exactly one pair matrix"
+        )
+    (mat,) = probe.distance.leaves
+    if mixed_loss.requires_grad:
+        (gradient,) = torch.autograd.grad(mixed_loss, mat, allow_unused=True, materialize_grads=True)
+    else:  # no term depends on S (every contrastive hinge is inactive): the loss is flat in S
+        gradient = torch.zeros_like(mat)
+    if isinstance(loss_fn, MetrixProxyAnchorLoss):  # PML's layout: mixed items x proxies
+        return mat.detach().T, gradient.T
+    return mat.detach(), gradient
+
+
+def pair_positivity(
+    loss_fn: MetrixLossMixin, embeddings: Tensor, labels: Tensor, mixed_batch: MixedBatch
+) -> PairPositivity:
+    """Lam, soft label, gradient and positivity of every masked (anchor, mixed item) pair.
+
+    Args:
+        loss_fn: a Metrix loss (``MetrixContrastiveLoss``, ``MetrixMSLoss``, ``MetrixProxyAnchorLoss``).
+        embeddings: B x d batch embeddings.
+        labels: B class labels.
+        mixed_batch: the mixed items and their plan; its ``indices_tuple`` (the clean part) is ignored.
+
+    Computed in float64 on the embeddings' device, so that a weak pull does not underflow to a zero
+    gradient, which the rule would count as positive. Nothing flows back into the model or the loss.
+    """
+    if not isinstance(loss_fn, MetrixLossMixin):
+        raise ValueError(
+            f"loss_fn must be a Metrix loss (MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss), "
+            f"got {type(loss_fn).__name__}"
+        )
+    if not isinstance(mixed_batch, MixedBatch):
+        raise ValueError(f"mixed_batch must be a pml_metrix.MixedBatch, got {type(mixed_batch).__name__}")
+    check_embeddings(embeddings)
+    if labels is None:
+        raise ValueError("labels are required: the soft labels of mixed items come from the batch labels")
+    check_labels(labels, embeddings.shape[0])
+    if mixed_batch.embeddings.shape[1] != embeddings.shape[1]:
+        raise ValueError(
+            f"MixedBatch.embeddings have dim {mixed_batch.embeddings.shape[1]} but the embeddings have dim "
+            f"{embeddings.shape[1]}"
+        )
+    check_same_device(embeddings, labels=labels, mixed_embeddings=mixed_batch.embeddings)
+    exact = MixedBatch(
+        mixed_batch.embeddings.detach().double(), mixed_batch.source_index, mixed_batch.lam, mixed_batch.pair_mask
+    )
+    soft_pairs = exact.soft_pairs(labels, loss_fn.anchor_labels(labels))
+    pair_mask = soft_pairs.pair_mask
+    if pair_mask is None:
+        pair_mask = torch.ones_like(soft_pairs.soft_labels, dtype=torch.bool)
+    if not pair_mask.any():
+        raise ValueError(
+            "the MixedBatch has no (anchor, mixed item) pair to analyse: it has no mixed item or its "
+            "pair_mask is all False"
+        )
+    mat, gradient = _mixed_loss_gradient(loss_fn, embeddings.detach().double(), soft_pairs)
+    anchor_index, mixed_index = pair_mask.nonzero(as_tuple=True)
+    pair_gradient = gradient[anchor_index, mixed_index]
+    is_inverted = bool(loss_fn.distance.is_inverted)
+    return PairPositivity(
+        anchor_index=anchor_index,
+        mixed_index=mixed_index,
+        lam=mixed_batch.lam[mixed_index],
+        soft_label=soft_pairs.soft_labels[anchor_index, mixed_index],
+        distance=mat[anchor_index, mixed_index],
+        gradient=pair_gradient,
+        is_positive=pair_gradient <= 0 if is_inverted else pair_gradient >= 0,
+        is_inverted=is_inverted,
+    )
+
+
+def positive_share_by_lam(positivity: PairPositivity, num_bins: int = 10) -> PositiveShare:
+    """Bin the pairs by lam into ``num_bins`` equal bins over [0, 1] and take the share of positives."""
+    if not isinstance(positivity, PairPositivity):
+        raise ValueError(f"positivity must be a PairPositivity, got {type(positivity).__name__}")
+    if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 1:
+        raise ValueError(f"num_bins must be a positive int, got {num_bins!r}")
+    lam = positivity.lam.to(torch.float64)
+    edges = torch.linspace(0, 1, num_bins + 1, dtype=torch.float64, device=lam.device)
+    bin_index = torch.bucketize(lam, edges[1:-1], right=True)
+    count = torch.bincount(bin_index, minlength=num_bins)
+    positives = torch.bincount(bin_index, weights=positivity.is_positive.to(torch.float64), minlength=num_bins)
+    return PositiveShare(edges=edges, share=positives / count, count=count)
+
+
+def plot_positive_share(shares: Mapping[str, PositiveShare], path: Union[str, os.PathLike]) -> Path:
+    """Plot the share of positives against lam, one line per entry (bin centres; empty bins are gaps).
+
+    Args:
+        shares: curve label -> :class:`PositiveShare`, e.g. one per loss or per epoch.
+        path: where to write the PNG; must end in ``.png``.
+
+    Returns the path written. Draws on an Agg canvas, leaving pyplot's backend alone.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"path must end in .png, got {str(path)!r}")
+    if not isinstance(shares, Mapping) or not shares:
+        raise ValueError("shares must be a non-empty mapping of curve label -> PositiveShare")
+    for name, share in shares.items():
+        if not isinstance(share, PositiveShare):
+            raise ValueError(f"shares[{name!r}] must be a PositiveShare, got {type(share).__name__}")
+    canvas = FigureCanvasAgg(Figure(figsize=(5, 3.5), layout="constrained"))
+    axes = canvas.figure.add_subplot()
+    for name, share in shares.items():
+        edges = share.edges.detach().cpu()
+        centres = (edges[:-1] + edges[1:]) / 2
+        axes.plot(centres.numpy(), share.share.detach().cpu().numpy(), marker="o", label=str(name))
+    axes.set(xlim=(0, 1), ylim=(-0.03, 1.03), xlabel="λ", ylabel="share of positives")
+    axes.set_title("Positivity of mixed embeddings")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    canvas.print_png(path)
+    return path
