@@ -1,0 +1,134 @@
+"""PML's AccuracyCalculator plus Recall@K, utilization, alignment and uniformity."""
+
+import functools
+from typing import Any, List, Sequence, Tuple, Union
+
+from pytorch_metric_learning.utils.accuracy_calculator import (
+    EQUALITY,
+    AccuracyCalculator,
+    maybe_get_avg_of_avgs,
+    nan_accuracy,
+    try_getting_not_lone_labels,
+)
+from torch import Tensor
+
+from .alignment_uniformity import alignment, uniformity
+from .utilization import nearest_sq_distances
+
+Accuracy = Union[float, List[float]]
+
+
+def check_recall_ks(recall_at_k: Sequence[int]) -> Tuple[int, ...]:
+    """Distinct positive integers, sorted."""
+    if not isinstance(recall_at_k, (list, tuple)):
+        raise ValueError(f"recall_at_k must be a tuple of positive integers such as (1, 2, 4, 8), got {recall_at_k!r}")
+    for value in recall_at_k:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"recall_at_k must hold positive integers, got {value!r} in {recall_at_k!r}")
+    if len(set(recall_at_k)) != len(recall_at_k):
+        raise ValueError(f"recall_at_k lists a K twice: {recall_at_k!r}; give each K once")
+    return tuple(sorted(recall_at_k))
+
+
+class MetrixAccuracyCalculator(AccuracyCalculator):
+    """PML's ``AccuracyCalculator`` with the metrics of the Metrix paper.
+
+    Adds, next to PML's metrics (``include``, ``exclude``, ``k``, ``knn_func``, ``avg_of_avgs``
+    and the other PML arguments work as in PML):
+
+    - ``recall_at_<K>`` for each K in ``recall_at_k``: the share of queries with a reference of
+      their class among their K nearest references (the query itself excluded when
+      ``ref_includes_query``). As in PML's ``precision_at_1``, queries whose class has no other
+      reference are left out (NaN when all are), and ``recall_at_1`` equals ``precision_at_1``.
+      The k-NN search returns at least max(K) neighbours (capped at the number of references).
+    - ``utilization``: mean over queries of the squared Euclidean distance to the nearest
+      reference, one faiss k=1 search on the embeddings as given. The references are
+      ``reference``, less the query itself (its first ``len(query)`` rows) when
+      ``ref_includes_query``: pass the training embeddings as the reference (or evaluate
+      ``("test", ["test", "train"])``); NaN when no reference is left. Follows ``avg_of_avgs``.
+    - ``alignment`` and ``uniformity`` of the query embeddings and labels, L2-normalised first
+      (see :mod:`pml_metrix.testers.alignment_uniformity`): global values, whatever
+      ``avg_of_avgs`` or ``return_per_class``.
+
+    Args:
+        recall_at_k: the K of the ``recall_at_<K>`` metrics.
+        uniformity_max_items: uniformity uses all pairs up to this many query items, else all
+            pairs of this many drawn with ``seed``.
+        seed: that draw's seed.
+        **kwargs: PML's ``AccuracyCalculator`` arguments.
+    """
+
+    def __init__(
+        self,
+        recall_at_k: Sequence[int] = (1, 2, 4, 8),
+        uniformity_max_items: int = 10_000,
+        seed: int = 0,
+        **kwargs: Any,
+    ):
+        self.recall_at_k = check_recall_ks(recall_at_k)
+        if type(uniformity_max_items) is not int or uniformity_max_items < 2:
+            raise ValueError(f"uniformity_max_items must be an integer >= 2, got {uniformity_max_items!r}")
+        self.uniformity_max_items = uniformity_max_items
+        self.seed = seed
+        # PML finds metrics by their calculate_<name> attribute, so each K gets one before PML looks.
+        for k in self.recall_at_k:
+            setattr(self, f"calculate_recall_at_{k}", functools.partial(self.recall_at, k))
+        super().__init__(**kwargs)
+        largest_k = max(self.current_recall_ks(), default=0)
+        if isinstance(self.k, int) and self.k < largest_k:
+            raise ValueError(
+                f"k={self.k} neighbours cannot give recall_at_{largest_k}: pass k >= {largest_k}, "
+                "k=None or k='max_bin_count' (raised to the largest K)"
+            )
+        if self.label_comparison_fn is not EQUALITY and "alignment" in self.get_curr_metrics():
+            raise ValueError(
+                "alignment groups items by equal labels and cannot use label_comparison_fn: "
+                "pass exclude=('alignment',) or drop label_comparison_fn"
+            )
+
+    def requires_knn(self) -> List[str]:
+        return super().requires_knn() + [f"recall_at_{k}" for k in self.recall_at_k]
+
+    def current_recall_ks(self) -> List[int]:
+        """The K of the recall metrics this call computes."""
+        current = set(self.get_curr_metrics())
+        return [k for k in self.recall_at_k if f"recall_at_{k}" in current]
+
+    def determine_k(self, bin_counts: Tensor, num_reference_embeddings: int, ref_includes_query: bool) -> int:
+        """PML's k ('max_bin_count' raised to the largest K of the recall metrics), capped at the
+        references there are."""
+        k = super().determine_k(bin_counts, num_reference_embeddings, ref_includes_query)
+        num_neighbours = num_reference_embeddings - int(ref_includes_query)
+        return min(max(k, *self.current_recall_ks(), 0), num_neighbours)
+
+    def recall_at(
+        self,
+        k: int,
+        knn_labels: Tensor,
+        query_labels: Tensor,
+        not_lone_query_mask: Tensor,
+        label_counts: Tuple[Tensor, Tensor],
+        **kwargs: Any,
+    ) -> Accuracy:
+        """Recall@k from the Q x k' neighbour labels (k' >= k)."""
+        knn_labels, query_labels = try_getting_not_lone_labels(knn_labels, query_labels, not_lone_query_mask)
+        if knn_labels is None:
+            return nan_accuracy(label_counts[0], self.return_per_class)
+        query_labels = query_labels[:, None]
+        hits = self.label_comparison_fn(query_labels, knn_labels[:, :k]).any(dim=1)
+        return maybe_get_avg_of_avgs(hits.double(), query_labels, self.avg_of_avgs, self.return_per_class)
+
+    def calculate_utilization(
+        self, query: Tensor, query_labels: Tensor, reference: Tensor, ref_includes_query: bool, **kwargs: Any
+    ) -> Accuracy:
+        others = reference[len(query) :] if ref_includes_query else reference
+        if len(others) == 0:
+            return nan_accuracy(query_labels.unique(), self.return_per_class)
+        sq_distances = nearest_sq_distances(query, others)
+        return maybe_get_avg_of_avgs(sq_distances, query_labels[:, None], self.avg_of_avgs, self.return_per_class)
+
+    def calculate_alignment(self, query: Tensor, query_labels: Tensor, **kwargs: Any) -> float:
+        return alignment(query, query_labels)
+
+    def calculate_uniformity(self, query: Tensor, **kwargs: Any) -> float:
+        return uniformity(query, self.uniformity_max_items, self.seed)
