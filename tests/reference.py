@@ -8,8 +8,11 @@ def margin(x, y, inverted):
     return y - x if inverted else x - y
 
 
-def log1p_sum(terms):
-    return math.log(1 + sum(terms))
+def log1p_sum(weighted_exponents):
+    """log(1 + sum w exp(x)) over (w, x) pairs with w > 0, without overflow."""
+    logs = [0.0] + [math.log(w) + x for w, x in weighted_exponents if w > 0]
+    top = max(logs)
+    return top + math.log(sum(math.exp(v - top) for v in logs))
 
 
 def ms_soft(mat, y, mask, alpha, beta, base, inverted):
@@ -19,8 +22,8 @@ def ms_soft(mat, y, mask, alpha, beta, base, inverted):
         items = [k for k in range(len(mat[a])) if mask[a][k]]
         if not items:
             continue
-        pos = [y[a][k] * math.exp(alpha * margin(mat[a][k], base, inverted)) for k in items]
-        neg = [(1 - y[a][k]) * math.exp(beta * margin(base, mat[a][k], inverted)) for k in items]
+        pos = [(y[a][k], alpha * margin(mat[a][k], base, inverted)) for k in items]
+        neg = [(1 - y[a][k], beta * margin(base, mat[a][k], inverted)) for k in items]
         losses.append(log1p_sum(pos) / alpha + log1p_sum(neg) / beta)
     return sum(losses) / len(losses) if losses else 0.0
 
@@ -54,9 +57,7 @@ def proxy_anchor_soft(mat, y, mask, alpha, margin_, inverted):
         neg_items = [k for k in items if y[p][k] < 1]
         with_pos += bool(pos_items)
         if pos_items:
-            pos_total += log1p_sum(y[p][k] * math.exp(alpha * margin(mat[p][k], margin_, inverted)) for k in pos_items)
+            pos_total += log1p_sum((y[p][k], alpha * margin(mat[p][k], margin_, inverted)) for k in pos_items)
         if neg_items:
-            neg_total += log1p_sum(
-                (1 - y[p][k]) * math.exp(alpha * margin(-margin_, mat[p][k], inverted)) for k in neg_items
-            )
+            neg_total += log1p_sum((1 - y[p][k], alpha * margin(-margin_, mat[p][k], inverted)) for k in neg_items)
     return (pos_total / with_pos if with_pos else 0.0) + neg_total / len(mat)
