@@ -1,3 +1,5 @@
+from typing import List
+
 import torch
 from pytorch_metric_learning import trainers
 from pytorch_metric_learning.utils import common_functions as c_f
@@ -13,19 +15,25 @@ class MetrixTrainer(trainers.MetricLossOnly):
     Needs a :class:`~pml_metrix.MixupMiner` as ``mining_funcs["tuple_miner"]`` and a Metrix loss as
     ``loss_funcs["metric_loss"]``. The miner draws the plan on the clean embeddings; then
 
-    - ``embedding``: the embeddings are mixed (exactly ``MetricLossOnly`` with the miner);
+    - ``embedding``: the embeddings are mixed (what ``MetricLossOnly`` with the miner does);
     - ``feature``: the trunk's output is mixed and the mixes go through the embedder (for
       :func:`pml_metrix.models.metrix_resnet50`, the last convolutional map before pooling);
     - ``input``: the inputs are mixed and go through trunk and embedder (one extra forward).
+
+    With ``keep_mixed_embeddings=True`` the mixed embeddings of each step are kept, detached, in
+    ``mixed_embeddings_seen`` (clear it when read), e.g. for
+    :attr:`~pml_metrix.testers.UtilizationTester.mixed_embeddings`.
 
     Every other PML trainer feature (samplers, loss weights, gradient clippers,
     freeze_trunk_batchnorm, lr schedulers, hooks, record-keeper) is PML's, untouched.
     """
 
-    def __init__(self, *args, mix_level: str = "embedding", **kwargs):
+    def __init__(self, *args, mix_level: str = "embedding", keep_mixed_embeddings: bool = False, **kwargs):
         if mix_level not in MIX_LEVELS:
             raise ValueError(f"mix_level must be one of {MIX_LEVELS}, got {mix_level!r}")
         self.mix_level = mix_level
+        self.keep_mixed_embeddings = keep_mixed_embeddings
+        self.mixed_embeddings_seen: List[torch.Tensor] = []
         super().__init__(*args, **kwargs)
         if not isinstance(self.mining_funcs.get("tuple_miner"), MixupMiner):
             raise ValueError(
@@ -34,8 +42,6 @@ class MetrixTrainer(trainers.MetricLossOnly):
             )
 
     def calculate_loss(self, curr_batch):
-        if self.mix_level == "embedding":
-            return super().calculate_loss(curr_batch)
         data, labels = curr_batch
         miner = self.mining_funcs["tuple_miner"]
         trunk_output = self.get_trunk_output(data)
@@ -43,11 +49,13 @@ class MetrixTrainer(trainers.MetricLossOnly):
         labels = c_f.to_device(labels, embeddings)
         indices_tuple = None if miner.inner_miner is None else miner.inner_miner(embeddings, labels)
         plan = miner.plan(embeddings, labels)
-        if len(plan) == 0:
-            mixed_embeddings = embeddings[:0]
+        if len(plan) == 0 or self.mix_level == "embedding":
+            mixed_embeddings = plan.mix(embeddings)
         elif self.mix_level == "feature":
             mixed_embeddings = self.get_final_embeddings(plan.mix(trunk_output))
         else:
             mixed_embeddings = self.compute_embeddings(plan.mix(data))
+        if self.keep_mixed_embeddings:
+            self.mixed_embeddings_seen.append(mixed_embeddings.detach())
         mixed_batch = plan.mixed_batch(mixed_embeddings, indices_tuple)
         self.losses["metric_loss"] = self.maybe_get_metric_loss(embeddings, labels, mixed_batch)

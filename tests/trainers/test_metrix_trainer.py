@@ -96,3 +96,22 @@ def test_metrix_trainer_needs_a_mixup_miner_and_a_known_level():
         MetrixTrainer(mining_funcs={"tuple_miner": miners.MultiSimilarityMiner()}, **kwargs)
     with pytest.raises(ValueError, match="mix_level must be one of"):
         MetrixTrainer(mining_funcs={"tuple_miner": pml_metrix.MixupMiner()}, mix_level="pixel", **kwargs)
+
+
+def test_mixed_embeddings_are_kept_when_asked():
+    torch.manual_seed(0)
+    models = small_models()
+    trainer = MetrixTrainer(
+        models=models,
+        optimizers={"trunk_optimizer": torch.optim.SGD(models["trunk"].parameters(), lr=0.01)},
+        batch_size=40,
+        loss_funcs={"metric_loss": pml_metrix.MetrixMSLoss()},
+        mining_funcs={"tuple_miner": pml_metrix.MixupMiner(seed=0)},
+        dataset=TinyImages(),
+        dataloader_num_workers=0,
+        mix_level="feature",
+        keep_mixed_embeddings=True,
+    )
+    trainer.train(num_epochs=1)
+    assert len(trainer.mixed_embeddings_seen) == 2  # 80 items, batches of 40
+    assert all(m.shape[1] == 8 and not m.requires_grad for m in trainer.mixed_embeddings_seen)
