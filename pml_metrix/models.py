@@ -55,3 +55,21 @@ def metrix_resnet50(
         "trunk": resnet50_trunk(pretrained, weights_path),
         "embedder": PoolingEmbedder(2048, embedding_size),
     }
+
+
+def small_cnn(in_channels: int = 1, embedding_size: int = 128, width: int = 64) -> Dict[str, nn.Module]:
+    """A small CNN for CPU runs (e.g. 32 x 32 glyphs): three conv blocks, then the same
+    average + max pooling embedder as the paper's model, so feature-level mixing works alike."""
+    layers, channels = [], in_channels
+    for out_channels in (width, 2 * width, 4 * width):
+        layers += [
+            nn.Conv2d(channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        ]
+        channels = out_channels
+    return {"trunk": nn.Sequential(*layers), "embedder": PoolingEmbedder(channels, embedding_size)}
