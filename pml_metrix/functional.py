@@ -13,6 +13,10 @@ Every function here takes anchors along dim 0 and references along dim 1:
 Binary labels run PML's own arithmetic; soft labels add ``log y`` (or ``log(1 - y)``) inside the
 masked log-sum-exp, so ``y = 1`` adds exactly 0 and ``y = 0`` drops the term. The PML classes in
 :mod:`pml_metrix.losses` are thin wrappers around these functions.
+
+Half precision (``float16``, ``bfloat16``, e.g. the similarity matmul under ``torch.autocast``) is
+upcast to float32 before the exponents and logs, and soft labels are kept in float32: see
+:func:`loss_dtype`. float32 and float64 inputs run unchanged.
 """
 
 from typing import Optional, Tuple, Union
@@ -22,6 +26,7 @@ from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 from torch import Tensor
 
 __all__ = [
+    "loss_dtype",
     "label_weights",
     "weighted_logsumexp",
     "multi_similarity_loss",
@@ -34,6 +39,17 @@ __all__ = [
 def _margin(x: Union[Tensor, float], y: Union[Tensor, float], inverted: bool):
     """PML's ``distance.margin(x, y)``: ``x - y`` for a distance, ``y - x`` for a similarity."""
     return y - x if inverted else x - y
+
+
+def loss_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the loss math and soft labels use for inputs of ``dtype``: float32 for half precision
+    (float16, bfloat16), ``dtype`` itself otherwise.
+
+    Half precision has 8 (bfloat16) or 11 (float16) significant bits: scaled by MS's beta 75.66 or
+    proxy anchor's alpha 32 a rounded similarity or exponent is off by several percent, and a soft
+    label 1 - 1e-6 rounds to 1, dropping a negative term that ``exp(beta (s - base))`` can make large.
+    """
+    return torch.promote_types(dtype, torch.float32)
 
 
 def label_weights(soft_labels: Tensor, pair_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
@@ -80,6 +96,7 @@ def multi_similarity_loss(
     ``(1/alpha) log(1 + sum y exp(-alpha (s - base))) + (1/beta) log(1 + sum (1-y) exp(beta (s - base)))``
     over the masked pairs, with PML's ``distance.margin`` sign convention.
     """
+    mat = mat.to(loss_dtype(mat.dtype))
     pos_weight, neg_weight = label_weights(soft_labels, pair_mask)
     pos_exp = _margin(mat, base, inverted)
     neg_exp = _margin(base, mat, inverted)
@@ -118,6 +135,7 @@ def proxy_anchor_terms(
     and as in PML, ``mat``, ``soft_labels`` and ``pair_mask`` are R x P (references x proxies).
     ``ref_log_weights`` (R) is added to every exponent of reference r (PML's miner weights minus one).
     """
+    mat = mat.to(loss_dtype(mat.dtype))
     pos_weight, neg_weight = label_weights(soft_labels, pair_mask)
     pos_logits = alpha * _margin(mat, margin, inverted)
     neg_logits = alpha * _margin(-margin, mat, inverted)

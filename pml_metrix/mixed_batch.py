@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .checks import check_embeddings, check_pair_mask, check_same_device, has_data
+from .functional import loss_dtype
 
 IndicesTuple = Optional[Tuple[Tensor, ...]]
 
@@ -114,7 +115,7 @@ class MixedBatch:
             )
         check_same_device(labels, source_index=self.source_index)
         source_labels = labels[self.source_index]  # K x 2
-        lam = self.lam.to(self.embeddings.dtype)
+        lam = self.lam.to(loss_dtype(self.embeddings.dtype))
         same_i = (anchor_labels.unsqueeze(1) == source_labels[:, 0]).to(lam.dtype)
         same_j = (anchor_labels.unsqueeze(1) == source_labels[:, 1]).to(lam.dtype)
         soft_labels = lam * same_i + (1 - lam) * same_j

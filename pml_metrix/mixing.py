@@ -9,6 +9,7 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor
 
+from .functional import loss_dtype
 from .mixed_batch import IndicesTuple, MixedBatch
 
 STRATEGIES = ("positive_negative", "anchor_negative", "negative_negative", "positive_positive")
@@ -39,9 +40,8 @@ class MixingPlan:
 
     def mixed_batch(self, mixed_embeddings: Tensor, indices_tuple: IndicesTuple = None) -> MixedBatch:
         """The loss input for embeddings mixed with this plan at any level."""
-        return MixedBatch(
-            mixed_embeddings, self.source_index, self.lam.to(mixed_embeddings.dtype), self.pair_mask, indices_tuple
-        )
+        lam = self.lam.to(loss_dtype(mixed_embeddings.dtype))  # float32 for half-precision mixes
+        return MixedBatch(mixed_embeddings, self.source_index, lam, self.pair_mask, indices_tuple)
 
 
 def pair_type_masks(

@@ -24,7 +24,7 @@ class MetrixContrastiveLoss(MetrixLossMixin, ContrastiveLoss):
         y = soft_pairs.soft_labels
         inverted = self.distance.is_inverted
         pos_weight, neg_weight = F.label_weights(y, soft_pairs.pair_mask)
-        y = y.to(mat.dtype)
+        y = y.to(F.loss_dtype(mat.dtype))
         pos_terms = F.contrastive_pos_terms(mat, y, pos_margin=self.pos_margin, inverted=inverted)
         neg_terms = F.contrastive_neg_terms(mat, y, neg_margin=self.neg_margin, inverted=inverted)
         return {
