@@ -1,6 +1,6 @@
 """Metrix (mixup for deep metric learning) for pytorch-metric-learning."""
 
-from . import analysis, distributed, functional, losses, miners, models, reducers, testers, trainers
+from . import analysis, datasets, distributed, functional, losses, miners, models, reducers, testers, trainers
 from .losses import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss
 from .miners import MixupMiner
 from .mixed_batch import MixedBatch, SoftPairs
@@ -20,6 +20,7 @@ __all__ = [
     "SoftPairs",
     "UtilizationTester",
     "analysis",
+    "datasets",
     "distributed",
     "functional",
     "losses",

@@ -23,7 +23,7 @@ class RunConfig:
 
     dataset: str = "fonts"
     data_root: Optional[str] = None
-    image_size: int = 32
+    image_size: Optional[int] = None
     loss: str = "ms"
     loss_params: Dict[str, float] = field(default_factory=dict)
     distance: str = "default"
@@ -71,7 +71,9 @@ class RunConfig:
         one_of("mix_level", MIX_LEVELS)
         one_of("model", MODELS)
         one_of("distance", DISTANCES)
-        for name in ("image_size", "embedding_size", "epochs", "batch_size", "samples_per_class", "lr", "mix_alpha", "num_mixes"):
+        if self.image_size is not None:
+            positive("image_size")
+        for name in ("embedding_size", "epochs", "batch_size", "samples_per_class", "lr", "mix_alpha", "num_mixes"):
             positive(name)
         for name in ("weight_decay", "mix_weight", "warmup_epochs", "num_workers", "proxy_lr_multiplier"):
             positive(name, allow_zero=True)

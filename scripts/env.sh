@@ -1,6 +1,7 @@
 # Source me: makes (once) and activates the project's virtual environment in .venv.
 # Set PML_METRIX_VENV to use another folder.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$root/scripts/system-packages.sh"
 venv=${PML_METRIX_VENV:-$root/.venv}
 stamp=$venv/.pml_metrix-installed
 deps_hash=$(cat "$root/setup.cfg" "$root/scripts/env.sh" | sha256sum | cut -c1-16)

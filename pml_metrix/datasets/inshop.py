@@ -1,0 +1,64 @@
+"""DeepFashion In-Shop Clothes Retrieval, read from its original layout.
+
+``list_eval_partition.txt`` (in root or ``root/Eval``): a count line, a header line
+(``image_name item_id evaluation_status``), then one line per image, status in {train, query,
+gallery}. Image names (``img/...``) are relative to root, or to ``root/Img`` as in the archive.
+
+Splits: train (the train items minus val), val (a seeded ``val_fraction`` of the train items), query
+and gallery. Query and gallery share one labelling (their items, sorted), so a query's label equals
+that of its gallery matches; their ``num_classes`` counts the items of both.
+"""
+
+import os
+from typing import Callable, Optional
+
+from .image_files import ImageFiles, carve_classes, paper_transform, select_classes
+from .roots import default_root
+
+SPLITS = ("train", "val", "query", "gallery")
+PARTITION_FILE = "list_eval_partition.txt"
+SOURCE = "https://mmlab.ie.cuhk.edu.hk/projects/DeepFashion/InShopRetrieval.html (Eval/ and Img/img.zip)"
+
+
+def read_partition(path: str) -> list[tuple[str, int, str]]:
+    """(image_name, item number, status) per image of the partition file at ``path``."""
+    with open(path) as lines:
+        rows = [line.split() for line in lines.read().splitlines()[2:] if line.strip()]
+    return [(name, int(item.rsplit("_", 1)[-1]), status) for name, item, status in rows]
+
+
+def _find(root: str, candidates: tuple[str, ...], what: str) -> str:
+    for candidate in candidates:
+        if os.path.exists(os.path.join(root, candidate)):
+            return os.path.join(root, candidate)
+    tried = " or ".join(candidates)
+    raise FileNotFoundError(f"inshop: {what} not found as {tried} under root {root}; get it from {SOURCE}")
+
+
+def load_inshop(
+    split: str,
+    root: Optional[str] = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    transform: Optional[Callable] = None,
+    image_size: int = 224,
+) -> ImageFiles:
+    """Split ``split`` of In-Shop with the paper's transforms at ``image_size`` unless ``transform`` is given."""
+    if split not in SPLITS:
+        raise ValueError(f"Unknown inshop split {split!r}; valid: {', '.join(SPLITS)}")
+    root = root or default_root("inshop")
+    partition = read_partition(_find(root, (PARTITION_FILE, os.path.join("Eval", PARTITION_FILE)), PARTITION_FILE))
+    image_root = os.path.dirname(_find(root, ("img", os.path.join("Img", "img")), "the img/ folder"))
+    status = "train" if split in ("train", "val") else split
+    rows = [(os.path.join(image_root, name), item) for name, item, state in partition if state == status]
+    if not rows:
+        raise ValueError(f"inshop: {PARTITION_FILE} under {root} lists no {status} image")
+    if not os.path.isfile(rows[0][0]):
+        raise FileNotFoundError(f"inshop: image {rows[0][0]} not found; get img/ from {SOURCE}")
+    paths, items = [path for path, _ in rows], [item for _, item in rows]
+    if split in ("train", "val"):
+        train_items, val_items = carve_classes(items, val_fraction, seed)
+        kept = train_items if split == "train" else val_items
+        return select_classes(paths, items, kept, transform, split == "train", image_size)
+    test_items = sorted({item for _, item, state in partition if state in ("query", "gallery")})
+    return ImageFiles(paths, items, transform or paper_transform(False, image_size), classes=test_items)
