@@ -23,6 +23,7 @@ class RunConfig:
 
     dataset: str = "fonts"
     data_root: Optional[str] = None
+    dataset_options: Dict[str, Any] = field(default_factory=dict)
     image_size: Optional[int] = None
     loss: str = "ms"
     loss_params: Dict[str, float] = field(default_factory=dict)

@@ -5,20 +5,6 @@ import pytest
 import torch
 from PIL import Image
 
-from pml_metrix.datasets.font_list import read_font_list, write_font_list
-
-SMALL_FAMILIES = ("Andika", "Cantarell", "Carlito", "Caladea", "Go", "Dosis", "Quicksand", "Comfortaa")
-
-
-@pytest.fixture
-def small_font_list(tmp_path):
-    """A font list of two faces from each of eight families of the committed list."""
-    listed = read_font_list()
-    faces = [face for family in SMALL_FAMILIES for face in [f for f in listed if f.family == family][:2]]
-    path = tmp_path / "fonts.txt"
-    write_font_list(faces, str(path))
-    return str(path), faces
-
 
 def write_jpeg(path, seed=0, size=(40, 30), mode="RGB"):
     """A small random JPEG at ``path`` (folders made as needed)."""

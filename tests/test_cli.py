@@ -1,0 +1,94 @@
+"""``pml-metrix train``, ``compare`` and ``eval`` end to end on a few fonts, and bad configurations."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pml_metrix.checkpoints import load_checkpoint
+from pml_metrix.cli import main
+
+TINY = ["--embedding-size", "16", "--batch-size", "24", "--samples-per-class", "4", "--epochs", "1"]
+
+
+def options(font_list):
+    return ["--dataset-options", f"font_list={font_list}"]
+
+
+def finite_metrics(metrics):
+    return all(math.isfinite(v) for k, v in metrics.items() if k != "epoch")
+
+
+def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
+    font_list, _ = small_font_list
+    out = tmp_path / "run"
+    args = ["train", *options(font_list), *TINY, "--mix-level", "feature", "--output", str(out)]
+    assert main(args) == 0
+    state = load_checkpoint(out / "checkpoint.pth")
+    assert state["epoch"] == 1 and finite_metrics(state["history"][0])
+    assert (out / "config.yaml").read_text().count("mix_level: feature") == 1
+    assert any((out / "logs").iterdir()) and any((out / "tensorboard").iterdir())
+    assert main(["train", "--output", str(out), "--resume", "--epochs", "2"]) == 0  # the saved config, 2 epochs
+    resumed = load_checkpoint(out / "checkpoint.pth")
+    assert resumed["epoch"] == 2 and len(resumed["history"]) == 2
+    assert resumed["history"][0] == state["history"][0]  # epoch 1 kept, not retrained
+    capsys.readouterr()
+    assert main(["train", "--output", str(out), "--resume", "--loss", "contrastive"]) == 2
+    assert "trained with other settings (loss)" in capsys.readouterr().err
+    assert main(["eval", str(out / "checkpoint.pth")]) == 0
+    printed = capsys.readouterr().out
+    assert "recall_at_1" in printed and "epoch 2" in printed
+
+
+def test_compare_writes_a_report_with_plots_and_finite_numbers(small_font_list, tmp_path, capsys):
+    font_list, _ = small_font_list
+    out = tmp_path / "compare"
+    assert main(["compare", *options(font_list), *TINY, "--seeds", "0", "1", "--output", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    for name in ("raw pixels", "untrained network", "baseline", "metrix_embedding", "metrix_feature", "p="):
+        assert name in report
+    for plot in ("recall_at_1.png", "utilization.png", "positivity.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "nan" not in report.split("## Paired")[0]
+    for variant in ("baseline", "metrix_embedding", "metrix_feature"):
+        for seed in (0, 1):
+            assert finite_metrics(load_checkpoint(out / variant / f"seed{seed}" / "checkpoint.pth")["history"][-1])
+    assert "report:" in capsys.readouterr().out
+
+
+def test_too_few_training_classes_for_the_batch_is_one_clear_line(small_font_list, tmp_path, capsys):
+    font_list, _ = small_font_list
+    assert main(["train", *options(font_list), "--batch-size", "100", "--output", str(tmp_path)]) == 2
+    assert "batch_size 100 needs 25 training classes" in capsys.readouterr().err
+
+
+def test_same_seed_gives_every_variant_the_same_initialisation(small_font_list, tmp_path):
+    font_list, _ = small_font_list
+    main(["compare", *options(font_list), *TINY, "--epochs", "1", "--seeds", "3", "--variants", "baseline",
+          "metrix_embedding", "--output", str(tmp_path)])
+    untrained = [load_checkpoint(tmp_path / v / "seed3" / "checkpoint.pth") for v in ("baseline", "metrix_embedding")]
+    assert untrained[0]["config"]["seed"] == untrained[1]["config"]["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--loss", "triplet"], "loss must be one of contrastive, ms, pa"),
+        (["train", "--batch-size", "-8"], "batch_size must be a positive number"),
+        (["train", "--dataset", "sop", "--data-root", "/nonexistent"], "/nonexistent"),
+        (["train", "--dataset", "cub200", "--data-root", "/nonexistent"], "/nonexistent"),
+        (["eval", "/nonexistent/checkpoint.pth"], "no checkpoint at /nonexistent/checkpoint.pth"),
+    ],
+)
+def test_bad_configuration_gives_one_line_and_a_non_zero_exit(args, message, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pml_metrix.cli", *args, "--output", str(tmp_path)] if args[0] == "train" else
+        [sys.executable, "-m", "pml_metrix.cli", *args],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("pml-metrix")]
+    assert len(error_lines) == 1 and message in error_lines[0], result.stderr
