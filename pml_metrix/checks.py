@@ -22,7 +22,9 @@ def check_embeddings(embeddings: Tensor, name: str = "embeddings", allow_empty: 
         raise ValueError(f"{name} is empty (shape {tuple(embeddings.shape)}): pass a batch of at least one item")
     if not embeddings.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {embeddings.dtype}")
-    if has_data(embeddings) and not torch.isfinite(embeddings).all():
+    # One reduction is the fast path: a finite sum means no NaN or Inf (the elementwise check
+    # only runs when the sum is not finite, which an overflow alone can also cause).
+    if has_data(embeddings) and not torch.isfinite(embeddings.sum()) and not torch.isfinite(embeddings).all():
         raise ValueError(
             f"{name} contains NaN or Inf: check the model's output (learning rate, mixed precision) "
             "before the loss"

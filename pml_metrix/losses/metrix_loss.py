@@ -7,7 +7,7 @@ from torch import Tensor
 
 from ..checks import check_embeddings, check_labels, check_same_device
 from ..mixed_batch import MixedBatch, SoftPairs
-from ..reducers import WeightedReducer
+from ..reducers import SubLossReducers, WeightedReducer
 
 MIXED_PREFIX = "mixed_"
 
@@ -54,6 +54,8 @@ class MetrixLossMixin:
         if isinstance(reducer, MultipleReducers):
             reducer = copy.deepcopy(reducer)
         super().set_reducer(reducer)
+        if type(self.reducer) is MultipleReducers:
+            self.reducer = SubLossReducers(self.reducer.reducers, self.reducer.default_reducer)
         if isinstance(self.reducer, MultipleReducers):
             reducers = self.reducer.reducers
             for name in self.sub_loss_names():

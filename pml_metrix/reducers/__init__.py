@@ -1,3 +1,3 @@
-from .weighted_reducer import WeightedReducer
+from .weighted_reducer import SubLossReducers, WeightedReducer
 
-__all__ = ["WeightedReducer"]
+__all__ = ["SubLossReducers", "WeightedReducer"]

@@ -1,4 +1,4 @@
-from pytorch_metric_learning.reducers import BaseReducer
+from pytorch_metric_learning.reducers import BaseReducer, MultipleReducers
 
 
 class WeightedReducer(BaseReducer):
@@ -20,4 +20,19 @@ class WeightedReducer(BaseReducer):
         value = self.reducer(loss_dict, embeddings, labels)
         if self.collect_stats:
             self.value = value.item()
-        return self.weight * value
+        return value if self.weight == 1 else self.weight * value
+
+
+class SubLossReducers(MultipleReducers):
+    """PML's ``MultipleReducers`` that hands a lone sub-loss straight to its reducer.
+
+    A Metrix loss without mixed items has the sub-losses of its PML twin; when that is one
+    (multi-similarity), this gives what the twin's single reducer gives, without the stacking.
+    """
+
+    def forward(self, loss_dict, embeddings, labels):
+        if len(loss_dict) != 1 or next(iter(loss_dict)) not in self.reducers:
+            return super().forward(loss_dict, embeddings, labels)
+        self.reset_stats()
+        name = next(iter(loss_dict))
+        return self.reducers[name](loss_dict, embeddings, labels)

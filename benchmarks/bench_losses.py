@@ -1,0 +1,298 @@
+"""Cost of the Metrix losses, measured side by side on CPU.
+
+    python benchmarks/bench_losses.py [--reps 100] [--threads 2] [--quick] [--profile]
+
+Embeddings are B x 512 Gaussian (requires_grad), labels a shuffle of B/4 classes of 4 items each
+(num_classes = B/4 for proxy anchor), B in {32, 128, 512}. One sample = the loss call and its
+``backward()``; samples of the variants being compared are interleaved (order flipped every
+repetition) after a warm-up, and each variant's median is reported. The ratio of medians is the
+verdict; ``paired``, the median over repetitions of the per-repetition ratio, is printed beside it
+(it shrugs off load that changes between repetitions: if the two differ, the machine was busy).
+A row marked ``busy`` had some variant's median over 1.5x its minimum: other load was running.
+
+1. Clean path, ``indices_tuple=None``: MetrixMSLoss, MetrixContrastiveLoss and
+   MetrixProxyAnchorLoss against their PML twin (same proxies), ratio ours / PML. Target <= 1.05.
+   The ``same`` column says whether loss and gradients agree bit for bit.
+2. Mixed path: a MixedBatch of K = B mixes ``lam e_i + (1 - lam) e_j`` of the embeddings (random
+   pairs, lam ~ U[0, 1]; made before the clock starts, its backward is timed), without and with a
+   random pair mask (B x K, num_classes x K for proxy anchor), against the same loss on the clean
+   batch. Target <= 2.0.
+   Matrix products (aten mm / addmm / bmm / _euclidean_dist / _cdist_forward, which is what
+   torch.matmul, @ and torch.cdist, as used by PML's distances, dispatch to) in one forward:
+   target exactly one more than clean, of shape anchors x K (K x num_classes for proxy anchor,
+   whose anchors are the proxies and whose matrix is references x proxies, as in PML).
+   Largest tensor made by any non-view op in one mixed forward + backward: "embedding-shaped"
+   means 2-D with d columns (B x d, K x d, proxies); everything else is "pairwise-shaped"
+   (including index lists such as nonzero's n x 2). When B or K equals d the shapes cannot be told
+   apart, so every tensor counts as pairwise-shaped. Target: pairwise <= B x max(B, K) elements.
+   The PML twin's largest pairwise tensor on the clean batch is shown for reference.
+
+``--profile`` adds, for each clean pair at the largest B, the top ops by self CPU time.
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+from pytorch_metric_learning import losses
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import pml_metrix
+from pml_metrix import MixedBatch
+
+DIM = 512
+TARGETS = {"clean": 1.05, "mixed": 2.0}
+BUSY = 1.5
+aten = torch.ops.aten
+PRODUCT_OPS = {aten.mm.default, aten.addmm.default, aten.bmm.default,
+               aten._euclidean_dist.default, aten._cdist_forward.default}
+
+
+def loss_pair(name: str, num_classes: int):
+    """(ours, PML twin), with identical proxies for proxy anchor."""
+    if name == "MS":
+        return pml_metrix.MetrixMSLoss(), losses.MultiSimilarityLoss()
+    if name == "Contrastive":
+        return pml_metrix.MetrixContrastiveLoss(), losses.ContrastiveLoss()
+    ours, pml = pml_metrix.MetrixProxyAnchorLoss(num_classes, DIM), losses.ProxyAnchorLoss(num_classes, DIM)
+    pml.proxies.data.copy_(ours.proxies.data)
+    return ours, pml
+
+
+def make_batch(batch_size: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    embeddings = torch.randn(batch_size, DIM, generator=g).requires_grad_()
+    labels = torch.randperm(batch_size, generator=g) % (batch_size // 4)
+    i, j = torch.randint(0, batch_size, (2, batch_size), generator=g)
+    lam = torch.rand(batch_size, generator=g)
+    return embeddings, labels, (i, j, lam, g)
+
+
+def mixed_batch(embeddings, plan, mask_rows=None):
+    """K = len(lam) mixes of the embeddings; a random mask_rows x K pair mask if mask_rows."""
+    i, j, lam, g = plan
+    w = lam.unsqueeze(1)
+    mask = None if mask_rows is None else torch.rand(mask_rows, len(lam), generator=g) < 0.5
+    return MixedBatch(w * embeddings[i] + (1 - w) * embeddings[j], torch.stack([i, j], 1), lam, mask)
+
+
+def call(loss_fn, embeddings, labels, make_arg):
+    """Time loss(embeddings, labels, make_arg()) + backward; make_arg runs before the clock."""
+    embeddings.grad = None
+    for p in loss_fn.parameters():
+        p.grad = None
+    arg = make_arg()
+    start = time.perf_counter()
+    loss_fn(embeddings, labels, arg).backward()
+    return time.perf_counter() - start
+
+
+def interleaved(variants: dict, embeddings, labels, reps: int, warmup: int = 10):
+    """Median seconds per variant; per variant the median over repetitions of its time over the
+    first variant's (paired samples, adjacent in time, so robust to load changes between
+    repetitions); and "busy" when some variant's median exceeds its minimum by over BUSY (the
+    machine was loaded: read the row with care). variants maps name -> (loss_fn, make_arg)."""
+    names = list(variants)
+    times = {name: [] for name in names}
+    for rep in range(warmup + reps):
+        for name in names if rep % 2 == 0 else names[::-1]:
+            loss_fn, make_arg = variants[name]
+            t = call(loss_fn, embeddings, labels, make_arg)
+            if rep >= warmup:
+                times[name].append(t)
+    base = times[names[0]]
+    paired = {name: statistics.median(t / b for t, b in zip(ts, base)) for name, ts in times.items()}
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    busy = any(medians[name] > BUSY * min(ts) for name, ts in times.items())
+    return medians, paired, "  busy" if busy else ""
+
+
+def warm_up(names, batch_sizes, calls: int = 3):
+    """Pay one-time costs (lazy initialisation, allocator growth) before any timing."""
+    for name in names:
+        for B in batch_sizes:
+            embeddings, labels, plan = make_batch(B, seed=B)
+            ours, pml = loss_pair(name, B // 4)
+            for loss_fn, make_arg in [(pml, lambda: None), (ours, lambda: mixed_batch(embeddings, plan))]:
+                for _ in range(calls):
+                    call(loss_fn, embeddings, labels, make_arg)
+
+
+def loss_and_grads(loss_fn, embeddings, labels):
+    embeddings.grad = None
+    for p in loss_fn.parameters():
+        p.grad = None
+    loss = loss_fn(embeddings, labels)
+    loss.backward()
+    return [loss.detach()] + [t.grad.clone() for t in [embeddings, *loss_fn.parameters()]]
+
+
+def same_result(ours, pml, embeddings, labels) -> str:
+    a, b = loss_and_grads(ours, embeddings, labels), loss_and_grads(pml, embeddings, labels)
+    if all(torch.equal(x, y) for x, y in zip(a, b)):
+        return "bitwise"
+    return "close" if all(torch.allclose(x, y, rtol=1e-5, atol=1e-6) for x, y in zip(a, b)) else "DIFFER"
+
+
+class OpRecorder(TorchDispatchMode):
+    """Records (op, output shape) of every non-view op run under it, forward and backward."""
+
+    def __init__(self):
+        super().__init__()
+        self.outputs = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if not func.is_view:
+            for t in out if isinstance(out, (tuple, list)) else [out]:
+                if torch.is_tensor(t):
+                    self.outputs.append((func, tuple(t.shape), t.is_floating_point()))
+        return out
+
+    def products(self):
+        return sorted(shape for func, shape, _ in self.outputs if func in PRODUCT_OPS)
+
+    def largest(self, keep=lambda shape, is_float: True):
+        """(numel, shape, op name) of the largest output that passes keep, or None."""
+        sizes = [(torch.Size(s).numel(), s, func.__name__) for func, s, fp in self.outputs if keep(s, fp)]
+        return max(sizes, default=(0, (), "none"))
+
+
+def record(loss_fn, embeddings, labels, arg, backward: bool) -> OpRecorder:
+    with OpRecorder() as rec:
+        loss = loss_fn(embeddings, labels, arg)
+        if backward:
+            loss.backward()
+    return rec
+
+
+def fmt_shape(entry) -> str:
+    return f"{'x'.join(map(str, entry[1]))} ({entry[2].removesuffix('.default')})"
+
+
+def bench_clean(names, batch_sizes, reps, verdicts):
+    print(f"\n1. Clean path (indices_tuple=None), ours vs PML twin, fwd+bwd, median of {reps}")
+    print(f"{'loss':<12}{'B':>5}{'PML ms':>10}{'ours ms':>10}{'ratio':>8}{'paired':>8}   same")
+    for name in names:
+        for B in batch_sizes:
+            embeddings, labels, _ = make_batch(B, seed=B)
+            ours, pml = loss_pair(name, B // 4)
+            none = lambda: None  # noqa: E731
+            t, paired, busy = interleaved({"pml": (pml, none), "ours": (ours, none)}, embeddings, labels, reps)
+            ratio = t["ours"] / t["pml"]
+            same = same_result(ours, pml, embeddings, labels)
+            print(f"{name:<12}{B:>5}{t['pml'] * 1e3:>10.3f}{t['ours'] * 1e3:>10.3f}{ratio:>8.3f}"
+                  f"{paired['ours']:>8.3f}   {same:<7}{busy}")
+            verdicts.append((ratio <= TARGETS["clean"], f"clean {name} B={B}: ours/PML {ratio:.3f} "
+                             f"(target <= {TARGETS['clean']})"))
+
+
+def bench_mixed(names, batch_sizes, reps, verdicts):
+    print(f"\n2. Mixed path (K = B) vs clean, same Metrix loss, fwd+bwd, median of {reps}")
+    print(f"{'loss':<12}{'B':>5}{'clean ms':>10}{'mixed ms':>10}{'ratio':>7}{'paired':>8}{'masked ms':>11}"
+          f"{'ratio':>7}{'paired':>8}   products clean -> mixed (extra)")
+    structure = []
+    for name in names:
+        for B in batch_sizes:
+            embeddings, labels, plan = make_batch(B, seed=B)
+            ours, pml = loss_pair(name, B // 4)
+            anchors = B // 4 if name == "PA" else B
+            variants = {
+                "clean": (ours, lambda: None),
+                "mixed": (ours, lambda: mixed_batch(embeddings, plan)),
+                "masked": (ours, lambda: mixed_batch(embeddings, plan, anchors)),
+            }
+            t, paired, busy = interleaved(variants, embeddings, labels, reps)
+            r_mixed, r_masked = t["mixed"] / t["clean"], t["masked"] / t["clean"]
+
+            clean_products = record(ours, embeddings, labels, None, backward=False).products()
+            mixed_products = record(ours, embeddings, labels, mixed_batch(embeddings, plan), False).products()
+            extra = list(mixed_products)
+            for shape in clean_products:
+                if shape in extra:
+                    extra.remove(shape)
+            K = B
+            want = (K, anchors) if name == "PA" else (anchors, K)
+            products_ok = len(mixed_products) == len(clean_products) + 1 and extra == [want]
+            extra_txt = ", ".join("x".join(map(str, s)) for s in extra) or "none"
+            print(f"{name:<12}{B:>5}{t['clean'] * 1e3:>10.3f}{t['mixed'] * 1e3:>10.3f}{r_mixed:>7.3f}"
+                  f"{paired['mixed']:>8.3f}{t['masked'] * 1e3:>11.3f}{r_masked:>7.3f}{paired['masked']:>8.3f}"
+                  f"   {len(clean_products)} -> {len(mixed_products)} ({extra_txt}){busy}")
+
+            ambiguous = DIM in (B, K)
+            is_pairwise = lambda s, fp: ambiguous or not (len(s) == 2 and s[1] == DIM)  # noqa: E731
+            is_float_pairwise = lambda s, fp: fp and is_pairwise(s, fp)  # noqa: E731
+            recs = [record(ours, embeddings, labels, mixed_batch(embeddings, plan, mask_rows), backward=True)
+                    for mask_rows in (None, anchors)]
+            pairwise = max(rec.largest(is_pairwise) for rec in recs)
+            float_pairwise = max(rec.largest(is_float_pairwise) for rec in recs)
+            overall = max(rec.largest() for rec in recs)
+            twin = record(pml, embeddings, labels, None, backward=True).largest(is_pairwise)
+            bound = B * max(B, K)
+            structure.append((name, B, bound, pairwise, float_pairwise, overall, twin, ambiguous))
+
+            verdicts.append((r_mixed <= TARGETS["mixed"], f"mixed {name} B={B}: mixed/clean {r_mixed:.3f} "
+                             f"(target <= {TARGETS['mixed']})"))
+            verdicts.append((r_masked <= TARGETS["mixed"], f"mixed {name} B={B}: masked/clean {r_masked:.3f} "
+                             f"(target <= {TARGETS['mixed']})"))
+            verdicts.append((products_ok, f"products {name} B={B}: {len(clean_products)} clean -> "
+                             f"{len(mixed_products)} mixed, extra {extra_txt} (target exactly one "
+                             f"{'x'.join(map(str, want))})"))
+            verdicts.append((pairwise[0] <= bound, f"memory {name} B={B}: largest pairwise {fmt_shape(pairwise)} = "
+                             f"{pairwise[0]} elements (target <= B x max(B, K) = {bound}; PML twin on the "
+                             f"clean batch: {fmt_shape(twin)} = {twin[0]})"))
+
+    print("\nLargest tensors in one mixed forward+backward (with and without mask): elements, shape (op)")
+    columns = ["pairwise, any dtype", "pairwise, float", "overall", "PML twin clean, pairwise"]
+    print(f"{'loss':<12}{'B':>5}{'B*max(B,K)':>12}" + "".join(f"   {c:<32}" for c in columns))
+    for name, B, bound, *largest, ambiguous in structure:
+        cells = "".join(f"   {n:>8} {fmt_shape((n, *rest)):<23}" for n, *rest in largest)
+        print(f"{name:<12}{B:>5}{bound:>12}{cells}{'  (B = d: all pairwise)' if ambiguous else ''}")
+
+
+def profile_clean(names, batch_size, top=12):
+    from torch.profiler import ProfilerActivity, profile
+
+    for name in names:
+        embeddings, labels, _ = make_batch(batch_size, seed=batch_size)
+        for label, loss_fn in zip(("ours", "PML"), loss_pair(name, batch_size // 4)):
+            for _ in range(5):
+                call(loss_fn, embeddings, labels, lambda: None)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(20):
+                    call(loss_fn, embeddings, labels, lambda: None)
+            print(f"\n--- {name} {label}, B={batch_size}, 20 calls, top ops by self CPU time")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reps", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="B in {32, 128}, 20 repetitions")
+    parser.add_argument("--profile", action="store_true", help="top ops of each clean pair at the largest B")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    batch_sizes, reps = ((32, 128), 20) if args.quick else ((32, 128, 512), args.reps)
+    names = ["MS", "Contrastive", "PA"]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads of {os.cpu_count()} CPUs, d = {DIM}, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    verdicts = []
+    warm_up(names, batch_sizes)
+    bench_clean(names, batch_sizes, reps, verdicts)
+    bench_mixed(names, batch_sizes, reps, verdicts)
+    if args.profile:
+        profile_clean(names, batch_sizes[-1])
+    print()
+    for ok, line in verdicts:
+        print(f"{'PASS' if ok else 'FAIL'}  {line}")
+    failed = sum(not ok for ok, _ in verdicts)
+    print(f"\n{len(verdicts) - failed} PASS, {failed} FAIL (verdicts on the ratio of medians; "
+          f"load average now {os.getloadavg()[0]:.2f})")
+
+
+if __name__ == "__main__":
+    main()
