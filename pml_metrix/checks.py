@@ -65,3 +65,14 @@ def check_pair_mask(pair_mask: Optional[Tensor], shape: tuple, what: str) -> Non
         raise ValueError(f"pair_mask must be a bool tensor, got {getattr(pair_mask, 'dtype', type(pair_mask))}")
     if tuple(pair_mask.shape) != tuple(shape):
         raise ValueError(f"pair_mask must have shape {tuple(shape)} ({what}), got {tuple(pair_mask.shape)}")
+
+
+def check_references(embeddings: Tensor, references: Tensor, name: str) -> None:
+    """References compared with the embeddings: same dimension, dtype and device."""
+    check_embeddings(references, name, allow_empty=True)
+    check_same_device(embeddings, **{name: references})
+    if references.shape[1] != embeddings.shape[1] or references.dtype != embeddings.dtype:
+        raise ValueError(
+            f"{name} ({references.dtype}, dim {references.shape[1]}) must match the embeddings "
+            f"({embeddings.dtype}, dim {embeddings.shape[1]})"
+        )

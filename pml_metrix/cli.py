@@ -82,6 +82,8 @@ def cmd_eval(args) -> None:
     state = load_checkpoint(Path(args.checkpoint))
     saved = dict(state["config"])
     changes = {k: v for k, v in vars(args).items() if k in ("dataset", "data_root", "eval_split", "eval_reference") and v}
+    if changes.get("dataset", saved["dataset"]) != saved["dataset"]:
+        changes["dataset_options"] = {}  # the saved options belong to the saved dataset
     config = RunConfig(**{**saved, **changes, "output": str(Path(args.checkpoint).parent / "eval")})
     run = Run(config)
     run.load_weights(state)
@@ -114,7 +116,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError) as error:
+    except (ValueError, TypeError, OSError) as error:  # ConfigError is a ValueError
         print(f"pml-metrix {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

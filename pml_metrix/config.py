@@ -65,15 +65,19 @@ class RunConfig:
 
         def positive(name, allow_zero=False):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
+            bad = isinstance(value, bool) or not isinstance(value, (int, float)) or value != value  # NaN
+            if bad or value < 0 or (value == 0 and not allow_zero):
                 raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number; got {value!r}")
 
         one_of("loss", LOSSES)
         one_of("mix_level", MIX_LEVELS)
         one_of("model", MODELS)
         one_of("distance", DISTANCES)
-        if self.image_size is not None:
-            positive("image_size")
+        for name in ("image_size", "grad_clip", "miner_epsilon"):
+            if getattr(self, name) is not None:
+                positive(name, allow_zero=name == "miner_epsilon")
+        if self.device != "auto" and not self.device.split(":")[0] in ("cpu", "cuda", "mps"):
+            raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}")
         for name in ("embedding_size", "epochs", "batch_size", "samples_per_class", "lr", "mix_alpha", "num_mixes"):
             positive(name)
         for name in ("weight_decay", "mix_weight", "warmup_epochs", "num_workers", "proxy_lr_multiplier"):

@@ -70,9 +70,12 @@ def build_loss(config: RunConfig, num_classes: int) -> torch.nn.Module:
         kwargs["distance"] = distances.LpDistance()
     if config.loss == "pa":
         kwargs.update(num_classes=num_classes, embedding_size=config.embedding_size)
-    if config.mix_level == "none":
-        return pml_class(**kwargs)
-    return metrix_class(mix_weight=config.mix_weight, **kwargs)
+    try:
+        if config.mix_level == "none":
+            return pml_class(**kwargs)
+        return metrix_class(mix_weight=config.mix_weight, **kwargs)
+    except TypeError as error:  # an unknown key in loss_params
+        raise ConfigError(f"loss_params do not fit the {config.loss} loss: {error}") from None
 
 
 def build_miner(config: RunConfig, num_classes: int) -> Optional[torch.nn.Module]:
@@ -230,10 +233,10 @@ class Run:
         """Train for ``config.epochs`` (from the saved epoch on with ``resume``), evaluating and
         checkpointing after each epoch."""
         config = self.config
-        config.save(self.output / "config.yaml")
         start_epoch = 1
-        if resume:
+        if resume:  # restore (and check the settings) before anything in the folder is written
             start_epoch = self.restore(load_checkpoint(self.output / CHECKPOINT)) + 1
+        config.save(self.output / "config.yaml")
         kwargs = dict(
             models=self.models,
             optimizers=self.optimizers,

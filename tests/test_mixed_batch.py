@@ -59,7 +59,7 @@ def test_losses_reject_bad_batches(make_loss):
     embeddings, labels = batch()
     loss_fn = make_loss()
     cases = [
-        ((embeddings, labels[:-1], None), "Number of embeddings must equal number of labels"),
+        ((embeddings, labels[:-1], None), "labels must have shape \\(6,\\), one label per embedding, got shape \\(5,\\)"),
         ((embeddings.clone().fill_(float("nan")), labels, None), "NaN or Inf"),
         ((embeddings, labels.float(), None), "integer class labels.*labels.long\\(\\)"),
         ((embeddings[:0], labels[:0], None), "empty"),
@@ -109,7 +109,7 @@ def test_mixed_embeddings_on_another_device_are_rejected():
         torch.zeros(K, 2, dtype=torch.long, device="meta"),
         torch.rand(K, device="meta"),
     )
-    with pytest.raises(ValueError, match="mixed_embeddings is on meta but the embeddings are on cpu"):
+    with pytest.raises(ValueError, match="MixedBatch.embeddings is on meta but the embeddings are on cpu"):
         pml_metrix.MetrixMSLoss()(embeddings, labels, meta)
 
 

@@ -5,7 +5,7 @@ import torch
 from pytorch_metric_learning.reducers import MultipleReducers
 from torch import Tensor
 
-from ..checks import check_embeddings, check_labels, check_same_device
+from ..checks import check_embeddings, check_labels, check_references
 from ..mixed_batch import MixedBatch, SoftPairs
 from ..reducers import SubLossReducers, WeightedReducer
 
@@ -67,26 +67,27 @@ class MetrixLossMixin:
         """Class labels of the anchors that soft labels are taken against (the batch labels)."""
         return labels
 
-    def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
+    def forward(self, embeddings, labels=None, indices_tuple=None, ref_emb=None, ref_labels=None):
+        """PML's forward, after checking the inputs (see :mod:`pml_metrix.checks`)."""
         check_embeddings(embeddings)
         check_labels(labels, embeddings.shape[0])
-        if ref_emb is not embeddings:
-            check_embeddings(ref_emb, "ref_emb")
+        if ref_emb is not None:
+            check_references(embeddings, ref_emb, "ref_emb")
             check_labels(ref_labels, ref_emb.shape[0], "ref_labels")
-            check_same_device(embeddings, ref_emb=ref_emb, ref_labels=ref_labels)
+            if ref_labels is None and indices_tuple is None:
+                raise ValueError("ref_emb needs ref_labels (or an indices_tuple saying which pairs are positive)")
+        return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
+
+    def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
         if isinstance(indices_tuple, SoftPairs):
+            check_references(embeddings, indices_tuple.embeddings, "SoftPairs.embeddings")
             return self.soft_loss(embeddings, indices_tuple)
         if not isinstance(indices_tuple, MixedBatch):
             return self.clean_loss(embeddings, labels, indices_tuple, ref_emb, ref_labels)
         mixed = indices_tuple
         if labels is None:
             raise ValueError("a MixedBatch needs the batch labels: call loss(embeddings, labels, mixed_batch)")
-        if mixed.embeddings.shape[1] != embeddings.shape[1] or mixed.embeddings.dtype != embeddings.dtype:
-            raise ValueError(
-                f"MixedBatch.embeddings ({mixed.embeddings.dtype}, dim {mixed.embeddings.shape[1]}) must match "
-                f"the embeddings ({embeddings.dtype}, dim {embeddings.shape[1]})"
-            )
-        check_same_device(embeddings, mixed_embeddings=mixed.embeddings)
+        check_references(embeddings, mixed.embeddings, "MixedBatch.embeddings")
         soft = mixed.soft_pairs(labels, self.anchor_labels(labels))
         loss_dict = self.clean_loss(embeddings, labels, mixed.indices_tuple, ref_emb, ref_labels)
         if mixed.embeddings.shape[0] > 0:

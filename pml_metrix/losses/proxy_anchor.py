@@ -40,6 +40,11 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
 
     def _loss_dict(self, ref_emb, soft_labels, pair_mask, ref_log_weights):
         """Loss dict over references ``ref_emb`` (R x d), labels and mask R x num_classes."""
+        if ref_emb.shape[1] != self.proxies.shape[1]:
+            raise ValueError(
+                f"embeddings have dimension {ref_emb.shape[1]} but the proxies have embedding_size="
+                f"{self.proxies.shape[1]}: build the loss with embedding_size={ref_emb.shape[1]}"
+            )
         self.cast_types(ref_emb.dtype, ref_emb.device)
         mat = self.get_logits(ref_emb)
         pos_term, neg_term = F.proxy_anchor_terms(

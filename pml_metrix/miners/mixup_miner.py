@@ -58,6 +58,8 @@ class MixupMiner(BaseMiner):
             raise ValueError(f"mixes must be 'per_anchor' or 'per_batch', got {mixes!r}")
         if not (isinstance(num_mixes, int) and num_mixes >= 1):
             raise ValueError(f"num_mixes must be a positive int, got {num_mixes!r}")
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
+            raise ValueError(f"num_classes must be a positive int (the number of proxies), got {num_classes!r}")
         if negatives not in ("random", "hardest"):
             raise ValueError(f"negatives must be 'random' or 'hardest', got {negatives!r}")
         self.alpha, self.mixes, self.num_mixes, self.negatives = alpha, mixes, num_mixes, negatives
@@ -77,6 +79,8 @@ class MixupMiner(BaseMiner):
             raise ValueError("MixupMiner mixes items of one batch: ref_emb and ref_labels are not supported")
         self.reset_stats()
         check_embeddings(embeddings)
+        if labels is None:
+            raise ValueError("MixupMiner needs the class labels: call miner(embeddings, labels)")
         check_labels(labels, embeddings.shape[0])
         labels = c_f.to_device(labels, embeddings)
         indices_tuple = None if self.inner_miner is None else self.inner_miner(embeddings, labels)
@@ -87,8 +91,11 @@ class MixupMiner(BaseMiner):
     @torch.no_grad()
     def plan(self, embeddings: Tensor, labels: Tensor) -> MixingPlan:
         """Draw a mixing plan for a batch (B x d embeddings, used for hardest negatives; B labels)."""
-        if self.num_classes is not None and labels.numel() and labels.max() >= self.num_classes:
-            raise ValueError(f"labels must lie in [0, {self.num_classes - 1}] for num_classes={self.num_classes}")
+        if self.num_classes is not None and labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(
+                f"labels must lie in [0, {self.num_classes - 1}] for num_classes={self.num_classes}, got values in "
+                f"[{int(labels.min())}, {int(labels.max())}]"
+            )
         batch_size, device = labels.shape[0], labels.device
         generator = self._generator(device)
         same = labels[:, None] == labels[None, :]

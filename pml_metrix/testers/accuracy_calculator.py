@@ -1,7 +1,7 @@
 """PML's AccuracyCalculator plus Recall@K, utilization, alignment and uniformity."""
 
 import functools
-from typing import Any, List, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from pytorch_metric_learning.utils.accuracy_calculator import (
     EQUALITY,
@@ -12,6 +12,7 @@ from pytorch_metric_learning.utils.accuracy_calculator import (
 )
 from torch import Tensor
 
+from ..checks import check_embeddings
 from .alignment_uniformity import alignment, uniformity
 from .utilization import nearest_sq_distances
 
@@ -85,6 +86,17 @@ class MetrixAccuracyCalculator(AccuracyCalculator):
                 "alignment groups items by equal labels and cannot use label_comparison_fn: "
                 "pass exclude=('alignment',) or drop label_comparison_fn"
             )
+
+    def get_accuracy(self, query: Tensor, query_labels: Tensor, reference: Optional[Tensor] = None, *args: Any, **kwargs: Any):
+        """PML's ``get_accuracy``, after checking that the embeddings are finite and of one dimension."""
+        check_embeddings(query, "query")
+        if reference is not None:
+            check_embeddings(reference, "reference")
+            if reference.shape[1] != query.shape[1]:
+                raise ValueError(
+                    f"reference has dimension {reference.shape[1]} but query has {query.shape[1]}: embed both with one model"
+                )
+        return super().get_accuracy(query, query_labels, reference, *args, **kwargs)
 
     def requires_knn(self) -> List[str]:
         return super().requires_knn() + [f"recall_at_{k}" for k in self.recall_at_k]

@@ -1,0 +1,715 @@
+"""Every row of docs/errors.md, run: the bad input gives the documented error and message.
+
+Each row's id names a case below (``@case("id")``). A Python-API case makes the bad call; a CLI
+case returns the ``pml-metrix`` arguments, run in-process. ``<root>`` in a documented message is
+the case's folder (``tmp_path``); ``…`` separates the parts of a message shown in part.
+"""
+
+import builtins
+import re
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from pml_metrix import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss, MixedBatch, MixupMiner, SoftPairs
+from pml_metrix.checkpoints import save_checkpoint
+from pml_metrix.cli import main
+from pml_metrix.config import RunConfig
+from pml_metrix.datasets import fashion_mnist, get_dataset
+from pml_metrix.datasets.fashion_mnist import FashionMNISTClasses
+from pml_metrix.datasets.fonts import FontGlyphs
+from pml_metrix.datasets.pml_benchmarks import load_benchmark
+from pml_metrix.testers import MetrixAccuracyCalculator, UtilizationTester, alignment, utilization
+
+from .datasets.test_pml_benchmarks import write_cub, write_sop
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
+ROW = re.compile(
+    r"^\|\s*`(?P<id>[a-z0-9-]+)`\s*\|(?P<component>[^|]*)\|(?P<bad_input>.*)\|\s*(?P<seen>`[^`]+`: `[^`]+`)\s*\|$"
+)
+SEEN = re.compile(r"^`(?P<kind>[^`]+)`: `(?P<message>[^`]+)`$")
+
+B, D, K = 6, 4, 5
+
+
+def read_rows():
+    """{id: (kind, message)} for each table row of docs/errors.md; kind is an exception name or 'exit 2'."""
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        if not line.startswith("| `"):
+            continue
+        match = ROW.match(line)
+        assert match, f"a table row of {DOC.name} does not parse: {line}"
+        row_id = match["id"]
+        assert row_id not in rows, f"{row_id} has two rows"
+        seen = SEEN.match(match["seen"])
+        rows[row_id] = (seen["kind"], seen["message"])
+    return rows
+
+
+ROWS = read_rows()
+CASES = {}
+
+
+def case(row_id):
+    def register(function):
+        assert row_id not in CASES, f"two cases for {row_id}"
+        CASES[row_id] = function
+        return function
+
+    return register
+
+
+def batch():
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(B, D, generator=generator), torch.tensor([0, 0, 1, 1, 2, 2])
+
+
+def mixed(**overrides):
+    generator = torch.Generator().manual_seed(1)
+    args = dict(
+        embeddings=torch.randn(K, D, generator=generator),
+        source_index=torch.randint(0, B, (K, 2), generator=generator),
+        lam=torch.rand(K, generator=generator),
+    )
+    args.update(overrides)
+    return MixedBatch(**args)
+
+
+def class_dataset(classes, per_class, seed):
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.tensor(classes).repeat_interleave(per_class)
+    return TensorDataset(torch.randn(len(labels), 8, generator=generator), labels)
+
+
+def make_tester(**kwargs):
+    kwargs.setdefault(
+        "accuracy_calculator",
+        MetrixAccuracyCalculator(include=("recall_at_1",), exclude=(), k="max_bin_count", device=torch.device("cpu")),
+    )
+    return UtilizationTester(dataloader_num_workers=0, data_device=torch.device("cpu"), **kwargs)
+
+
+# ---- losses -------------------------------------------------------------------------------------
+
+
+@case("loss-length-mismatch")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixMSLoss()(embeddings, labels[:-1])
+
+
+@case("loss-nan-embeddings")
+def _(ctx):
+    embeddings, labels = batch()
+    embeddings[2, 1] = float("nan")
+    MetrixMSLoss()(embeddings, labels)
+
+
+@case("loss-inf-embeddings")
+def _(ctx):
+    embeddings, labels = batch()
+    embeddings[0, 0] = float("inf")
+    MetrixContrastiveLoss()(embeddings, labels)
+
+
+@case("loss-float-labels")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixMSLoss()(embeddings, labels.float())
+
+
+@case("loss-empty-batch")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixContrastiveLoss()(embeddings[:0], labels[:0])
+
+
+@case("loss-1d-embeddings")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixMSLoss()(embeddings[:, 0], labels)
+
+
+@case("loss-2d-labels")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixMSLoss()(embeddings, labels[:, None])
+
+
+@case("loss-no-labels-no-tuple")
+def _(ctx):
+    embeddings, _ = batch()
+    MetrixMSLoss()(embeddings, None)
+
+
+@case("loss-negative-mix-weight")
+def _(ctx):
+    MetrixMSLoss(mix_weight=-1)
+
+
+@case("loss-proxy-labels-too-large")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixProxyAnchorLoss(2, D)(embeddings, labels)
+
+
+@case("loss-proxy-negative-labels")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixProxyAnchorLoss(3, D)(embeddings, labels - 1)
+
+
+@case("loss-mixed-other-dim")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixMSLoss()(embeddings, labels, mixed(embeddings=torch.randn(K, D + 1)))
+
+
+@case("loss-mixed-other-dtype")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixContrastiveLoss()(embeddings, labels, mixed(embeddings=torch.randn(K, D, dtype=torch.float64)))
+
+
+@case("loss-mixed-other-device")
+def _(ctx):
+    embeddings, labels = batch()
+    meta = MixedBatch(
+        torch.randn(K, D, device="meta"),
+        torch.zeros(K, 2, dtype=torch.long, device="meta"),
+        torch.rand(K, device="meta"),
+    )
+    MetrixMSLoss()(embeddings, labels, meta)
+
+
+@case("loss-source-index-out-of-range")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixMSLoss()(embeddings, labels, mixed(source_index=torch.full((K, 2), B)))
+
+
+@case("loss-source-index-negative")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixProxyAnchorLoss(3, D)(embeddings, labels, mixed(source_index=torch.full((K, 2), -1)))
+
+
+@case("loss-pair-mask-wrong-shape")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixMSLoss()(embeddings, labels, mixed(pair_mask=torch.ones(13, K, dtype=torch.bool)))
+
+
+@case("loss-proxy-pair-mask-batch-rows")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixProxyAnchorLoss(3, D)(embeddings, labels, mixed(pair_mask=torch.ones(B, K, dtype=torch.bool)))
+
+
+@case("loss-mixed-batch-without-labels")
+def _(ctx):
+    embeddings, _ = batch()
+    MetrixContrastiveLoss()(embeddings, None, mixed())
+
+
+@case("loss-soft-pairs-wrong-rows")
+def _(ctx):
+    embeddings, _ = batch()
+    MetrixMSLoss()(embeddings, None, SoftPairs(torch.randn(4, D), torch.rand(7, 4)))
+
+
+@case("loss-proxy-soft-pairs-wrong-rows")
+def _(ctx):
+    embeddings, _ = batch()
+    MetrixProxyAnchorLoss(3, D)(embeddings, None, SoftPairs(torch.randn(4, D), torch.rand(B, 4)))
+
+
+# ---- MixedBatch and SoftPairs -------------------------------------------------------------------
+
+
+@case("mixed-lam-above-one")
+def _(ctx):
+    mixed(lam=torch.full((K,), 1.5))
+
+
+@case("mixed-lam-negative")
+def _(ctx):
+    mixed(lam=torch.full((K,), -0.1))
+
+
+@case("mixed-lam-nan")
+def _(ctx):
+    mixed(lam=torch.full((K,), float("nan")))
+
+
+@case("mixed-lam-wrong-length")
+def _(ctx):
+    mixed(lam=torch.rand(K + 1))
+
+
+@case("mixed-source-index-float")
+def _(ctx):
+    mixed(source_index=torch.zeros(K, 2))
+
+
+@case("mixed-source-index-three-columns")
+def _(ctx):
+    mixed(source_index=torch.zeros(K, 3, dtype=torch.long))
+
+
+@case("mixed-pair-mask-not-bool")
+def _(ctx):
+    mixed(pair_mask=torch.ones(B, K))
+
+
+@case("mixed-lam-other-device")
+def _(ctx):
+    mixed(lam=torch.rand(K, device="meta"))
+
+
+@case("mixed-nan-embeddings")
+def _(ctx):
+    mixed(embeddings=torch.full((K, D), float("nan")))
+
+
+@case("soft-pairs-wrong-columns")
+def _(ctx):
+    SoftPairs(torch.randn(4, D), torch.rand(B, 5))
+
+
+@case("soft-pairs-out-of-range")
+def _(ctx):
+    SoftPairs(torch.randn(4, D), torch.rand(B, 4) + 1)
+
+
+@case("soft-pairs-integer-labels")
+def _(ctx):
+    SoftPairs(torch.randn(4, D), torch.ones(B, 4, dtype=torch.long))
+
+
+@case("soft-pairs-pair-mask-wrong-shape")
+def _(ctx):
+    SoftPairs(torch.randn(4, D), torch.rand(B, 4), torch.ones(B, 3, dtype=torch.bool))
+
+
+# ---- miner --------------------------------------------------------------------------------------
+
+
+@case("miner-unknown-strategy")
+def _(ctx):
+    MixupMiner(strategies="mixup")
+
+
+@case("miner-no-strategy")
+def _(ctx):
+    MixupMiner(strategies=[])
+
+
+@case("miner-alpha-zero")
+def _(ctx):
+    MixupMiner(alpha=0)
+
+
+@case("miner-alpha-negative")
+def _(ctx):
+    MixupMiner(alpha=-1.0)
+
+
+@case("miner-unknown-mixes")
+def _(ctx):
+    MixupMiner(mixes="sometimes")
+
+
+@case("miner-num-mixes-zero")
+def _(ctx):
+    MixupMiner(num_mixes=0)
+
+
+@case("miner-num-mixes-float")
+def _(ctx):
+    MixupMiner(num_mixes=1.5)
+
+
+@case("miner-unknown-negatives")
+def _(ctx):
+    MixupMiner(negatives="easy")
+
+
+@case("miner-float-labels")
+def _(ctx):
+    embeddings, labels = batch()
+    MixupMiner(seed=0)(embeddings, labels.float())
+
+
+@case("miner-labels-too-large")
+def _(ctx):
+    embeddings, labels = batch()
+    MixupMiner(num_classes=2, seed=0)(embeddings, labels)
+
+
+@case("miner-ref-emb")
+def _(ctx):
+    embeddings, labels = batch()
+    MixupMiner(seed=0)(embeddings, labels, embeddings)
+
+
+@case("miner-length-mismatch")
+def _(ctx):
+    embeddings, labels = batch()
+    MixupMiner(seed=0)(embeddings, labels[:-1])
+
+
+@case("miner-nan-embeddings")
+def _(ctx):
+    embeddings, labels = batch()
+    embeddings[-1] = float("nan")
+    MixupMiner(seed=0)(embeddings, labels)
+
+
+@case("miner-empty-batch")
+def _(ctx):
+    embeddings, labels = batch()
+    MixupMiner(seed=0)(embeddings[:0], labels[:0])
+
+
+# ---- calculator and tester ----------------------------------------------------------------------
+
+
+@case("calc-recall-at-k-not-a-tuple")
+def _(ctx):
+    MetrixAccuracyCalculator(recall_at_k=4)
+
+
+@case("calc-recall-at-k-zero")
+def _(ctx):
+    MetrixAccuracyCalculator(recall_at_k=(1, 0))
+
+
+@case("calc-recall-at-k-float")
+def _(ctx):
+    MetrixAccuracyCalculator(recall_at_k=(1, 2.0))
+
+
+@case("calc-recall-at-k-twice")
+def _(ctx):
+    MetrixAccuracyCalculator(recall_at_k=(4, 1, 4))
+
+
+@case("calc-k-too-small")
+def _(ctx):
+    MetrixAccuracyCalculator(recall_at_k=(1, 8), k=4)
+
+
+@case("calc-uniformity-max-items")
+def _(ctx):
+    MetrixAccuracyCalculator(uniformity_max_items=1)
+
+
+@case("calc-label-comparison-with-alignment")
+def _(ctx):
+    MetrixAccuracyCalculator(label_comparison_fn=lambda a, b: a == b, exclude=("NMI", "AMI"))
+
+
+@case("calc-unknown-metric")
+def _(ctx):
+    MetrixAccuracyCalculator(include=("recall_at_3",))
+
+
+@case("tester-calculator-computes-utilization")
+def _(ctx):
+    make_tester(accuracy_calculator=MetrixAccuracyCalculator(device=torch.device("cpu")))
+
+
+@case("tester-missing-train-split")
+def _(ctx):
+    make_tester().test({"val": class_dataset([6, 7], 4, seed=2)}, 1, torch.nn.Linear(8, 4))
+
+
+@case("tester-nan-mixed-embeddings")
+def _(ctx):
+    make_tester().mixed_embeddings = torch.full((3, 4), float("nan"))
+
+
+@case("tester-mixed-embeddings-other-dim")
+def _(ctx):
+    dataset_dict = {"train": class_dataset([0, 1, 2], 4, seed=1), "val": class_dataset([6, 7], 4, seed=2)}
+    t = make_tester()
+    t.mixed_embeddings = torch.randn(3, 5)
+    t.test(dataset_dict, 1, torch.nn.Linear(8, 4), splits_to_eval=[("val", ["val"])])
+
+
+@case("utilization-no-reference")
+def _(ctx):
+    utilization(torch.randn(3, 4))
+
+
+@case("utilization-other-dim")
+def _(ctx):
+    utilization(torch.randn(3, 4), torch.randn(5, 3))
+
+
+@case("utilization-empty-references")
+def _(ctx):
+    utilization(torch.randn(3, 4), torch.zeros(0, 4), torch.zeros(0, 4))
+
+
+@case("alignment-label-length")
+def _(ctx):
+    embeddings, labels = batch()
+    alignment(embeddings, labels[:-1])
+
+
+# ---- CLI (each returns the pml-metrix arguments) -------------------------------------------------
+
+
+def train(ctx, *args):
+    return ["train", *args, "--output", str(ctx.root / "run")]
+
+
+@case("cli-unknown-loss")
+def _(ctx):
+    return train(ctx, "--loss", "triplet")
+
+
+@case("cli-unknown-mix-level")
+def _(ctx):
+    return train(ctx, "--mix-level", "pixels")
+
+
+@case("cli-negative-batch-size")
+def _(ctx):
+    return train(ctx, "--batch-size", "-8")
+
+
+@case("cli-batch-size-not-an-int")
+def _(ctx):
+    return train(ctx, "--batch-size", "abc")
+
+
+@case("cli-batch-not-multiple-of-samples")
+def _(ctx):
+    return train(ctx, "--batch-size", "30", "--samples-per-class", "4")
+
+
+@case("cli-recall-at-k-zero")
+def _(ctx):
+    return train(ctx, "--recall-at-k", "0")
+
+
+@case("cli-unknown-dataset")
+def _(ctx):
+    return train(ctx, "--dataset", "mnist")
+
+
+@case("cli-unknown-eval-split")
+def _(ctx):
+    return train(ctx, "--eval-split", "gallery")
+
+
+@case("cli-missing-data-root")
+def _(ctx):
+    return ["train", "--dataset", "cub200", "--data-root", str(ctx.root), "--output", str(ctx.root / "run")]
+
+
+@case("cli-batch-too-large")
+def _(ctx):
+    font_list, _ = ctx.request.getfixturevalue("small_font_list")
+    return train(ctx, "--dataset-options", f"font_list={font_list}", "--batch-size", "100", "--samples-per-class", "4")
+
+
+def config_file(ctx, name, text):
+    path = ctx.root / name
+    path.write_text(text)
+    return train(ctx, "--config", str(path))
+
+
+@case("cli-unknown-yaml-option")
+def _(ctx):
+    return config_file(ctx, "options.yaml", "learning_rate: 0.1\n")
+
+
+@case("cli-bad-yaml")
+def _(ctx):
+    return config_file(ctx, "bad.yaml", "loss: [ms\n")
+
+
+@case("cli-yaml-not-a-mapping")
+def _(ctx):
+    return config_file(ctx, "list.yaml", "- ms\n")
+
+
+@case("cli-missing-config")
+def _(ctx):
+    return train(ctx, "--config", str(ctx.root / "missing.yaml"))
+
+
+@case("cli-resume-nothing")
+def _(ctx):
+    return ["train", "--resume", "--output", str(ctx.root)]
+
+
+def truncated_checkpoint(ctx):
+    path = ctx.root / "checkpoint.pth"
+    save_checkpoint(path, {"epoch": 1, "models": {"trunk": torch.nn.Linear(4, 4).state_dict()}})
+    path.write_bytes(path.read_bytes()[:200])
+    return path
+
+
+@case("cli-resume-truncated-checkpoint")
+def _(ctx):
+    font_list, _ = ctx.request.getfixturevalue("small_font_list")
+    RunConfig(
+        dataset_options={"font_list": font_list}, batch_size=8, embedding_size=8, output=str(ctx.root)
+    ).save(ctx.root / "config.yaml")
+    truncated_checkpoint(ctx)
+    return ["train", "--resume", "--output", str(ctx.root)]
+
+
+@case("cli-eval-missing-checkpoint")
+def _(ctx):
+    return ["eval", str(ctx.root / "checkpoint.pth")]
+
+
+@case("cli-eval-truncated-checkpoint")
+def _(ctx):
+    return ["eval", str(truncated_checkpoint(ctx))]
+
+
+@case("cli-eval-foreign-checkpoint")
+def _(ctx):
+    torch.save({"state_dict": torch.nn.Linear(4, 4).state_dict()}, ctx.root / "checkpoint.pth")
+    return ["eval", str(ctx.root / "checkpoint.pth")]
+
+
+# ---- dataset readers ----------------------------------------------------------------------------
+
+
+@case("data-unknown-dataset")
+def _(ctx):
+    get_dataset("mnist", "train")
+
+
+@case("data-unknown-split")
+def _(ctx):
+    get_dataset("inshop", "test", str(ctx.root))
+
+
+@case("data-benchmark-unknown-split")
+def _(ctx):
+    get_dataset("cub200", "gallery", str(ctx.root))
+
+
+@case("data-cub-missing")
+def _(ctx):
+    get_dataset("cub200", "train", str(ctx.root))
+
+
+@case("data-cars-missing")
+def _(ctx):
+    get_dataset("cars196", "test", str(ctx.root))
+
+
+@case("data-sop-missing")
+def _(ctx):
+    get_dataset("sop", "val", str(ctx.root))
+
+
+@case("data-sop-missing-image")
+def _(ctx):
+    write_sop(ctx.root)
+    (ctx.root / "Stanford_Online_Products" / "bicycle_final" / "11319_0.JPG").unlink()
+    get_dataset("sop", "test", str(ctx.root))
+
+
+@case("data-inshop-missing-partition")
+def _(ctx):
+    get_dataset("inshop", "query", str(ctx.root))
+
+
+@case("data-inshop-missing-images")
+def _(ctx):
+    (ctx.root / "list_eval_partition.txt").write_text(
+        "1\nimage_name item_id evaluation_status\nimg/WOMEN/Dresses/id_00000001/01_1_front.jpg id_00000001 train\n"
+    )
+    get_dataset("inshop", "train", str(ctx.root))
+
+
+@case("data-fashion-mnist-offline")
+def _(ctx):
+    ctx.monkeypatch.setattr(fashion_mnist, "DEBIAN_FOLDER", str(ctx.root / "no_debian"))
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    ctx.monkeypatch.setattr(fashion_mnist, "FashionMNIST", offline)
+    get_dataset("fashion_mnist", "train", str(ctx.root))
+
+
+@case("data-fashion-mnist-unknown-split")
+def _(ctx):
+    FashionMNISTClasses("gallery", str(ctx.root))
+
+
+@case("data-fonts-missing-font-list")
+def _(ctx):
+    FontGlyphs("train", font_list=str(ctx.root / "fonts.txt"))
+
+
+@case("data-empty-val-split")
+def _(ctx):
+    write_cub(ctx.root)
+    load_benchmark("cub200", "val", str(ctx.root), val_fraction=0)
+
+
+# ---- the checks ---------------------------------------------------------------------------------
+
+
+def assert_shows(text, message, root):
+    """Each ``…``-separated part of the documented message appears in ``text``, in order."""
+    position = 0
+    for part in message.replace("<root>", str(root)).split("…"):
+        part = part.strip()
+        found = text.find(part, position)
+        assert found >= 0, f"expected {part!r} in {text!r}"
+        position = found + len(part)
+
+
+@pytest.mark.parametrize("row_id", sorted(ROWS))
+def test_bad_input_gives_the_documented_error(row_id, tmp_path, monkeypatch, request, capsys):
+    kind, message = ROWS[row_id]
+    assert row_id in CASES, f"docs/errors.md row {row_id} has no case in {Path(__file__).name}"
+    ctx = types.SimpleNamespace(root=tmp_path, monkeypatch=monkeypatch, request=request)
+    if kind == "exit 2":
+        argv = CASES[row_id](ctx)
+        capsys.readouterr()
+        try:
+            code, from_argparse = main(argv), False
+        except SystemExit as exit_:  # argparse's own errors, printed after its usage lines
+            code, from_argparse = exit_.code, True
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert "Traceback" not in err
+        lines = err.strip().splitlines()
+        assert from_argparse or len(lines) == 1, err  # one line, nothing else
+        last_line = lines[-1]
+        assert last_line.startswith(f"pml-metrix {argv[0]}: error: ")
+        assert_shows(last_line, message, tmp_path)
+    else:
+        error_type = getattr(builtins, kind)
+        assert isinstance(error_type, type) and issubclass(error_type, Exception), kind
+        with pytest.raises(error_type) as raised:
+            CASES[row_id](ctx)
+        assert type(raised.value).__name__ == kind, repr(raised.value)
+        assert_shows(str(raised.value), message, tmp_path)
+
+
+def test_every_case_has_a_row_and_every_row_a_case():
+    assert sorted(CASES) == sorted(ROWS)
+    assert len(ROWS) >= 20
+    components = {line.split("|")[2].strip() for line in DOC.read_text().splitlines() if line.startswith("| `")}
+    assert {"losses", "miner", "calculator", "tester", "CLI", "datasets"} <= components
+
