@@ -35,6 +35,7 @@ class RunConfig:
     mix_weight: float = 0.4
     num_mixes: int = 1
     model: str = "small_cnn"
+    model_width: int = 64
     pretrained: bool = False
     embedding_size: int = 128
     epochs: int = 3
@@ -78,7 +79,7 @@ class RunConfig:
                 positive(name, allow_zero=name == "miner_epsilon")
         if self.device != "auto" and not self.device.split(":")[0] in ("cpu", "cuda", "mps"):
             raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}")
-        for name in ("embedding_size", "epochs", "batch_size", "samples_per_class", "lr", "mix_alpha", "num_mixes"):
+        for name in ("model_width", "embedding_size", "epochs", "batch_size", "samples_per_class", "lr", "mix_alpha", "num_mixes"):
             positive(name)
         for name in ("weight_decay", "mix_weight", "warmup_epochs", "num_workers", "proxy_lr_multiplier"):
             positive(name, allow_zero=True)

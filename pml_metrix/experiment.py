@@ -57,7 +57,7 @@ def resolve_device(name: str) -> torch.device:
 def build_models(config: RunConfig, in_channels: int) -> Dict[str, torch.nn.Module]:
     if config.model == "resnet50":
         return model_zoo.metrix_resnet50(config.embedding_size, pretrained=config.pretrained)
-    return model_zoo.small_cnn(in_channels, config.embedding_size)
+    return model_zoo.small_cnn(in_channels, config.embedding_size, config.model_width)
 
 
 def build_loss(config: RunConfig, num_classes: int) -> torch.nn.Module:
