@@ -68,7 +68,9 @@ def cmd_train(args) -> None:
 
 
 def cmd_compare(args) -> None:
-    config = config_from_args(args, output=args.output or "runs/compare")
+    config = config_from_args(args)
+    if config.output == RunConfig.output:  # neither a flag nor the file chose a folder
+        config = config.replace(output="runs/compare")
     variants = {name: DEFAULT_VARIANTS[name] for name in args.variants}
     comparison = compare(config, args.seeds, variants)
     report = write_report(comparison, "pml-metrix " + " ".join(shlex.quote(a) for a in sys.argv[1:]))

@@ -21,6 +21,7 @@ class ConfigError(ValueError):
 class RunConfig:
     """Everything one training run depends on. Written, resolved, next to its results."""
 
+    description: str = ""
     dataset: str = "fonts"
     data_root: Optional[str] = None
     dataset_options: Dict[str, Any] = field(default_factory=dict)

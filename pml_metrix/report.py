@@ -64,6 +64,7 @@ def write_report(comparison: Comparison, command: str) -> Path:
         "",
         f"Command: `{command}`",
         "",
+        *([base.description.strip(), ""] if base.description.strip() else []),
         f"Model `{base.model}` ({base.embedding_size}-d), loss `{base.loss}`, {base.epochs} epochs, batch "
         f"{base.batch_size}, seeds {comparison.seeds}; evaluated on the `{base.eval_split}` split"
         + (f" against `{base.eval_reference}`" if base.eval_reference else "")

@@ -45,9 +45,10 @@ def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
 def test_compare_writes_a_report_with_plots_and_finite_numbers(small_font_list, tmp_path, capsys):
     font_list, _ = small_font_list
     out = tmp_path / "compare"
-    assert main(["compare", *options(font_list), *TINY, "--seeds", "0", "1", "--output", str(out)]) == 0
+    args = ["compare", *options(font_list), *TINY, "--seeds", "0", "1", "--output", str(out)]
+    assert main([*args, "--description", "Settings chosen on the validation fonts."]) == 0
     report = (out / "report.md").read_text()
-    for name in ("raw pixels", "untrained network", "baseline", "metrix_embedding", "metrix_feature", "p="):
+    for name in ("raw pixels", "untrained network", "baseline", "metrix_embedding", "metrix_feature", "p=", "chosen"):
         assert name in report
     for plot in ("recall_at_1.png", "utilization.png", "positivity.png"):
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -92,3 +93,23 @@ def test_bad_configuration_gives_one_line_and_a_non_zero_exit(args, message, tmp
     assert "Traceback" not in result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("pml-metrix")]
     assert len(error_lines) == 1 and message in error_lines[0], result.stderr
+
+
+def test_compare_writes_where_the_config_file_says(tmp_path, monkeypatch):
+    import pml_metrix.cli as cli
+
+    class Stop(Exception):
+        """Raised by the stand-in for compare once it has seen the resolved config."""
+
+    outputs = []
+
+    def record_output(config, seeds, variants):
+        outputs.append(config.output)
+        raise Stop
+
+    monkeypatch.setattr(cli, "compare", record_output)
+    (tmp_path / "c.yaml").write_text(f"output: {tmp_path / 'from_file'}\n")
+    for args in (["compare", "--config", str(tmp_path / "c.yaml")], ["compare"]):
+        with pytest.raises(Stop):
+            cli.cmd_compare(cli.build_parser().parse_args(args))
+    assert outputs == [str(tmp_path / "from_file"), "runs/compare"]

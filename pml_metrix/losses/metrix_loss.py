@@ -111,5 +111,6 @@ def selected_terms(terms: Tensor, keep: Tensor) -> dict:
     """
     if not keep.any():
         return {"losses": 0, "indices": None, "reduction_type": "already_reduced"}
-    anchors = torch.where(keep)[0]
+    rows = torch.arange(keep.shape[0], device=keep.device).view(-1, *([1] * (keep.ndim - 1)))
+    anchors = rows.expand_as(keep)[keep]  # no n x 2 index list (nonzero): n entries, n <= A x R
     return {"losses": terms[keep], "indices": anchors, "reduction_type": "element"}
