@@ -8,7 +8,10 @@ Embeddings are B x 512 Gaussian (requires_grad), labels a shuffle of B/4 classes
 repetition) after a warm-up, and each variant's median is reported. The ratio of medians is the
 verdict; ``paired``, the median over repetitions of the per-repetition ratio, is printed beside it
 (it shrugs off load that changes between repetitions: if the two differ, the machine was busy).
-A row marked ``busy`` had some variant's median over 1.5x its minimum: other load was running.
+A row marked ``busy`` had some variant's median over 1.5x its minimum, or a 1-minute load average
+above the CPU count + 0.5 when it ended: other work was running, and with 2 threads on 2 shared
+cores every op then waits on a descheduled thread (calls run up to 100x slower and the ratios drift
+to ratios of op counts). Rerun on a quiet machine, or compare with ``--threads 1``.
 
 1. Clean path, ``indices_tuple=None``: MetrixMSLoss, MetrixContrastiveLoss and
    MetrixProxyAnchorLoss against their PML twin (same proxies), ratio ours / PML. Target <= 1.05.
@@ -27,7 +30,8 @@ A row marked ``busy`` had some variant's median over 1.5x its minimum: other loa
    apart, so every tensor counts as pairwise-shaped. Target: pairwise <= B x max(B, K) elements.
    The PML twin's largest pairwise tensor on the clean batch is shown for reference.
 
-``--profile`` adds, for each clean pair at the largest B, the top ops by self CPU time.
+``--profile`` adds per-op profiles at the largest B (self CPU ms and calls per loss call, the ops
+that differ most first): ours vs PML on the clean batch, and ours clean vs mixed vs masked.
 """
 
 import argparse
@@ -92,8 +96,8 @@ def call(loss_fn, embeddings, labels, make_arg):
 def interleaved(variants: dict, embeddings, labels, reps: int, warmup: int = 10):
     """Median seconds per variant; per variant the median over repetitions of its time over the
     first variant's (paired samples, adjacent in time, so robust to load changes between
-    repetitions); and "busy" when some variant's median exceeds its minimum by over BUSY (the
-    machine was loaded: read the row with care). variants maps name -> (loss_fn, make_arg)."""
+    repetitions); and a "busy" mark when the machine was loaded (see the module docstring).
+    variants maps name -> (loss_fn, make_arg)."""
     names = list(variants)
     times = {name: [] for name in names}
     for rep in range(warmup + reps):
@@ -106,7 +110,8 @@ def interleaved(variants: dict, embeddings, labels, reps: int, warmup: int = 10)
     paired = {name: statistics.median(t / b for t, b in zip(ts, base)) for name, ts in times.items()}
     medians = {name: statistics.median(ts) for name, ts in times.items()}
     busy = any(medians[name] > BUSY * min(ts) for name, ts in times.items())
-    return medians, paired, "  busy" if busy else ""
+    busy = busy or os.getloadavg()[0] > os.cpu_count() + 0.5
+    return medians, paired, f"  busy (load {os.getloadavg()[0]:.1f})" if busy else ""
 
 
 def warm_up(names, batch_sizes, calls: int = 3):
@@ -154,9 +159,10 @@ class OpRecorder(TorchDispatchMode):
     def products(self):
         return sorted(shape for func, shape, _ in self.outputs if func in PRODUCT_OPS)
 
-    def largest(self, keep=lambda shape, is_float: True):
-        """(numel, shape, op name) of the largest output that passes keep, or None."""
-        sizes = [(torch.Size(s).numel(), s, func.__name__) for func, s, fp in self.outputs if keep(s, fp)]
+    def largest(self, keep=None):
+        """(numel, shape, op name) of the largest output for which keep(shape, is_float) holds."""
+        sizes = [(torch.Size(s).numel(), s, func.__name__) for func, s, fp in self.outputs
+                 if keep is None or keep(s, fp)]
         return max(sizes, default=(0, (), "none"))
 
 
@@ -168,8 +174,14 @@ def record(loss_fn, embeddings, labels, arg, backward: bool) -> OpRecorder:
     return rec
 
 
-def fmt_shape(entry) -> str:
-    return f"{'x'.join(map(str, entry[1]))} ({entry[2].removesuffix('.default')})"
+def fmt_dims(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def fmt_entry(entry) -> str:
+    """(numel, shape, op) as 'numel shape (op)'."""
+    numel, shape, op = entry
+    return f"{numel:>8} {fmt_dims(shape)} ({op.removesuffix('.default')})"
 
 
 def bench_clean(names, batch_sizes, reps, verdicts):
@@ -189,11 +201,37 @@ def bench_clean(names, batch_sizes, reps, verdicts):
                              f"(target <= {TARGETS['clean']})"))
 
 
+def count_products(ours, embeddings, labels, plan, anchors):
+    """Product shapes of one clean and one mixed forward, the extra ones, and the verdict."""
+    clean = record(ours, embeddings, labels, None, backward=False).products()
+    mixed = record(ours, embeddings, labels, mixed_batch(embeddings, plan), backward=False).products()
+    extra = list(mixed)
+    for shape in clean:
+        if shape in extra:
+            extra.remove(shape)
+    K = len(plan[2])
+    want = (K, anchors) if isinstance(ours, pml_metrix.MetrixProxyAnchorLoss) else (anchors, K)
+    return clean, mixed, extra, extra == [want], want
+
+
+def largest_tensors(ours, pml, embeddings, labels, plan, anchors):
+    """Largest pairwise (any dtype), pairwise float and overall tensors of one mixed forward +
+    backward, with and without mask; the twin's largest pairwise on the clean batch; ambiguity."""
+    ambiguous = DIM in (embeddings.shape[0], len(plan[2]))
+    is_pairwise = lambda s, fp: ambiguous or not (len(s) == 2 and s[1] == DIM)  # noqa: E731
+    is_float_pairwise = lambda s, fp: fp and is_pairwise(s, fp)  # noqa: E731
+    recs = [record(ours, embeddings, labels, mixed_batch(embeddings, plan, rows), backward=True)
+            for rows in (None, anchors)]
+    largest = [max(rec.largest(keep) for rec in recs) for keep in (is_pairwise, is_float_pairwise, None)]
+    twin = record(pml, embeddings, labels, None, backward=True).largest(is_pairwise)
+    return largest + [twin], ambiguous
+
+
 def bench_mixed(names, batch_sizes, reps, verdicts):
     print(f"\n2. Mixed path (K = B) vs clean, same Metrix loss, fwd+bwd, median of {reps}")
     print(f"{'loss':<12}{'B':>5}{'clean ms':>10}{'mixed ms':>10}{'ratio':>7}{'paired':>8}{'masked ms':>11}"
-          f"{'ratio':>7}{'paired':>8}   products clean -> mixed (extra)")
-    structure = []
+          f"{'ratio':>7}{'paired':>8}   products in one forward, clean -> mixed (extra)")
+    memory = []
     for name in names:
         for B in batch_sizes:
             embeddings, labels, plan = make_batch(B, seed=B)
@@ -205,66 +243,67 @@ def bench_mixed(names, batch_sizes, reps, verdicts):
                 "masked": (ours, lambda: mixed_batch(embeddings, plan, anchors)),
             }
             t, paired, busy = interleaved(variants, embeddings, labels, reps)
-            r_mixed, r_masked = t["mixed"] / t["clean"], t["masked"] / t["clean"]
+            clean, mixed, extra, products_ok, want = count_products(ours, embeddings, labels, plan, anchors)
+            extra_txt = ", ".join(map(fmt_dims, extra)) or "none"
+            print(f"{name:<12}{B:>5}{t['clean'] * 1e3:>10.3f}{t['mixed'] * 1e3:>10.3f}"
+                  f"{t['mixed'] / t['clean']:>7.3f}{paired['mixed']:>8.3f}{t['masked'] * 1e3:>11.3f}"
+                  f"{t['masked'] / t['clean']:>7.3f}{paired['masked']:>8.3f}"
+                  f"   {len(clean)} -> {len(mixed)} ({extra_txt}){busy}")
+            for variant in ("mixed", "masked"):
+                ratio = t[variant] / t["clean"]
+                verdicts.append((ratio <= TARGETS["mixed"], f"mixed {name} B={B}: {variant}/clean {ratio:.3f} "
+                                 f"(target <= {TARGETS['mixed']})"))
+            verdicts.append((products_ok, f"products {name} B={B}: {len(clean)} clean -> {len(mixed)} mixed, "
+                             f"extra {extra_txt} (target exactly one {fmt_dims(want)})"))
 
-            clean_products = record(ours, embeddings, labels, None, backward=False).products()
-            mixed_products = record(ours, embeddings, labels, mixed_batch(embeddings, plan), False).products()
-            extra = list(mixed_products)
-            for shape in clean_products:
-                if shape in extra:
-                    extra.remove(shape)
-            K = B
-            want = (K, anchors) if name == "PA" else (anchors, K)
-            products_ok = len(mixed_products) == len(clean_products) + 1 and extra == [want]
-            extra_txt = ", ".join("x".join(map(str, s)) for s in extra) or "none"
-            print(f"{name:<12}{B:>5}{t['clean'] * 1e3:>10.3f}{t['mixed'] * 1e3:>10.3f}{r_mixed:>7.3f}"
-                  f"{paired['mixed']:>8.3f}{t['masked'] * 1e3:>11.3f}{r_masked:>7.3f}{paired['masked']:>8.3f}"
-                  f"   {len(clean_products)} -> {len(mixed_products)} ({extra_txt}){busy}")
-
-            ambiguous = DIM in (B, K)
-            is_pairwise = lambda s, fp: ambiguous or not (len(s) == 2 and s[1] == DIM)  # noqa: E731
-            is_float_pairwise = lambda s, fp: fp and is_pairwise(s, fp)  # noqa: E731
-            recs = [record(ours, embeddings, labels, mixed_batch(embeddings, plan, mask_rows), backward=True)
-                    for mask_rows in (None, anchors)]
-            pairwise = max(rec.largest(is_pairwise) for rec in recs)
-            float_pairwise = max(rec.largest(is_float_pairwise) for rec in recs)
-            overall = max(rec.largest() for rec in recs)
-            twin = record(pml, embeddings, labels, None, backward=True).largest(is_pairwise)
-            bound = B * max(B, K)
-            structure.append((name, B, bound, pairwise, float_pairwise, overall, twin, ambiguous))
-
-            verdicts.append((r_mixed <= TARGETS["mixed"], f"mixed {name} B={B}: mixed/clean {r_mixed:.3f} "
-                             f"(target <= {TARGETS['mixed']})"))
-            verdicts.append((r_masked <= TARGETS["mixed"], f"mixed {name} B={B}: masked/clean {r_masked:.3f} "
-                             f"(target <= {TARGETS['mixed']})"))
-            verdicts.append((products_ok, f"products {name} B={B}: {len(clean_products)} clean -> "
-                             f"{len(mixed_products)} mixed, extra {extra_txt} (target exactly one "
-                             f"{'x'.join(map(str, want))})"))
-            verdicts.append((pairwise[0] <= bound, f"memory {name} B={B}: largest pairwise {fmt_shape(pairwise)} = "
-                             f"{pairwise[0]} elements (target <= B x max(B, K) = {bound}; PML twin on the "
-                             f"clean batch: {fmt_shape(twin)} = {twin[0]})"))
+            largest, ambiguous = largest_tensors(ours, pml, embeddings, labels, plan, anchors)
+            bound = B * max(B, len(plan[2]))
+            memory.append((name, B, bound, largest, ambiguous))
+            pairwise, twin = largest[0], largest[-1]
+            verdicts.append((pairwise[0] <= bound, f"memory {name} B={B}: largest pairwise {fmt_entry(pairwise)} "
+                             f"(target <= B x max(B, K) = {bound}; PML twin, clean: {fmt_entry(twin)})"))
 
     print("\nLargest tensors in one mixed forward+backward (with and without mask): elements, shape (op)")
     columns = ["pairwise, any dtype", "pairwise, float", "overall", "PML twin clean, pairwise"]
     print(f"{'loss':<12}{'B':>5}{'B*max(B,K)':>12}" + "".join(f"   {c:<32}" for c in columns))
-    for name, B, bound, *largest, ambiguous in structure:
-        cells = "".join(f"   {n:>8} {fmt_shape((n, *rest)):<23}" for n, *rest in largest)
+    for name, B, bound, largest, ambiguous in memory:
+        cells = "".join(f"   {fmt_entry(entry):<32}" for entry in largest)
         print(f"{name:<12}{B:>5}{bound:>12}{cells}{'  (B = d: all pairwise)' if ambiguous else ''}")
 
 
-def profile_clean(names, batch_size, top=12):
+def profile_ops(title, runs: dict, top: int = 15, calls: int = 30):
+    """Self CPU ms and count per call of each op, for each run (label -> (loss_fn, embeddings,
+    labels, make_arg)), the ops that differ most from the first run first."""
     from torch.profiler import ProfilerActivity, profile
 
+    stats, wall = {}, {}
+    for label, (loss_fn, embeddings, labels, make_arg) in runs.items():
+        for _ in range(5):
+            call(loss_fn, embeddings, labels, make_arg)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            wall[label] = sum(call(loss_fn, embeddings, labels, make_arg) for _ in range(calls)) / calls
+        stats[label] = {e.key: (e.self_cpu_time_total / calls / 1e3, e.count / calls) for e in prof.key_averages()}
+    first, *others = stats
+    gap = lambda op: max(abs(stats[o].get(op, (0, 0))[0] - stats[first].get(op, (0, 0))[0]) for o in others)  # noqa: E731
+    print(f"\n--- {title}: " + ", ".join(f"{label} {w * 1e3:.2f} ms/call" for label, w in wall.items()))
+    print(f"{'op (self CPU ms, calls per call)':<34}" + "".join(f"{label:>18}" for label in stats))
+    for op in sorted(set().union(*stats.values()), key=gap, reverse=True)[:top]:
+        print(f"{op:<34}" + "".join(f"{stats[label].get(op, (0, 0))[0]:>11.3f}{stats[label].get(op, (0, 0))[1]:>7.0f}"
+                                    for label in stats))
+
+
+def profile_all(names, B):
     for name in names:
-        embeddings, labels, _ = make_batch(batch_size, seed=batch_size)
-        for label, loss_fn in zip(("ours", "PML"), loss_pair(name, batch_size // 4)):
-            for _ in range(5):
-                call(loss_fn, embeddings, labels, lambda: None)
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                for _ in range(20):
-                    call(loss_fn, embeddings, labels, lambda: None)
-            print(f"\n--- {name} {label}, B={batch_size}, 20 calls, top ops by self CPU time")
-            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
+        embeddings, labels, plan = make_batch(B, seed=B)
+        ours, pml = loss_pair(name, B // 4)
+        anchors = B // 4 if name == "PA" else B
+        profile_ops(f"{name} B={B}, clean", {"PML": (pml, embeddings, labels, lambda: None),
+                                            "ours": (ours, embeddings, labels, lambda: None)})
+        profile_ops(f"{name} B={B}, ours", {
+            "clean": (ours, embeddings, labels, lambda: None),
+            "mixed": (ours, embeddings, labels, lambda: mixed_batch(embeddings, plan)),
+            "masked": (ours, embeddings, labels, lambda: mixed_batch(embeddings, plan, anchors)),
+        })
 
 
 def main():
@@ -272,7 +311,7 @@ def main():
     parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="B in {32, 128}, 20 repetitions")
-    parser.add_argument("--profile", action="store_true", help="top ops of each clean pair at the largest B")
+    parser.add_argument("--profile", action="store_true", help="per-op profiles at the largest B")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -285,7 +324,7 @@ def main():
     bench_clean(names, batch_sizes, reps, verdicts)
     bench_mixed(names, batch_sizes, reps, verdicts)
     if args.profile:
-        profile_clean(names, batch_sizes[-1])
+        profile_all(names, batch_sizes[-1])
     print()
     for ok, line in verdicts:
         print(f"{'PASS' if ok else 'FAIL'}  {line}")
