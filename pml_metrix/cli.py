@@ -12,7 +12,7 @@ import yaml
 
 from .checkpoints import load_checkpoint
 from .compare import DEFAULT_VARIANTS, compare
-from .config import ConfigError, RunConfig, load_config
+from .config import RunConfig, load_config
 from .experiment import CHECKPOINT, Run
 from .report import results_table, paired_table, write_report
 

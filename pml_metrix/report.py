@@ -75,7 +75,7 @@ def write_report(comparison: Comparison, command: str) -> Path:
         "",
         "Raw pixels: cosine retrieval on the flattened images. Untrained network: the same model before "
         "any training. If training does not beat both, it learned nothing useful for unseen classes.",
-        f"Utilization, alignment: lower is better; uniformity: lower is more uniform.",
+        "Utilization, alignment: lower is better; uniformity: lower is more uniform.",
         "",
         *results_table(comparison),
         "",

@@ -26,7 +26,6 @@ from pytorch_metric_learning import distances, losses
 import pml_metrix
 from pml_metrix.analysis import (
     PairPositivity,
-    PositiveShare,
     pair_positivity,
     plot_positive_share,
     positive_share_by_lam,

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from pml_metrix.checkpoints import load_checkpoint
 from pml_metrix.cli import main

@@ -1,7 +1,6 @@
 import gzip
 import struct
 
-import pytest
 import torch
 from PIL import Image
 

@@ -5,8 +5,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pytorch_metric_learning import distances, losses
-from pytorch_metric_learning.utils import common_functions as c_f
+from pytorch_metric_learning import losses
 
 import pml_metrix
 from tests import reference
