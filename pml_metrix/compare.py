@@ -13,6 +13,7 @@ import torch
 from . import analysis
 from .config import RunConfig
 from .experiment import Run, RunResult
+from .trainers import mix_at_level
 
 DEFAULT_VARIANTS: Dict[str, Dict] = {
     "baseline": {"mix_level": "none"},
@@ -89,11 +90,7 @@ def positive_share(run: Run, num_items: int = 200) -> analysis.PositiveShare:
         features = trunk(images)
         embeddings = embedder(features)
         plan = run.miner.plan(embeddings, labels)
-        mixed = {
-            "embedding": lambda: plan.mix(embeddings),
-            "feature": lambda: embedder(plan.mix(features)),
-            "input": lambda: embedder(trunk(plan.mix(images))),
-        }[config.mix_level]()
+        mixed = mix_at_level(plan, config.mix_level, images, features, embeddings, embedder, lambda x: embedder(trunk(x)))
     positivity = analysis.pair_positivity(run.loss, embeddings, labels, plan.mixed_batch(mixed))
     return analysis.positive_share_by_lam(positivity)
 

@@ -1,3 +1,3 @@
-from .metrix_trainer import MetrixTrainer
+from .metrix_trainer import MetrixTrainer, mix_at_level
 
-__all__ = ["MetrixTrainer"]
+__all__ = ["MetrixTrainer", "mix_at_level"]

@@ -1,10 +1,11 @@
-from typing import List
+from typing import Callable, List
 
 import torch
 from pytorch_metric_learning import trainers
 from pytorch_metric_learning.utils import common_functions as c_f
 
 from ..miners import MixupMiner
+from ..mixing import MixingPlan
 
 MIX_LEVELS = ("input", "feature", "embedding")
 
@@ -49,13 +50,28 @@ class MetrixTrainer(trainers.MetricLossOnly):
         labels = c_f.to_device(labels, embeddings)
         indices_tuple = None if miner.inner_miner is None else miner.inner_miner(embeddings, labels)
         plan = miner.plan(embeddings, labels)
-        if len(plan) == 0 or self.mix_level == "embedding":
-            mixed_embeddings = plan.mix(embeddings)
-        elif self.mix_level == "feature":
-            mixed_embeddings = self.get_final_embeddings(plan.mix(trunk_output))
-        else:
-            mixed_embeddings = self.compute_embeddings(plan.mix(data))
+        mixed_embeddings = mix_at_level(
+            plan, self.mix_level, data, trunk_output, embeddings, self.get_final_embeddings, self.compute_embeddings
+        )
         if self.keep_mixed_embeddings:
             self.mixed_embeddings_seen.append(mixed_embeddings.detach())
         mixed_batch = plan.mixed_batch(mixed_embeddings, indices_tuple)
         self.losses["metric_loss"] = self.maybe_get_metric_loss(embeddings, labels, mixed_batch)
+
+
+def mix_at_level(
+    plan: MixingPlan,
+    level: str,
+    inputs: torch.Tensor,
+    features: torch.Tensor,
+    embeddings: torch.Tensor,
+    embed_features: Callable[[torch.Tensor], torch.Tensor],
+    embed_inputs: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """K x d embeddings of the plan's mixes at ``level``: mixed ``embeddings``, the embedder on
+    mixed ``features`` (the trunk's output), or the whole model on mixed ``inputs``."""
+    if len(plan) == 0 or level == "embedding":
+        return plan.mix(embeddings)
+    if level == "feature":
+        return embed_features(plan.mix(features))
+    return embed_inputs(plan.mix(inputs))
