@@ -41,6 +41,7 @@ class RunConfig:
     embedding_size: int = 128
     epochs: int = 3
     batch_size: int = 100
+    eval_batch_size: int = 64  # embedding batches; small ones keep a CPU's activations in cache
     samples_per_class: int = 4
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -80,7 +81,7 @@ class RunConfig:
                 positive(name, allow_zero=name == "miner_epsilon")
         if self.device != "auto" and not self.device.split(":")[0] in ("cpu", "cuda", "mps"):
             raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}")
-        for name in ("model_width", "embedding_size", "epochs", "batch_size", "samples_per_class", "lr", "mix_alpha", "num_mixes"):
+        for name in ("model_width", "embedding_size", "epochs", "batch_size", "eval_batch_size", "samples_per_class", "lr", "mix_alpha", "num_mixes"):
             positive(name)
         for name in ("weight_decay", "mix_weight", "warmup_epochs", "num_workers", "proxy_lr_multiplier"):
             positive(name, allow_zero=True)

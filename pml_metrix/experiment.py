@@ -22,7 +22,7 @@ from .testers import MetrixAccuracyCalculator, UtilizationTester
 from .trainers import MetrixTrainer
 
 CHECKPOINT = "checkpoint.pth"
-RESUMABLE_CHANGES = {"epochs", "output", "device", "num_workers", "data_root"}  # may differ on resume or eval
+RESUMABLE_CHANGES = {"epochs", "output", "device", "num_workers", "data_root", "eval_batch_size"}  # may differ on resume or eval
 METRIC_PREFIXES = ("recall_at_", "mean_average_precision_at_r", "utilization", "alignment", "uniformity")
 LOSS_CLASSES = {
     "contrastive": (losses.ContrastiveLoss, MetrixContrastiveLoss),
@@ -165,7 +165,7 @@ class Run:
             accuracy_calculator=calculator,
             end_of_testing_hook=self.hooks.end_of_testing_hook,
             dataloader_num_workers=self.config.num_workers,
-            batch_size=256,
+            batch_size=self.config.eval_batch_size,
             data_device=self.device,
         )
         if mixed_embeddings is not None and len(mixed_embeddings):
