@@ -12,8 +12,9 @@ import yaml
 
 from .checkpoints import load_checkpoint
 from .compare import DEFAULT_VARIANTS, compare
-from .config import RunConfig, load_config
-from .experiment import CHECKPOINT, Run
+from .config import ConfigError, RunConfig, load_config
+from .distributed import get_rank, torchrun_process_group, torchrun_world_size
+from .experiment import CHECKPOINT, Run, resolve_device
 from .report import results_table, paired_table, write_report
 
 
@@ -62,7 +63,10 @@ def cmd_train(args) -> None:
     if args.resume and args.config is None:  # continue the saved run; flags (e.g. --epochs) still override
         args.config = str(Path(args.output or RunConfig.output) / "config.yaml")
     config = config_from_args(args)
-    result = Run(config).train(resume=args.resume)
+    with torchrun_process_group(resolve_device(config.device)):  # when torchrun launched several processes
+        result = Run(config).train(resume=args.resume)
+        if get_rank() > 0:  # rank 0 reports
+            return
     print(f"trained {config.epochs} epochs into {result.output}; after the last epoch:")
     print("  " + ", ".join(f"{k} {v:.4f}" for k, v in result.final.items() if k != "epoch"))
 
@@ -117,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command != "train" and torchrun_world_size() > 1:
+            raise ConfigError(f"{args.command} runs in one process: launch only train with torchrun")
         args.func(args)
     except (ValueError, TypeError, OSError) as error:  # ConfigError is a ValueError
         print(f"pml-metrix {args.command}: error: {error}", file=sys.stderr)

@@ -16,17 +16,39 @@ local rows get the gradient of the single-process loss on the concatenated batch
 
 Only ``efficient=False`` is supported: the efficient mode scores local anchors against the gathered
 batch, while a MixedBatch's pair mask has a row per anchor of the batch the plan was drawn on.
+
+:class:`~pml_metrix.trainers.MetrixTrainer` takes a DistributedMixupMiner too, and mixes at the
+feature and input levels across processes with :func:`gather_rows` and :func:`embed_share`.
+``pml-metrix train`` under ``torchrun`` (:func:`torchrun_process_group`) puts it all together.
 """
 
+import contextlib
+import os
+from typing import Callable, Iterator, Optional, TypeVar
+
 import torch
+from pytorch_metric_learning.miners import BaseMiner
 from pytorch_metric_learning.utils.distributed import DistributedMinerWrapper, gather, is_distributed
-from torch import Tensor
+from torch import Tensor, nn
 
 from .miners import MixupMiner
 from .mixed_batch import MixedBatch
 from .mixing import MixingPlan
 
-__all__ = ["DistributedMixupMiner", "gathered_order"]
+__all__ = [
+    "DistributedMixupMiner",
+    "embed_share",
+    "from_rank0",
+    "gather_rows",
+    "gathered_order",
+    "get_rank",
+    "get_world_size",
+    "torchrun_process_group",
+    "torchrun_world_size",
+    "without_parameter_gradients",
+]
+
+T = TypeVar("T")
 
 
 def gathered_order(rank: int, world_size: int, local_size: int, device=None) -> Tensor:
@@ -53,33 +75,120 @@ class DistributedMixupMiner(DistributedMinerWrapper):
             )
         super().__init__(miner, efficient=False)
 
+    @property
+    def inner_miner(self) -> Optional[BaseMiner]:
+        """The wrapped miner's clean-pair miner: run it on the gathered batch."""
+        return self.miner.inner_miner
+
     def forward(self, emb, labels, ref_emb=None, ref_labels=None) -> MixedBatch:
         if ref_emb is not None or ref_labels is not None:
             raise ValueError("MixupMiner mixes items of one batch: ref_emb and ref_labels are not supported")
         if labels is None:
             raise ValueError("MixupMiner needs the labels: call miner(embeddings, labels)")
-        if not is_distributed() or torch.distributed.get_world_size() <= 1:
+        if get_world_size() == 1:
             return self.miner(emb, labels)
         self.miner.reset_stats()
         all_emb, all_labels, _ = gather(emb, labels)
-        order = gathered_order(torch.distributed.get_rank(), torch.distributed.get_world_size(), len(emb), emb.device)
+        plan = self.plan(all_emb, all_labels)
+        indices_tuple = None if self.inner_miner is None else self.inner_miner(all_emb, all_labels)
+        self.miner.num_mixed = len(plan)
+        return plan.mixed_batch(plan.mix(all_emb), indices_tuple)
+
+    def plan(self, all_emb: Tensor, all_labels: Tensor) -> MixingPlan:
+        """The plan over the gathered batch (N x d embeddings and N labels in PML's gathered order,
+        as from :func:`gather_rows`), the same in every process: drawn on rank 0 over the batch in
+        rank order, broadcast, and re-indexed to this process's gathered order."""
+        if get_world_size() == 1:
+            return self.miner.plan(all_emb, all_labels)
+        order = gathered_order(get_rank(), get_world_size(), len(all_emb) // get_world_size(), all_emb.device)
         to_gathered = torch.empty_like(order)
         to_gathered[order] = torch.arange(len(order), device=order.device)
         plan = self._rank_order_plan(all_emb[to_gathered], all_labels[to_gathered])
         pair_mask = plan.pair_mask if self.miner.num_classes is not None else plan.pair_mask[order]
-        plan = MixingPlan(to_gathered[plan.source_index], plan.lam, pair_mask)
-        inner = self.miner.inner_miner
-        indices_tuple = None if inner is None else inner(all_emb, all_labels)
-        self.miner.num_mixed = len(plan)
-        return plan.mixed_batch(plan.mix(all_emb), indices_tuple)
+        return MixingPlan(to_gathered[plan.source_index], plan.lam, pair_mask)
 
     def _rank_order_plan(self, embeddings: Tensor, labels: Tensor) -> MixingPlan:
         """The miner's plan over the batch in rank order, drawn on rank 0 and broadcast."""
-        box = [None]
-        if torch.distributed.get_rank() == 0:
+        plan = None
+        if get_rank() == 0:
             plan = self.miner.plan(embeddings, labels)
-            box = [MixingPlan(plan.source_index.cpu(), plan.lam.cpu(), plan.pair_mask.cpu())]
-        torch.distributed.broadcast_object_list(box, src=0)
-        plan = box[0]
+            plan = MixingPlan(plan.source_index.cpu(), plan.lam.cpu(), plan.pair_mask.cpu())
+        plan = from_rank0(plan)
         device = embeddings.device
         return MixingPlan(plan.source_index.to(device), plan.lam.to(device), plan.pair_mask.to(device))
+
+
+def get_world_size() -> int:
+    """The number of processes: the process group's size, 1 without one."""
+    return torch.distributed.get_world_size() if is_distributed() else 1
+
+
+def get_rank() -> int:
+    """This process's rank: 0 without a process group."""
+    return torch.distributed.get_rank() if is_distributed() else 0
+
+
+def from_rank0(value: T) -> T:
+    """Rank 0's ``value`` (any picklable object) in every process; ``value`` itself without a
+    process group. Every process must call it; the others wait for rank 0."""
+    if get_world_size() == 1:
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_rows(rows: Tensor) -> Tensor:
+    """N x ... rows of every process -> (world_size N) x ... in PML's gathered order: the local rows
+    first, keeping their gradient, then the other processes' rows in rank order, without gradient
+    (``pytorch_metric_learning.utils.distributed.gather``). The rows themselves in one process."""
+    return rows if get_world_size() == 1 else gather(rows, None)[0]
+
+
+def without_parameter_gradients(module: nn.Module) -> Callable[[Tensor], Tensor]:
+    """``module`` (the module inside a DDP wrapper) run with its parameters detached: its values, and
+    gradients to its input, but no gradient to its parameters (nor through DDP)."""
+    if isinstance(module, nn.parallel.DistributedDataParallel):
+        module = module.module
+    return lambda x: torch.func.functional_call(module, {k: p.detach() for k, p in module.named_parameters()}, (x,))
+
+
+def embed_share(
+    mixed: Tensor, embed: Callable[[Tensor], Tensor], embed_without_parameter_gradients: Callable[[Tensor], Tensor]
+) -> Tensor:
+    """K x ... mixes that every process holds alike -> their K x d embeddings, where this process's
+    share of the rows (every world_size-th, from its rank on) goes through ``embed`` (DDP-wrapped
+    models: gradients to the parameters and the mixes) and the other rows through
+    ``embed_without_parameter_gradients`` (the same models, gradients to the mixes only).
+
+    Each process holds its own rows' gradient, as PML's gather does: with
+    ``DistributedLossWrapper``'s world_size scaling, DDP's average counts every mix's parameter
+    gradient once, and each process's sources of a mix (the local rows of :func:`gather_rows`) get
+    their whole gradient. Models in train mode see each part as a batch (BatchNorm statistics
+    per part)."""
+    own = torch.arange(len(mixed), device=mixed.device) % get_world_size() == get_rank()
+    rows = [torch.where(own)[0], torch.where(~own)[0]]
+    parts = [f(mixed[r]) for f, r in zip((embed, embed_without_parameter_gradients), rows) if len(r)]
+    return torch.cat(parts).index_select(0, torch.argsort(torch.cat(rows)))
+
+
+def torchrun_world_size() -> int:
+    """The number of processes ``torchrun`` launched (its ``WORLD_SIZE``); 1 outside torchrun."""
+    return int(os.environ.get("WORLD_SIZE", "1")) if torch.distributed.is_torchelastic_launched() else 1
+
+
+@contextlib.contextmanager
+def torchrun_process_group(device: torch.device) -> Iterator[None]:
+    """Under ``torchrun`` with several processes, the default process group for its block (nccl
+    with each process on ``cuda:LOCAL_RANK`` for a CUDA ``device``, else gloo), destroyed at its end.
+    Elsewhere nothing."""
+    if torchrun_world_size() == 1:
+        yield
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield
+    finally:
+        torch.distributed.destroy_process_group()

@@ -1,5 +1,6 @@
 """One training run from a :class:`~pml_metrix.config.RunConfig`: PML's trainer, tester and
-record-keeper, a checkpoint every epoch, exact resume, and the metrics history."""
+record-keeper, a checkpoint every epoch, exact resume, and the metrics history; in one process, or
+in each process of a process group (e.g. under ``torchrun``), sharing every batch."""
 
 import logging
 import random
@@ -9,15 +10,18 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from pytorch_metric_learning import distances, losses, miners, samplers, trainers
+from pytorch_metric_learning import distances, losses, miners, trainers
 from pytorch_metric_learning.utils import logging_presets
+from pytorch_metric_learning.utils.distributed import DistributedLossWrapper, DistributedMinerWrapper
 
 from . import models as model_zoo
 from .checkpoints import load_checkpoint, save_checkpoint
 from .config import ConfigError, RunConfig
 from .datasets import get_dataset
+from .distributed import DistributedMixupMiner, from_rank0, get_rank, get_world_size
 from .losses import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss
 from .miners import MixupMiner
+from .samplers import DistributedMPerClassSampler
 from .testers import MetrixAccuracyCalculator, UtilizationTester
 from .trainers import MetrixTrainer
 
@@ -51,7 +55,12 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    """``auto`` is CUDA when there is one, else the CPU. In a process group, CUDA without an index is
+    the process's current device (under ``torchrun``, ``cuda:LOCAL_RANK``)."""
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    if device.type == "cuda" and device.index is None and get_world_size() > 1:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 def build_models(config: RunConfig, in_channels: int) -> Dict[str, torch.nn.Module]:
@@ -103,11 +112,18 @@ def metric_names(accuracies: Dict[str, float]) -> Dict[str, float]:
 
 
 class Run:
-    """A training run: builds everything from the config, trains, evaluates and checkpoints."""
+    """A training run: builds everything from the config, trains, evaluates and checkpoints.
+
+    In a process group (``pml-metrix train`` under ``torchrun`` makes one), every process trains on
+    its share of each global batch of ``config.batch_size`` (:class:`~pml_metrix.samplers.DistributedMPerClassSampler`)
+    with DDP models, PML's ``DistributedLossWrapper`` and a distributed miner, so that the loss is
+    the one of the whole batch; rank 0 alone evaluates and writes the run's files.
+    """
 
     def __init__(self, config: RunConfig):
         self.config = config
         self.output = Path(config.output)
+        self.rank, self.world_size = get_rank(), get_world_size()
         self.device = resolve_device(config.device)
         if config.deterministic:  # e.g. CPU index backward accumulates in thread order otherwise
             torch.use_deterministic_algorithms(True)
@@ -137,13 +153,25 @@ class Run:
                 f"at samples_per_class {config.samples_per_class}, but the {config.dataset} training split has "
                 f"{self.num_classes}: lower batch_size or raise samples_per_class"
             )
-        self.sampler = samplers.MPerClassSampler(
-            train_set.labels, config.samples_per_class, config.batch_size, length_before_new_iter=len(train_set)
+        share = config.samples_per_class * self.world_size
+        if config.batch_size % share:
+            raise ConfigError(
+                f"batch_size {config.batch_size} (the whole batch of all {self.world_size} processes) does not split into "
+                f"{self.world_size} shares of whole classes of samples_per_class {config.samples_per_class}: make it a "
+                f"multiple of {share}"
+            )
+        self.sampler = DistributedMPerClassSampler(
+            train_set.labels, config.samples_per_class, config.batch_size, len(train_set), self.rank, self.world_size
         )
+        if self.world_size > 1:  # DistributedLossWrapper gives the loss's parameters world_size x their gradient
+            for p in self.loss.parameters():
+                p.register_hook(lambda grad: grad / self.world_size)
         self.history: List[Dict[str, float]] = []
-        self.output.mkdir(parents=True, exist_ok=True)
-        record_keeper, _, _ = logging_presets.get_record_keeper(str(self.output / "logs"), str(self.output / "tensorboard"))
-        self.hooks = logging_presets.get_hook_container(record_keeper, primary_metric="recall_at_1")
+        self.hooks = None
+        if self.rank == 0:  # the process that writes the run's files
+            self.output.mkdir(parents=True, exist_ok=True)
+            record_keeper, _, _ = logging_presets.get_record_keeper(str(self.output / "logs"), str(self.output / "tensorboard"))
+            self.hooks = logging_presets.get_hook_container(record_keeper, primary_metric="recall_at_1")
 
     def evaluate(
         self,
@@ -163,7 +191,7 @@ class Run:
         )
         tester = UtilizationTester(
             accuracy_calculator=calculator,
-            end_of_testing_hook=self.hooks.end_of_testing_hook,
+            end_of_testing_hook=self.hooks and self.hooks.end_of_testing_hook,
             dataloader_num_workers=self.config.num_workers,
             batch_size=self.config.eval_batch_size,
             data_device=self.device,
@@ -236,20 +264,22 @@ class Run:
         start_epoch = 1
         if resume:  # restore (and check the settings) before anything in the folder is written
             start_epoch = self.restore(load_checkpoint(self.output / CHECKPOINT)) + 1
-        config.save(self.output / "config.yaml")
+        if self.rank == 0:
+            config.save(self.output / "config.yaml")
+        frozen = ("trunk",) if start_epoch <= config.warmup_epochs else ()
         kwargs = dict(
-            models=self.models,
+            models={name: m if name in frozen else self.parallel(m) for name, m in self.models.items()},
             optimizers=self.optimizers,
-            batch_size=config.batch_size,
-            loss_funcs={"metric_loss": self.loss},
-            mining_funcs={} if self.miner is None else {"tuple_miner": self.miner},
+            batch_size=config.batch_size // self.world_size,
+            loss_funcs={"metric_loss": self.parallel_loss()},
+            mining_funcs={} if self.miner is None else {"tuple_miner": self.parallel_miner()},
             dataset=self.datasets["train"],
             sampler=self.sampler,
             dataloader_num_workers=config.num_workers,
             data_device=self.device,
             freeze_trunk_batchnorm=config.freeze_bn,
-            freeze_these=("trunk",) if start_epoch <= config.warmup_epochs else (),
-            end_of_iteration_hook=self.hooks.end_of_iteration_hook,
+            freeze_these=frozen,
+            end_of_iteration_hook=self.hooks and self.hooks.end_of_iteration_hook,
             end_of_epoch_hook=self.end_of_epoch,
         )
         if config.grad_clip is not None:
@@ -265,17 +295,42 @@ class Run:
             trainer.train(start_epoch=start_epoch, num_epochs=config.epochs)
         return RunResult(config, self.history, self.output)
 
+    def parallel(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` in DDP in a process group (each process keeps its own BatchNorm statistics, as
+        they normalise its share of the batch; rank 0's are evaluated and saved), else itself."""
+        if self.world_size == 1:
+            return model
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
+
+    def parallel_loss(self) -> torch.nn.Module:
+        """The loss of the whole batch: in a process group, in PML's ``DistributedLossWrapper``."""
+        return DistributedLossWrapper(self.loss) if self.world_size > 1 else self.loss
+
+    def parallel_miner(self) -> torch.nn.Module:
+        """The miner of the whole batch: in a process group, a DistributedMixupMiner of a
+        MixupMiner, PML's DistributedMinerWrapper of another miner."""
+        if self.world_size == 1:
+            return self.miner
+        return DistributedMixupMiner(self.miner) if isinstance(self.miner, MixupMiner) else DistributedMinerWrapper(self.miner)
+
     def end_of_epoch(self, trainer) -> bool:
+        """Evaluate (rank 0; the other processes wait for its metrics), end the warm-up, checkpoint."""
         mixed = getattr(trainer, "mixed_embeddings_seen", [])
-        metrics = self.evaluate(trainer.epoch, mixed_embeddings=torch.cat(mixed) if mixed else None)
+        metrics = None
+        if self.rank == 0:
+            metrics = self.evaluate(trainer.epoch, mixed_embeddings=torch.cat(mixed) if mixed else None)
         mixed.clear()
+        metrics = from_rank0(metrics)
         metrics["epoch"] = trainer.epoch
         self.history.append(metrics)
         if trainer.epoch == self.config.warmup_epochs:  # the head's warm-up ends: train the trunk too
             trainer.freeze_these = ()
             for p in self.models["trunk"].parameters():
                 p.requires_grad_(True)
-        save_checkpoint(self.output / CHECKPOINT, self.state(trainer.epoch, trainer))
+            trainer.models["trunk"] = self.parallel(self.models["trunk"])
+        if self.rank == 0:
+            save_checkpoint(self.output / CHECKPOINT, self.state(trainer.epoch, trainer))
         return True
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from pml_metrix import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss, MixedBatch, MixupMiner, SoftPairs
+from pml_metrix import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss, MixedBatch, MixupMiner, SoftPairs, experiment
 from pml_metrix.checkpoints import save_checkpoint
 from pml_metrix.cli import main
 from pml_metrix.config import RunConfig
@@ -22,6 +22,7 @@ from pml_metrix.datasets import fashion_mnist, get_dataset
 from pml_metrix.datasets.fashion_mnist import FashionMNISTClasses
 from pml_metrix.datasets.fonts import FontGlyphs
 from pml_metrix.datasets.pml_benchmarks import load_benchmark
+from pml_metrix.samplers import DistributedMPerClassSampler
 from pml_metrix.testers import MetrixAccuracyCalculator, UtilizationTester, alignment, utilization
 
 from .datasets.test_pml_benchmarks import write_cub, write_sop
@@ -376,6 +377,11 @@ def _(ctx):
     MixupMiner(seed=0)(embeddings[:0], labels[:0])
 
 
+@case("sampler-batch-not-split")
+def _(ctx):
+    DistributedMPerClassSampler(batch()[1], m=2, batch_size=6, world_size=2)
+
+
 # ---- calculator and tester ----------------------------------------------------------------------
 
 
@@ -521,6 +527,13 @@ def _(ctx):
     return train(ctx, "--dataset-options", f"font_list={font_list}", "--batch-size", "100", "--samples-per-class", "4")
 
 
+@case("cli-torchrun-batch-not-split")
+def _(ctx):
+    font_list, _ = ctx.request.getfixturevalue("small_font_list")
+    ctx.monkeypatch.setattr(experiment, "get_world_size", lambda: 2)  # a 2-process group: tests/test_torchrun.py has one
+    return train(ctx, "--dataset-options", f"font_list={font_list}", "--batch-size", "12", "--samples-per-class", "4")
+
+
 def config_file(ctx, name, text):
     path = ctx.root / name
     path.write_text(text)
@@ -583,6 +596,13 @@ def _(ctx):
 def _(ctx):
     torch.save({"state_dict": torch.nn.Linear(4, 4).state_dict()}, ctx.root / "checkpoint.pth")
     return ["eval", str(ctx.root / "checkpoint.pth")]
+
+
+@case("cli-torchrun-compare")
+def _(ctx):
+    ctx.monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")  # what torchrun sets in each process
+    ctx.monkeypatch.setenv("WORLD_SIZE", "2")
+    return ["compare", "--output", str(ctx.root)]
 
 
 # ---- dataset readers ----------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 2. Every ```python block of docs/*.md runs; the blocks of one page run in order in one namespace.
    A block whose first line is ``# raises: SomeError`` must raise an exception of that class name
    (or a subclass), e.g. to show an error message; any other block must not raise.
-3. Every ```bash line that starts with ``pml-metrix`` parses with the CLI's own parser.
+3. Every ```bash line that starts with ``pml-metrix`` (or runs it under ``torchrun --no-python``)
+   parses with the CLI's own parser.
 """
 
 import os
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 RAISES = re.compile(r"^#\s*raises:\s*(\w+)")
+TORCHRUN = re.compile(r"^torchrun\s.*--no-python\s+(pml-metrix\s.*)$")
 FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 
 
@@ -31,11 +33,14 @@ def blocks(page: Path, language: str):
 
 
 def pml_metrix_commands(page: Path):
-    """The ``pml-metrix`` command lines of a page's bash blocks (continuation lines joined)."""
+    """The ``pml-metrix`` command lines of a page's bash blocks (continuation lines joined), also
+    those that ``torchrun ... --no-python`` launches."""
     commands = []
     for body in blocks(page, "bash"):
         for line in body.replace("\\\n", " ").splitlines():
             line = line.strip()
+            launched = TORCHRUN.match(line)
+            line = launched.group(1) if launched else line
             if line.startswith("pml-metrix"):
                 commands.append(line)
     return commands
