@@ -50,6 +50,7 @@ class RunConfig:
     warmup_epochs: int = 0
     freeze_bn: bool = False
     eval_split: str = "test"
+    test_interval: int = 1  # evaluate after every test_interval-th epoch and the last (PML's name)
     eval_reference: Optional[str] = None
     recall_at_k: List[int] = field(default_factory=lambda: [1, 2, 4, 8])
     seed: int = 0
@@ -81,7 +82,7 @@ class RunConfig:
                 positive(name, allow_zero=name == "miner_epsilon")
         if self.device != "auto" and not self.device.split(":")[0] in ("cpu", "cuda", "mps"):
             raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}")
-        for name in ("model_width", "embedding_size", "epochs", "batch_size", "eval_batch_size", "samples_per_class", "lr", "mix_alpha", "num_mixes"):
+        for name in ("model_width", "embedding_size", "epochs", "test_interval", "batch_size", "eval_batch_size", "samples_per_class", "lr", "mix_alpha", "num_mixes"):
             positive(name)
         for name in ("weight_decay", "mix_weight", "warmup_epochs", "num_workers", "proxy_lr_multiplier"):
             positive(name, allow_zero=True)

@@ -26,7 +26,8 @@ from .testers import MetrixAccuracyCalculator, UtilizationTester
 from .trainers import MetrixTrainer
 
 CHECKPOINT = "checkpoint.pth"
-RESUMABLE_CHANGES = {"epochs", "output", "device", "num_workers", "data_root", "eval_batch_size"}  # may differ on resume or eval
+# may differ on resume or eval
+RESUMABLE_CHANGES = {"epochs", "output", "device", "num_workers", "data_root", "eval_batch_size", "test_interval"}
 METRIC_PREFIXES = ("recall_at_", "mean_average_precision_at_r", "utilization", "alignment", "uniformity")
 LOSS_CLASSES = {
     "contrastive": (losses.ContrastiveLoss, MetrixContrastiveLoss),
@@ -258,8 +259,8 @@ class Run:
         return int(state["epoch"])
 
     def train(self, resume: bool = False) -> RunResult:
-        """Train for ``config.epochs`` (from the saved epoch on with ``resume``), evaluating and
-        checkpointing after each epoch."""
+        """Train for ``config.epochs`` (from the saved epoch on with ``resume``), checkpointing after
+        each epoch and evaluating after every ``test_interval``-th and the last."""
         config = self.config
         start_epoch = 1
         if resume:  # restore (and check the settings) before anything in the folder is written
@@ -315,15 +316,17 @@ class Run:
         return DistributedMixupMiner(self.miner) if isinstance(self.miner, MixupMiner) else DistributedMinerWrapper(self.miner)
 
     def end_of_epoch(self, trainer) -> bool:
-        """Evaluate (rank 0; the other processes wait for its metrics), end the warm-up, checkpoint."""
+        """Evaluate when due (rank 0; the other processes wait for its metrics), end the warm-up,
+        checkpoint."""
         mixed = getattr(trainer, "mixed_embeddings_seen", [])
-        metrics = None
-        if self.rank == 0:
-            metrics = self.evaluate(trainer.epoch, mixed_embeddings=torch.cat(mixed) if mixed else None)
+        if trainer.epoch % self.config.test_interval == 0 or trainer.epoch == self.config.epochs:
+            metrics = None
+            if self.rank == 0:
+                metrics = self.evaluate(trainer.epoch, mixed_embeddings=torch.cat(mixed) if mixed else None)
+            metrics = from_rank0(metrics)
+            metrics["epoch"] = trainer.epoch
+            self.history.append(metrics)
         mixed.clear()
-        metrics = from_rank0(metrics)
-        metrics["epoch"] = trainer.epoch
-        self.history.append(metrics)
         if trainer.epoch == self.config.warmup_epochs:  # the head's warm-up ends: train the trunk too
             trainer.freeze_these = ()
             for p in self.models["trunk"].parameters():

@@ -29,16 +29,17 @@ def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
     assert state["epoch"] == 1 and finite_metrics(state["history"][0])
     assert (out / "config.yaml").read_text().count("mix_level: feature") == 1
     assert any((out / "logs").iterdir()) and any((out / "tensorboard").iterdir())
-    assert main(["train", "--output", str(out), "--resume", "--epochs", "2"]) == 0  # the saved config, 2 epochs
+    # the saved config, to epoch 4, evaluated after epochs 3 (every 3rd) and 4 (the last)
+    assert main(["train", "--output", str(out), "--resume", "--epochs", "4", "--test-interval", "3"]) == 0
     resumed = load_checkpoint(out / "checkpoint.pth")
-    assert resumed["epoch"] == 2 and len(resumed["history"]) == 2
+    assert resumed["epoch"] == 4 and [metrics["epoch"] for metrics in resumed["history"]] == [1, 3, 4]
     assert resumed["history"][0] == state["history"][0]  # epoch 1 kept, not retrained
     capsys.readouterr()
     assert main(["train", "--output", str(out), "--resume", "--loss", "contrastive"]) == 2
     assert "trained with other settings (loss)" in capsys.readouterr().err
     assert main(["eval", str(out / "checkpoint.pth")]) == 0
     printed = capsys.readouterr().out
-    assert "recall_at_1" in printed and "epoch 2" in printed
+    assert "recall_at_1" in printed and "epoch 4" in printed
 
 
 def test_compare_writes_a_report_with_plots_and_finite_numbers(small_font_list, tmp_path, capsys):
