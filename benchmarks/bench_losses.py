@@ -1,6 +1,6 @@
 """Cost of the Metrix losses, measured side by side on CPU.
 
-    python benchmarks/bench_losses.py [--reps 100] [--threads 2] [--quick] [--profile]
+    python benchmarks/bench_losses.py [--reps 100] [--threads 2] [--cpu-time] [--quick] [--profile]
 
 Embeddings are B x 512 Gaussian (requires_grad), labels a shuffle of B/4 classes of 4 items each
 (num_classes = B/4 for proxy anchor), B in {32, 128, 512}. One sample = the loss call and its
@@ -11,15 +11,18 @@ verdict; ``paired``, the median over repetitions of the per-repetition ratio, is
 A row marked ``busy`` had some variant's median over 1.5x its minimum, or a 1-minute load average
 above the CPU count + 0.5 when it ended: other work was running, and with 2 threads on 2 shared
 cores every op then waits on a descheduled thread (calls run up to 100x slower and the ratios drift
-to ratios of op counts). Rerun on a quiet machine, or compare with ``--threads 1``.
+to ratios of op counts). Rerun on a quiet machine, or compare with ``--threads 1``. ``--cpu-time``
+(with ``--threads 1``) times each sample by the CPU time of the thread that runs it instead of the
+wall clock, so that other work on a shared machine does not count, only its contention for caches;
+its rows are marked ``busy`` on the spread of the samples alone.
 
 1. Clean path, ``indices_tuple=None``: MetrixMSLoss, MetrixContrastiveLoss and
    MetrixProxyAnchorLoss against their PML twin (same proxies), ratio ours / PML. Target <= 1.05.
    The ``same`` column says whether loss and gradients agree bit for bit.
 2. Mixed path: a MixedBatch of K = B mixes ``lam e_i + (1 - lam) e_j`` of the embeddings (random
-   pairs, lam ~ U[0, 1]; made before the clock starts, its backward is timed), without and with a
-   random pair mask (B x K, num_classes x K for proxy anchor), against the same loss on the clean
-   batch. Target <= 2.0.
+   pairs, lam ~ U[0, 1]; made by ``MixingPlan.mix`` before the clock starts, its backward is timed),
+   without and with a random pair mask (B x K, num_classes x K for proxy anchor), against the same
+   loss on the clean batch. Target <= 2.0.
    Matrix products (aten mm / addmm / bmm / _euclidean_dist / _cdist_forward, which is what
    torch.matmul, @ and torch.cdist, as used by PML's distances, dispatch to) in one forward:
    target exactly one more than clean, of shape anchors x K (K x num_classes for proxy anchor,
@@ -44,11 +47,13 @@ from pytorch_metric_learning import losses
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import pml_metrix
-from pml_metrix import MixedBatch
+from pml_metrix import MixingPlan
 
 DIM = 512
 TARGETS = {"clean": 1.05, "mixed": 2.0}
 BUSY = 1.5
+CLOCK = {"wall": time.perf_counter, "cpu": time.thread_time}
+clock = CLOCK["wall"]
 aten = torch.ops.aten
 PRODUCT_OPS = {aten.mm.default, aten.addmm.default, aten.bmm.default,
                aten._euclidean_dist.default, aten._cdist_forward.default}
@@ -75,11 +80,12 @@ def make_batch(batch_size: int, seed: int):
 
 
 def mixed_batch(embeddings, plan, mask_rows=None):
-    """K = len(lam) mixes of the embeddings; a random mask_rows x K pair mask if mask_rows."""
+    """K = len(lam) mixes of the embeddings, made by ``MixingPlan.mix`` as MetrixTrainer makes them at
+    embedding level; a random mask_rows x K pair mask if mask_rows."""
     i, j, lam, g = plan
-    w = lam.unsqueeze(1)
     mask = None if mask_rows is None else torch.rand(mask_rows, len(lam), generator=g) < 0.5
-    return MixedBatch(w * embeddings[i] + (1 - w) * embeddings[j], torch.stack([i, j], 1), lam, mask)
+    mixing = MixingPlan(torch.stack([i, j], 1), lam, mask)
+    return mixing.mixed_batch(mixing.mix(embeddings))
 
 
 def call(loss_fn, embeddings, labels, make_arg):
@@ -88,9 +94,9 @@ def call(loss_fn, embeddings, labels, make_arg):
     for p in loss_fn.parameters():
         p.grad = None
     arg = make_arg()
-    start = time.perf_counter()
+    start = clock()
     loss_fn(embeddings, labels, arg).backward()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def interleaved(variants: dict, embeddings, labels, reps: int, warmup: int = 10):
@@ -110,7 +116,7 @@ def interleaved(variants: dict, embeddings, labels, reps: int, warmup: int = 10)
     paired = {name: statistics.median(t / b for t, b in zip(ts, base)) for name, ts in times.items()}
     medians = {name: statistics.median(ts) for name, ts in times.items()}
     busy = any(medians[name] > BUSY * min(ts) for name, ts in times.items())
-    busy = busy or os.getloadavg()[0] > os.cpu_count() + 0.5
+    busy = busy or (clock is CLOCK["wall"] and os.getloadavg()[0] > os.cpu_count() + 0.5)
     return medians, paired, f"  busy (load {os.getloadavg()[0]:.1f})" if busy else ""
 
 
@@ -311,15 +317,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cpu-time", action="store_true", help="time by the thread's CPU time (needs --threads 1)")
     parser.add_argument("--quick", action="store_true", help="B in {32, 128}, 20 repetitions")
     parser.add_argument("--profile", action="store_true", help="per-op profiles at the largest B")
     args = parser.parse_args()
+    if args.cpu_time and args.threads != 1:
+        parser.error("--cpu-time times one thread: use it with --threads 1")
+    global clock
+    clock = CLOCK["cpu" if args.cpu_time else "wall"]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     batch_sizes, reps = ((32, 128), 20) if args.quick else ((32, 128, 512), args.reps)
     names = ["MS", "Contrastive", "PA"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads of {os.cpu_count()} CPUs, d = {DIM}, "
-          f"load average {os.getloadavg()[0]:.2f}")
+          f"{'thread CPU time' if args.cpu_time else 'wall clock'}, load average {os.getloadavg()[0]:.2f}")
     verdicts = []
     warm_up(names, batch_sizes)
     bench_clean(names, batch_sizes, reps, verdicts)

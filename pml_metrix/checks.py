@@ -1,6 +1,7 @@
 """Input checks shared by the losses and the miner: each raises a ValueError that says what is
 wrong and how to fix it."""
 
+import math
 from typing import Optional
 
 import torch
@@ -10,6 +11,15 @@ from torch import Tensor
 def has_data(tensor: Tensor) -> bool:
     """False for tensors on the meta device, whose values cannot be checked."""
     return tensor.device.type != "meta"
+
+
+def in_unit_interval(tensor: Tensor) -> bool:
+    """Whether every value lies in [0, 1] (a NaN does not), from one pass (``aminmax``); True for
+    an empty tensor and for one on the meta device, whose values cannot be checked."""
+    if not has_data(tensor) or tensor.numel() == 0:
+        return True
+    low, high = (float(bound) for bound in torch.aminmax(tensor))
+    return 0 <= low and high <= 1
 
 
 def check_embeddings(embeddings: Tensor, name: str = "embeddings", allow_empty: bool = False) -> None:
@@ -22,9 +32,9 @@ def check_embeddings(embeddings: Tensor, name: str = "embeddings", allow_empty: 
         raise ValueError(f"{name} is empty (shape {tuple(embeddings.shape)}): pass a batch of at least one item")
     if not embeddings.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {embeddings.dtype}")
-    # One reduction is the fast path: a finite sum means no NaN or Inf (the elementwise check
-    # only runs when the sum is not finite, which an overflow alone can also cause).
-    if has_data(embeddings) and not torch.isfinite(embeddings.sum()) and not torch.isfinite(embeddings).all():
+    # One reduction (no autograd node) is the fast path: a finite sum means no NaN or Inf (the
+    # elementwise check only runs when the sum is not finite, which an overflow alone can also cause).
+    if has_data(embeddings) and not math.isfinite(embeddings.detach().sum()) and not torch.isfinite(embeddings).all():
         raise ValueError(
             f"{name} contains NaN or Inf: check the model's output (learning rate, mixed precision) "
             "before the loss"
@@ -68,8 +78,9 @@ def check_pair_mask(pair_mask: Optional[Tensor], shape: tuple, what: str) -> Non
 
 
 def check_references(embeddings: Tensor, references: Tensor, name: str) -> None:
-    """References compared with the embeddings: same dimension, dtype and device."""
-    check_embeddings(references, name, allow_empty=True)
+    """References compared with the embeddings: same dimension, dtype and device. Their own shape
+    and values are checked (:func:`check_embeddings`) where they are made: by ``MixedBatch`` and
+    ``SoftPairs``, or in the loss's forward for ``ref_emb``."""
     check_same_device(embeddings, **{name: references})
     if references.shape[1] != embeddings.shape[1] or references.dtype != embeddings.dtype:
         raise ValueError(

@@ -10,9 +10,10 @@ Every function here takes anchors along dim 0 and references along dim 1:
 
 (:func:`proxy_anchor_terms` keeps PML's layout, references x proxies.)
 
-Binary labels run PML's own arithmetic; soft labels add ``log y`` (or ``log(1 - y)``) inside the
-masked log-sum-exp, so ``y = 1`` adds exactly 0 and ``y = 0`` drops the term. The PML classes in
-:mod:`pml_metrix.losses` are thin wrappers around these functions.
+Binary labels give PML's values and gradients bit for bit (:func:`weighted_logsumexp`); soft labels
+add ``log y`` (or ``log(1 - y)``) inside the masked log-sum-exp, so ``y = 1`` adds exactly 0 and
+``y = 0`` drops the term. The PML classes in :mod:`pml_metrix.losses` are thin wrappers around these
+functions.
 
 Half precision (``float16``, ``bfloat16``, e.g. the similarity matmul under ``torch.autocast``) is
 upcast to float32 before the exponents and logs, and soft labels are kept in float32: see
@@ -22,12 +23,13 @@ upcast to float32 before the exponents and logs, and soft labels are kept in flo
 from typing import Optional, Tuple, Union
 
 import torch
-from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 from torch import Tensor
 
 __all__ = [
     "loss_dtype",
     "label_weights",
+    "label_masks",
+    "kept_terms",
     "weighted_logsumexp",
     "multi_similarity_loss",
     "contrastive_pos_terms",
@@ -52,38 +54,61 @@ def loss_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-def label_weights(soft_labels: Tensor, pair_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-    """Split labels into the weights of the positive and negative sums.
+def label_weights(soft_labels: Tensor) -> Tuple[Tensor, Tensor]:
+    """Split labels into the weights of the positive and negative sums: ``(y, 1 - y)``, both A x R;
+    bool in, bool out (``(y, ~y)``). The pair mask applies apart (:func:`kept_terms`)."""
+    if soft_labels.dtype == torch.bool:
+        return soft_labels, ~soft_labels
+    return soft_labels, 1 - soft_labels
 
-    Returns ``(y * M, (1 - y) * M)``, both A x R; bool in, bool out.
-    """
+
+def label_masks(soft_labels: Tensor, pair_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """The pairs of the positive and the negative sums, ``(y > 0, y < 1)`` within the pair mask: the
+    :func:`kept_terms` of the :func:`label_weights`, both A x R bool."""
     if soft_labels.dtype == torch.bool:
         pos, neg = soft_labels, ~soft_labels
-        if pair_mask is not None:
-            pos, neg = pos & pair_mask, neg & pair_mask
-        return pos, neg
-    pos, neg = soft_labels, 1 - soft_labels
-    if pair_mask is not None:
-        pos = torch.where(pair_mask, pos, 0)
-        neg = torch.where(pair_mask, neg, 0)
-    return pos, neg
+    else:
+        pos, neg = soft_labels > 0, soft_labels < 1
+    return kept_terms(pos, pair_mask), kept_terms(neg, pair_mask)
 
 
-def weighted_logsumexp(logits: Tensor, weights: Tensor, dim: int = 1) -> Tensor:
-    """``log(1 + sum_r w_r exp(logits_r))`` along ``dim``, computed in log space.
-
-    Terms with ``w = 0`` are left out; a row with no term gives 0 (PML's ``lmu.logsumexp``).
-    Bool weights are binary: no ``log w`` is added. Returns the input shape with ``dim`` kept as 1.
-    """
+def kept_terms(weights: Tensor, pair_mask: Optional[Tensor] = None) -> Tensor:
+    """The terms a sum with these weights has: ``w > 0`` (bool weights: themselves) within the pair
+    mask, A x R bool."""
     keep = weights if weights.dtype == torch.bool else weights > 0
-    if weights.dtype != torch.bool:
-        logits = logits + torch.log(torch.where(keep, weights, 1))
-    return lmu.logsumexp(logits, keep_mask=keep, add_one=True, dim=dim)
+    return keep if pair_mask is None else keep & pair_mask
+
+
+def weighted_logsumexp(logits: Tensor, weights: Tensor, dim: int = 1, pair_mask: Optional[Tensor] = None) -> Tensor:
+    """``log(1 + sum_r w_r exp(logits_r))`` along ``dim`` over the masked terms, in log space.
+
+    Terms with ``w = 0`` or outside ``pair_mask`` are left out; a row with none gives 0. Bool (binary)
+    weights set the left-out logits to ``-inf``. Float weights add ``log w`` to the logits and
+    ``-inf`` to the left-out ones, which must then be finite (an infinite logit there gives NaN).
+    For binary weights either gives the value and gradient of PML's
+    ``lmu.logsumexp(logits, keep_mask, add_one=True)`` bit for bit: the same ``logsumexp`` over the
+    kept terms and the appended 0, where PML fills the left-out terms with the dtype's lowest value
+    (whose exponent is as exactly 0, and slower to take). Returns the input shape with ``dim`` kept
+    as 1.
+    """
+    dim = dim % logits.ndim
+    positive = kept_terms(weights)
+    keep = kept_terms(positive, pair_mask)
+    if weights.dtype == torch.bool:
+        logits = torch.where(keep, logits, -torch.inf)
+    else:
+        # log of the positive weights only: log(0) is slow to take, and where() branches per element,
+        # so runs faster on w > 0 alone than within a pair mask. log w is added with -inf for the
+        # left-out terms: one add in the graph, which passes the gradient on unchanged.
+        log_weights = torch.log(torch.where(positive, weights, 1))
+        logits = logits + torch.where(keep, log_weights, -torch.inf)
+    one = logits.new_zeros(logits.shape[:dim] + (1,) + logits.shape[dim + 1:])  # the term 1 = exp(0)
+    return torch.logsumexp(torch.cat([logits, one], dim=dim), dim=dim, keepdim=True)
 
 
 def multi_similarity_loss(
     mat: Tensor,
-    soft_labels: Tensor,
+    soft_labels: Union[Tensor, Tuple[Tensor, Tensor]],
     pair_mask: Optional[Tensor] = None,
     *,
     alpha: float,
@@ -94,29 +119,35 @@ def multi_similarity_loss(
     """Multi-similarity loss of each anchor, A x 1 (the shape PML hands its reducer).
 
     ``(1/alpha) log(1 + sum y exp(-alpha (s - base))) + (1/beta) log(1 + sum (1-y) exp(beta (s - base)))``
-    over the masked pairs, with PML's ``distance.margin`` sign convention.
+    over the masked pairs, with PML's ``distance.margin`` sign convention. ``soft_labels`` may also
+    be the weights of the two sums, ``(y, 1 - y)`` as :func:`label_weights` splits them: the clean
+    path passes PML's positive and negative masks so.
     """
     mat = mat.to(loss_dtype(mat.dtype))
-    pos_weight, neg_weight = label_weights(soft_labels, pair_mask)
+    pos_weight, neg_weight = soft_labels if isinstance(soft_labels, tuple) else label_weights(soft_labels)
     pos_exp = _margin(mat, base, inverted)
     neg_exp = _margin(base, mat, inverted)
-    pos_loss = (1.0 / alpha) * weighted_logsumexp(alpha * pos_exp, pos_weight)
-    neg_loss = (1.0 / beta) * weighted_logsumexp(beta * neg_exp, neg_weight)
+    pos_loss = (1.0 / alpha) * weighted_logsumexp(alpha * pos_exp, pos_weight, pair_mask=pair_mask)
+    neg_loss = (1.0 / beta) * weighted_logsumexp(beta * neg_exp, neg_weight, pair_mask=pair_mask)
     return pos_loss + neg_loss
 
 
 def contrastive_pos_terms(
-    mat: Tensor, soft_labels: Union[Tensor, float], *, pos_margin: float, inverted: bool = False
+    mat: Tensor, soft_labels: Optional[Tensor] = None, *, pos_margin: float, inverted: bool = False
 ) -> Tensor:
-    """Positive contrastive terms ``y * [d - m_pos]_+``, elementwise (any shape)."""
-    return soft_labels * torch.nn.functional.relu(_margin(mat, pos_margin, inverted))
+    """Positive contrastive terms ``y * [d - m_pos]_+``, elementwise (any shape); ``soft_labels=None``
+    for binary positives (``y = 1``: PML's ``[d - m_pos]_+`` itself)."""
+    terms = torch.nn.functional.relu(_margin(mat, pos_margin, inverted))
+    return terms if soft_labels is None else soft_labels * terms
 
 
 def contrastive_neg_terms(
-    mat: Tensor, soft_labels: Union[Tensor, float], *, neg_margin: float, inverted: bool = False
+    mat: Tensor, soft_labels: Optional[Tensor] = None, *, neg_margin: float, inverted: bool = False
 ) -> Tensor:
-    """Negative contrastive terms ``(1 - y) * [m_neg - d]_+``, elementwise (any shape)."""
-    return (1 - soft_labels) * torch.nn.functional.relu(_margin(neg_margin, mat, inverted))
+    """Negative contrastive terms ``(1 - y) * [m_neg - d]_+``, elementwise (any shape);
+    ``soft_labels=None`` for binary negatives (``y = 0``: PML's ``[m_neg - d]_+`` itself)."""
+    terms = torch.nn.functional.relu(_margin(neg_margin, mat, inverted))
+    return terms if soft_labels is None else (1 - soft_labels) * terms
 
 
 def proxy_anchor_terms(
@@ -136,12 +167,12 @@ def proxy_anchor_terms(
     ``ref_log_weights`` (R) is added to every exponent of reference r (PML's miner weights minus one).
     """
     mat = mat.to(loss_dtype(mat.dtype))
-    pos_weight, neg_weight = label_weights(soft_labels, pair_mask)
+    pos_weight, neg_weight = label_weights(soft_labels)
     pos_logits = alpha * _margin(mat, margin, inverted)
     neg_logits = alpha * _margin(-margin, mat, inverted)
     if ref_log_weights is not None:
         pos_logits = pos_logits + ref_log_weights.unsqueeze(1)
         neg_logits = neg_logits + ref_log_weights.unsqueeze(1)
-    pos_term = weighted_logsumexp(pos_logits, pos_weight, dim=0).squeeze(0)
-    neg_term = weighted_logsumexp(neg_logits, neg_weight, dim=0).squeeze(0)
+    pos_term = weighted_logsumexp(pos_logits, pos_weight, dim=0, pair_mask=pair_mask).squeeze(0)
+    neg_term = weighted_logsumexp(neg_logits, neg_weight, dim=0, pair_mask=pair_mask).squeeze(0)
     return pos_term, neg_term

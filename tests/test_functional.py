@@ -38,13 +38,21 @@ def test_bool_and_float_binary_labels_agree_bitwise(inverted):
         assert torch.equal(a, b)
 
 
-def test_label_weights():
+def test_label_weights_masks_and_kept_terms():
     y = torch.tensor([[0.25, 1.0, 0.0]])
     mask = torch.tensor([[True, False, True]])
-    pos, neg = F.label_weights(y, mask)
-    assert pos.tolist() == [[0.25, 0.0, 0.0]] and neg.tolist() == [[0.75, 0.0, 1.0]]
-    pos, neg = F.label_weights(y > 0.5, mask)
-    assert pos.tolist() == [[False, False, False]] and neg.tolist() == [[True, False, True]]
+    pos, neg = F.label_weights(y)
+    assert pos.tolist() == [[0.25, 1.0, 0.0]] and neg.tolist() == [[0.75, 0.0, 1.0]]
+    assert F.kept_terms(pos, mask).tolist() == [[True, False, False]]
+    assert F.kept_terms(neg, mask).tolist() == [[True, False, True]]
+    pos, neg = F.label_weights(y > 0.5)
+    assert pos.tolist() == [[False, True, False]] and neg.tolist() == [[True, False, True]]
+    assert F.kept_terms(pos, mask).tolist() == [[False, False, False]]
+    assert F.kept_terms(neg).tolist() == [[True, False, True]]
+    for labels in (y, y > 0.5):
+        assert [m.tolist() for m in F.label_masks(labels, mask)] == [
+            F.kept_terms(w, mask).tolist() for w in F.label_weights(labels)
+        ]
 
 
 def test_contrastive_terms():

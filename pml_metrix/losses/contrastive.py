@@ -1,7 +1,7 @@
 from pytorch_metric_learning.losses import ContrastiveLoss
 
 from .. import functional as F
-from .metrix_loss import MetrixLossMixin, selected_terms
+from .metrix_loss import MetrixLossMixin, selected_pairs
 
 
 class MetrixContrastiveLoss(MetrixLossMixin, ContrastiveLoss):
@@ -13,21 +13,26 @@ class MetrixContrastiveLoss(MetrixLossMixin, ContrastiveLoss):
     """
 
     def get_per_pair_loss(self, pair_dists, pos_or_neg):
-        inverted = self.distance.is_inverted
         if pos_or_neg == "pos":
-            return F.contrastive_pos_terms(pair_dists, 1.0, pos_margin=self.pos_margin, inverted=inverted)
-        return F.contrastive_neg_terms(pair_dists, 0.0, neg_margin=self.neg_margin, inverted=inverted)
+            return self._pos_terms(pair_dists)
+        return self._neg_terms(pair_dists)
 
     def soft_loss(self, embeddings, soft_pairs):
         soft_pairs.check_anchors(embeddings.shape[0], "one per embedding")
         mat = self.distance(embeddings, soft_pairs.embeddings)
-        y = soft_pairs.soft_labels
-        inverted = self.distance.is_inverted
-        pos_weight, neg_weight = F.label_weights(y, soft_pairs.pair_mask)
-        y = y.to(F.loss_dtype(mat.dtype))
-        pos_terms = F.contrastive_pos_terms(mat, y, pos_margin=self.pos_margin, inverted=inverted)
-        neg_terms = F.contrastive_neg_terms(mat, y, neg_margin=self.neg_margin, inverted=inverted)
+        y = soft_pairs.soft_labels.to(F.loss_dtype(mat.dtype))
+        pos_pairs, neg_pairs = F.label_masks(y, soft_pairs.pair_mask)
         return {
-            "pos_loss": selected_terms(pos_terms, pos_weight.bool()),
-            "neg_loss": selected_terms(neg_terms, neg_weight.bool()),
+            "pos_loss": selected_pairs(pos_pairs, mat, y, self._pos_terms),
+            "neg_loss": selected_pairs(neg_pairs, mat, y, self._neg_terms),
         }
+
+    def _pos_terms(self, pair_dists, soft_labels=None):
+        return F.contrastive_pos_terms(
+            pair_dists, soft_labels, pos_margin=self.pos_margin, inverted=self.distance.is_inverted
+        )
+
+    def _neg_terms(self, pair_dists, soft_labels=None):
+        return F.contrastive_neg_terms(
+            pair_dists, soft_labels, neg_margin=self.neg_margin, inverted=self.distance.is_inverted
+        )

@@ -1,5 +1,5 @@
 import copy
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 from pytorch_metric_learning.reducers import MultipleReducers
@@ -72,6 +72,7 @@ class MetrixLossMixin:
         check_embeddings(embeddings)
         check_labels(labels, embeddings.shape[0])
         if ref_emb is not None:
+            check_embeddings(ref_emb, "ref_emb", allow_empty=True)
             check_references(embeddings, ref_emb, "ref_emb")
             check_labels(ref_labels, ref_emb.shape[0], "ref_labels")
             if ref_labels is None and indices_tuple is None:
@@ -89,14 +90,18 @@ class MetrixLossMixin:
             raise ValueError("a MixedBatch needs the batch labels: call loss(embeddings, labels, mixed_batch)")
         check_references(embeddings, mixed.embeddings, "MixedBatch.embeddings")
         soft = mixed.soft_pairs(labels, self.anchor_labels(labels))
-        loss_dict = self.clean_loss(embeddings, labels, mixed.indices_tuple, ref_emb, ref_labels)
+        # PML's forward sets ref_emb = embeddings, so the twin's distance normalizes the batch twice
+        # (as query and as reference). Given no ref_emb it normalizes it once: the same loss value
+        # bit for bit, gradients equal to rounding (bitwise equality is promised for the clean path).
+        clean_ref_emb = None if ref_emb is embeddings else ref_emb
+        loss_dict = self.clean_loss(embeddings, labels, mixed.indices_tuple, clean_ref_emb, ref_labels)
         if mixed.embeddings.shape[0] > 0:
             for name, loss_info in self.soft_loss(embeddings, soft).items():
                 loss_dict[MIXED_PREFIX + name] = loss_info
         return loss_dict
 
     def clean_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels) -> Dict[str, dict]:
-        """The loss dict of the PML twin over the clean batch."""
+        """The loss dict of the PML twin over the clean batch (``ref_emb=None``: the batch itself)."""
         return super().compute_loss(embeddings, labels, indices_tuple, ref_emb, ref_labels)
 
     def soft_loss(self, embeddings: Tensor, soft_pairs: SoftPairs) -> Dict[str, dict]:
@@ -104,13 +109,40 @@ class MetrixLossMixin:
         raise NotImplementedError
 
 
-def selected_terms(terms: Tensor, keep: Tensor) -> dict:
-    """Loss info for the kept entries of terms (A, or A x R), each indexed by its anchor.
+def selected_anchors(losses: Tensor, pair_mask: Optional[Tensor], num_references: int) -> dict:
+    """Loss info for the anchors (``losses``: A) that have at least one pair in ``pair_mask`` (A x R,
+    ``None``: all pairs), each indexed by its anchor.
 
-    No kept entry gives PML's zero loss (a reducer would average an empty tensor to NaN).
+    No such anchor gives PML's zero loss (a reducer would average an empty tensor to NaN).
     """
-    if not keep.any():
-        return {"losses": 0, "indices": None, "reduction_type": "already_reduced"}
-    rows = torch.arange(keep.shape[0], device=keep.device).view(-1, *([1] * (keep.ndim - 1)))
-    anchors = rows.expand_as(keep)[keep]  # no n x 2 index list (nonzero): n entries, n <= A x R
-    return {"losses": terms[keep], "indices": anchors, "reduction_type": "element"}
+    if pair_mask is None:
+        if num_references == 0:
+            return zero_loss()
+        return {"losses": losses, "indices": torch.arange(len(losses), device=losses.device), "reduction_type": "element"}
+    anchors = pair_mask.sum(dim=1).nonzero().squeeze(1)  # counts: any() is 10x slower on a random mask
+    if len(anchors) == 0:
+        return zero_loss()
+    return {"losses": losses.index_select(0, anchors), "indices": anchors, "reduction_type": "element"}
+
+
+def selected_pairs(keep: Tensor, mat: Tensor, soft_labels: Tensor, terms: Callable[[Tensor, Tensor], Tensor]) -> dict:
+    """Loss info for the kept pairs (``keep``: A x R bool), each indexed by its anchor:
+    ``terms(pair_mat, pair_labels)`` of their entries of ``mat`` and ``soft_labels`` (A x R).
+
+    The pairs are taken out before any arithmetic, as PML's pair-based losses do, through one flat
+    index list of n entries in row-major order (no n x 2 list, as the matrix's ``nonzero`` would
+    make); their anchors come from the per-row counts (a pass over A x R bools is cheaper than
+    dividing n int64s). No kept pair gives PML's zero loss (a reducer would average an empty tensor
+    to NaN).
+    """
+    pairs = keep.flatten().nonzero().squeeze(1)
+    if len(pairs) == 0:
+        return zero_loss()
+    anchors = torch.repeat_interleave(keep.sum(dim=1), output_size=len(pairs))
+    pair_terms = terms(mat.flatten().index_select(0, pairs), soft_labels.flatten().index_select(0, pairs))
+    return {"losses": pair_terms, "indices": anchors, "reduction_type": "element"}
+
+
+def zero_loss() -> dict:
+    """PML's zero loss (``BaseMetricLossFunction.zero_loss``)."""
+    return {"losses": 0, "indices": None, "reduction_type": "already_reduced"}

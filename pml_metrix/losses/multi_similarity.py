@@ -1,9 +1,8 @@
-import torch
 from pytorch_metric_learning.losses import MultiSimilarityLoss
 from pytorch_metric_learning.utils import common_functions as c_f
 
 from .. import functional as F
-from .metrix_loss import MetrixLossMixin, selected_terms
+from .metrix_loss import MetrixLossMixin, selected_anchors
 
 
 class MetrixMSLoss(MetrixLossMixin, MultiSimilarityLoss):
@@ -14,18 +13,16 @@ class MetrixMSLoss(MetrixLossMixin, MultiSimilarityLoss):
     """
 
     def _compute_loss(self, mat, pos_mask, neg_mask):
-        pos_mask, neg_mask = pos_mask.bool(), neg_mask.bool()
-        losses = self._loss(mat, pos_mask, pos_mask | neg_mask)
+        losses = self._loss(mat, (pos_mask.bool(), neg_mask.bool()))
         return {"loss": {"losses": losses, "indices": c_f.torch_arange_from_size(mat), "reduction_type": "element"}}
 
     def soft_loss(self, embeddings, soft_pairs):
         soft_pairs.check_anchors(embeddings.shape[0], "one per embedding")
         mat = self.distance(embeddings, soft_pairs.embeddings)
         losses = self._loss(mat, soft_pairs.soft_labels, soft_pairs.pair_mask)
-        has_pairs = torch.ones_like(mat, dtype=torch.bool) if soft_pairs.pair_mask is None else soft_pairs.pair_mask
-        return {"loss": selected_terms(losses.squeeze(1), has_pairs.any(dim=1))}
+        return {"loss": selected_anchors(losses.squeeze(1), soft_pairs.pair_mask, mat.shape[1])}
 
-    def _loss(self, mat, soft_labels, pair_mask):
+    def _loss(self, mat, soft_labels, pair_mask=None):
         return F.multi_similarity_loss(
             mat, soft_labels, pair_mask,
             alpha=self.alpha, beta=self.beta, base=self.base, inverted=self.distance.is_inverted,

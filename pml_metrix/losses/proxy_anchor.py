@@ -17,8 +17,9 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
 
     def clean_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
         c_f.labels_required(labels)
-        c_f.ref_not_supported(embeddings, labels, ref_emb, ref_labels)
-        self.anchor_labels(labels)  # checks the label range
+        if ref_emb is not None:
+            c_f.ref_not_supported(embeddings, labels, ref_emb, ref_labels)
+        self.check_label_range(labels)
         miner_weights = lmu.convert_to_weights(indices_tuple, labels, dtype=embeddings.dtype) - 1
         is_class = torch.nn.functional.one_hot(labels, self.num_classes).bool()
         loss_dict = self._loss_dict(embeddings, is_class, None, miner_weights)
@@ -26,17 +27,26 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
         return loss_dict
 
     def anchor_labels(self, labels):
-        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+        self.check_label_range(labels)
+        return torch.arange(self.num_classes, device=labels.device)
+
+    def check_label_range(self, labels):
+        """Raise unless every label has its proxy: 0 <= label < num_classes."""
+        if not labels.numel():
+            return
+        low, high = (int(bound) for bound in torch.aminmax(labels))  # one pass over the labels
+        if low < 0 or high >= self.num_classes:
             raise ValueError(
                 f"labels must lie in [0, num_classes - 1] = [0, {self.num_classes - 1}], got values in "
-                f"[{int(labels.min())}, {int(labels.max())}]: remap the labels or raise num_classes"
+                f"[{low}, {high}]: remap the labels or raise num_classes"
             )
-        return torch.arange(self.num_classes, device=labels.device)
 
     def soft_loss(self, embeddings, soft_pairs):
         soft_pairs.check_anchors(self.num_classes, "one per proxy, num_classes")
-        mask = None if soft_pairs.pair_mask is None else soft_pairs.pair_mask.T
-        return self._loss_dict(soft_pairs.embeddings, soft_pairs.soft_labels.T, mask, None)
+        # PML's layout, references x proxies, made contiguous: the arithmetic mixes them with the
+        # (contiguous) logits, and an elementwise op over two layouts runs up to 10x slower
+        mask = None if soft_pairs.pair_mask is None else soft_pairs.pair_mask.T.contiguous()
+        return self._loss_dict(soft_pairs.embeddings, soft_pairs.soft_labels.T.contiguous(), mask, None)
 
     def _loss_dict(self, ref_emb, soft_labels, pair_mask, ref_log_weights):
         """Loss dict over references ``ref_emb`` (R x d), labels and mask R x num_classes."""
@@ -52,11 +62,12 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
             alpha=self.alpha, margin=self.margin, inverted=self.distance.is_inverted,
             ref_log_weights=ref_log_weights,
         )
-        has_pos = F.label_weights(soft_labels, pair_mask)[0].bool().any(dim=0)
         proxies = c_f.torch_arange_from_size(self.proxies)
+        # proxies with positive mass (the positive weight is y itself); counts: any() is slower
+        with_pos = torch.count_nonzero(F.kept_terms(soft_labels, pair_mask).sum(dim=0))
         return {
             "pos_loss": {"losses": pos_term, "indices": proxies, "reduction_type": "element",
-                         "divisor": int(has_pos.sum())},
+                         "divisor": int(with_pos)},
             "neg_loss": {"losses": neg_term, "indices": proxies, "reduction_type": "element",
                          "divisor": self.num_classes},
         }

@@ -1,3 +1,4 @@
+import torch
 from pytorch_metric_learning.reducers import BaseReducer, MultipleReducers
 
 
@@ -24,15 +25,22 @@ class WeightedReducer(BaseReducer):
 
 
 class SubLossReducers(MultipleReducers):
-    """PML's ``MultipleReducers`` that hands a lone sub-loss straight to its reducer.
+    """PML's ``MultipleReducers``, with the sub-losses gathered by one ``stack``.
 
-    A Metrix loss without mixed items has the sub-losses of its PML twin; when that is one
-    (multi-similarity), this gives what the twin's single reducer gives, without the stacking.
+    ``MultipleReducers`` copies each reduced sub-loss into a zero vector (a copy and an autograd node
+    apiece) before summing it; the stacked vector is the same, so is its sum. A lone sub-loss (a
+    Metrix multi-similarity loss without mixed items) is handed straight to its reducer: what the
+    PML twin's single reducer gives.
     """
 
     def forward(self, loss_dict, embeddings, labels):
-        if len(loss_dict) != 1 or next(iter(loss_dict)) not in self.reducers:
-            return super().forward(loss_dict, embeddings, labels)
         self.reset_stats()
-        name = next(iter(loss_dict))
-        return self.reducers[name](loss_dict, embeddings, labels)
+        values = [
+            (self.reducers[name] if name in self.reducers else self.default_reducer)({name: info}, embeddings, labels)
+            for name, info in loss_dict.items()
+        ]
+        if len(values) == 1 and next(iter(loss_dict)) in self.reducers:
+            return values[0]
+        sub_losses = torch.stack([value if value.ndim == 0 else value.reshape(()) for value in values])
+        sub_losses = sub_losses.to(embeddings.dtype)
+        return self.sub_loss_reduction(sub_losses, embeddings, labels)
