@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from pml_metrix.config import ConfigError, RunConfig, load_config
@@ -39,3 +41,8 @@ def test_bad_files(tmp_path):
     (tmp_path / "list.yaml").write_text("- ms\n")
     with pytest.raises(ConfigError, match="must hold a mapping"):
         load_config(str(tmp_path / "list.yaml"))
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_committed_configs_load(path):  # every key known, every value valid, the choice explained
+    assert load_config(str(path)).description
