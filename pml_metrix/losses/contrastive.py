@@ -1,7 +1,7 @@
 from pytorch_metric_learning.losses import ContrastiveLoss
 
 from .. import functional as F
-from .metrix_loss import MetrixLossMixin, selected_pairs
+from .metrix_loss import MetrixLossMixin
 
 
 class MetrixContrastiveLoss(MetrixLossMixin, ContrastiveLoss):
@@ -23,8 +23,8 @@ class MetrixContrastiveLoss(MetrixLossMixin, ContrastiveLoss):
         y = soft_pairs.soft_labels.to(F.loss_dtype(mat.dtype))
         pos_pairs, neg_pairs = F.label_masks(y, soft_pairs.pair_mask)
         return {
-            "pos_loss": selected_pairs(pos_pairs, mat, y, self._pos_terms),
-            "neg_loss": selected_pairs(neg_pairs, mat, y, self._neg_terms),
+            "pos_loss": self.selected_pairs(pos_pairs, mat, y, self._pos_terms),
+            "neg_loss": self.selected_pairs(neg_pairs, mat, y, self._neg_terms),
         }
 
     def _pos_terms(self, pair_dists, soft_labels=None):

@@ -3,6 +3,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 from pytorch_metric_learning.reducers import MultipleReducers
+from pytorch_metric_learning.utils import common_functions as c_f
 from torch import Tensor
 
 from ..checks import check_embeddings, check_labels, check_references
@@ -108,41 +109,36 @@ class MetrixLossMixin:
         """The loss dict (clean sub-loss names) over soft-labelled references."""
         raise NotImplementedError
 
+    def selected_anchors(self, losses: Tensor, pair_mask: Optional[Tensor], num_references: int) -> dict:
+        """Loss info for the anchors (``losses``: A) that have at least one pair in ``pair_mask`` (A x R,
+        ``None``: all pairs), each indexed by its anchor.
 
-def selected_anchors(losses: Tensor, pair_mask: Optional[Tensor], num_references: int) -> dict:
-    """Loss info for the anchors (``losses``: A) that have at least one pair in ``pair_mask`` (A x R,
-    ``None``: all pairs), each indexed by its anchor.
+        No such anchor gives PML's zero loss (a reducer would average an empty tensor to NaN).
+        """
+        if pair_mask is None:
+            if num_references == 0:
+                return self.zero_loss()
+            return {"losses": losses, "indices": c_f.torch_arange_from_size(losses), "reduction_type": "element"}
+        anchors = pair_mask.sum(dim=1).nonzero().squeeze(1)  # counts: any() is 10x slower on a random mask
+        if len(anchors) == 0:
+            return self.zero_loss()
+        return {"losses": losses.index_select(0, anchors), "indices": anchors, "reduction_type": "element"}
 
-    No such anchor gives PML's zero loss (a reducer would average an empty tensor to NaN).
-    """
-    if pair_mask is None:
-        if num_references == 0:
-            return zero_loss()
-        return {"losses": losses, "indices": torch.arange(len(losses), device=losses.device), "reduction_type": "element"}
-    anchors = pair_mask.sum(dim=1).nonzero().squeeze(1)  # counts: any() is 10x slower on a random mask
-    if len(anchors) == 0:
-        return zero_loss()
-    return {"losses": losses.index_select(0, anchors), "indices": anchors, "reduction_type": "element"}
+    def selected_pairs(
+        self, keep: Tensor, mat: Tensor, soft_labels: Tensor, terms: Callable[[Tensor, Tensor], Tensor]
+    ) -> dict:
+        """Loss info for the kept pairs (``keep``: A x R bool), each indexed by its anchor:
+        ``terms(pair_mat, pair_labels)`` of their entries of ``mat`` and ``soft_labels`` (A x R).
 
-
-def selected_pairs(keep: Tensor, mat: Tensor, soft_labels: Tensor, terms: Callable[[Tensor, Tensor], Tensor]) -> dict:
-    """Loss info for the kept pairs (``keep``: A x R bool), each indexed by its anchor:
-    ``terms(pair_mat, pair_labels)`` of their entries of ``mat`` and ``soft_labels`` (A x R).
-
-    The pairs are taken out before any arithmetic, as PML's pair-based losses do, through one flat
-    index list of n entries in row-major order (no n x 2 list, as the matrix's ``nonzero`` would
-    make); their anchors come from the per-row counts (a pass over A x R bools is cheaper than
-    dividing n int64s). No kept pair gives PML's zero loss (a reducer would average an empty tensor
-    to NaN).
-    """
-    pairs = keep.flatten().nonzero().squeeze(1)
-    if len(pairs) == 0:
-        return zero_loss()
-    anchors = torch.repeat_interleave(keep.sum(dim=1), output_size=len(pairs))
-    pair_terms = terms(mat.flatten().index_select(0, pairs), soft_labels.flatten().index_select(0, pairs))
-    return {"losses": pair_terms, "indices": anchors, "reduction_type": "element"}
-
-
-def zero_loss() -> dict:
-    """PML's zero loss (``BaseMetricLossFunction.zero_loss``)."""
-    return {"losses": 0, "indices": None, "reduction_type": "already_reduced"}
+        The pairs are taken out before any arithmetic, as PML's pair-based losses do, through one flat
+        index list of n entries in row-major order (no n x 2 list, as the matrix's ``nonzero`` would
+        make); their anchors come from the per-row counts (a pass over A x R bools is cheaper than
+        dividing n int64s). No kept pair gives PML's zero loss (a reducer would average an empty tensor
+        to NaN).
+        """
+        pairs = keep.flatten().nonzero().squeeze(1)
+        if len(pairs) == 0:
+            return self.zero_loss()
+        anchors = torch.repeat_interleave(keep.sum(dim=1), output_size=len(pairs))
+        pair_terms = terms(mat.flatten().index_select(0, pairs), soft_labels.flatten().index_select(0, pairs))
+        return {"losses": pair_terms, "indices": anchors, "reduction_type": "element"}

@@ -2,7 +2,7 @@ from pytorch_metric_learning.losses import MultiSimilarityLoss
 from pytorch_metric_learning.utils import common_functions as c_f
 
 from .. import functional as F
-from .metrix_loss import MetrixLossMixin, selected_anchors
+from .metrix_loss import MetrixLossMixin
 
 
 class MetrixMSLoss(MetrixLossMixin, MultiSimilarityLoss):
@@ -20,7 +20,7 @@ class MetrixMSLoss(MetrixLossMixin, MultiSimilarityLoss):
         soft_pairs.check_anchors(embeddings.shape[0], "one per embedding")
         mat = self.distance(embeddings, soft_pairs.embeddings)
         losses = self._loss(mat, soft_pairs.soft_labels, soft_pairs.pair_mask)
-        return {"loss": selected_anchors(losses.squeeze(1), soft_pairs.pair_mask, mat.shape[1])}
+        return {"loss": self.selected_anchors(losses.squeeze(1), soft_pairs.pair_mask, mat.shape[1])}
 
     def _loss(self, mat, soft_labels, pair_mask=None):
         return F.multi_similarity_loss(
