@@ -125,7 +125,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise ConfigError(f"{args.command} runs in one process: launch only train with torchrun")
         args.func(args)
     except (ValueError, TypeError, OSError) as error:  # ConfigError is a ValueError
-        print(f"pml-metrix {args.command}: error: {error}", file=sys.stderr)
+        # one write of the whole line: under torchrun every process reports, and print's two writes
+        # (text, then newline) from two processes on one unbuffered stderr can interleave
+        sys.stderr.write(f"pml-metrix {args.command}: error: {error}\n")
         return 2
     return 0
 
