@@ -151,7 +151,7 @@ def pair_positivity(
     exact = MixedBatch(
         mixed_batch.embeddings.detach().double(), mixed_batch.source_index, mixed_batch.lam, mixed_batch.pair_mask
     )
-    soft_pairs = exact.soft_pairs(labels, loss_fn.anchor_labels(labels))
+    soft_pairs = loss_fn.mixed_soft_pairs(exact, labels)
     pair_mask = soft_pairs.pair_mask
     if pair_mask is None:
         pair_mask = torch.ones_like(soft_pairs.soft_labels, dtype=torch.bool)

@@ -12,8 +12,9 @@ Every function here takes anchors along dim 0 and references along dim 1:
 
 Binary labels give PML's values and gradients bit for bit (:func:`weighted_logsumexp`); soft labels
 add ``log y`` (or ``log(1 - y)``) inside the masked log-sum-exp, so ``y = 1`` adds exactly 0 and
-``y = 0`` drops the term. The PML classes in :mod:`pml_metrix.losses` are thin wrappers around these
-functions.
+``y = 0`` drops the term; where few terms are kept (a sparse pair mask, few positive labels) the soft
+sums run over the list of kept terms (:func:`log1p_segment_sum_exp`) instead of the whole matrix. The
+PML classes in :mod:`pml_metrix.losses` are thin wrappers around these functions.
 
 Half precision (``float16``, ``bfloat16``, e.g. the similarity matmul under ``torch.autocast``) is
 upcast to float32 before the exponents and logs, and soft labels are kept in float32: see
@@ -30,6 +31,9 @@ __all__ = [
     "label_weights",
     "label_masks",
     "kept_terms",
+    "SPARSE_FRACTION",
+    "SPARSE_MIN_TERMS",
+    "log1p_segment_sum_exp",
     "weighted_logsumexp",
     "multi_similarity_loss",
     "contrastive_pos_terms",
@@ -79,23 +83,59 @@ def kept_terms(weights: Tensor, pair_mask: Optional[Tensor] = None) -> Tensor:
     return keep if pair_mask is None else keep & pair_mask
 
 
+SPARSE_FRACTION = 1 / 2
+"""A log-sum-exp with float (soft) weights over a matrix of at least :data:`SPARSE_MIN_TERMS` terms
+runs over the list of its kept terms when they are at most this fraction of the matrix, densely over
+the matrix otherwise. MixupMiner's pair masks keep about 1 / num_classes of the (anchor, mix) pairs,
+and positive soft labels are as few: a dense pass then spends nearly all its time on left-out terms.
+Forward and backward on 2 CPU cores, 512 x 512 (512 x 128), terms kept at random, list time / dense
+time: 0.2 (0.4) at 1 %, 0.4 (0.55) at 12.5 %, 0.75 (1.0) at 50 %, 1.5 (1.8) at 75 %, 4.4 (3.1) at 98 %."""
+
+SPARSE_MIN_TERMS = 8192
+"""Below this many terms the list's extra calls cost more than a dense pass saves (2 % of the terms
+kept, list / dense time: 1.14 at 32 x 32, 0.96 at 128 x 32, 0.59 at 128 x 128)."""
+
+
+def log1p_segment_sum_exp(logits: Tensor, segments: Tensor, num_segments: int) -> Tensor:
+    """``log(1 + sum_i exp(logits_i))`` over the ``i`` of each segment, in log space.
+
+    ``logits`` (n) and ``segments`` (n, int64 in ``[0, num_segments)``) list the terms; returns
+    ``num_segments`` values, 0 for a segment without terms. Each segment is shifted by its largest
+    logit (at least 0, the term 1), so no exponent overflows.
+    """
+    shift = logits.detach().new_zeros(num_segments).scatter_reduce_(0, segments, logits.detach(), "amax")
+    terms = torch.exp(logits - shift.index_select(0, segments))
+    return shift + torch.log(torch.exp(-shift).index_add(0, segments, terms))
+
+
 def weighted_logsumexp(logits: Tensor, weights: Tensor, dim: int = 1, pair_mask: Optional[Tensor] = None) -> Tensor:
     """``log(1 + sum_r w_r exp(logits_r))`` along ``dim`` over the masked terms, in log space.
 
     Terms with ``w = 0`` or outside ``pair_mask`` are left out; a row with none gives 0. Bool (binary)
     weights set the left-out logits to ``-inf``. Float weights add ``log w`` to the logits and
-    ``-inf`` to the left-out ones, which must then be finite (an infinite logit there gives NaN).
-    For binary weights either gives the value and gradient of PML's
-    ``lmu.logsumexp(logits, keep_mask, add_one=True)`` bit for bit: the same ``logsumexp`` over the
-    kept terms and the appended 0, where PML fills the left-out terms with the dtype's lowest value
-    (whose exponent is as exactly 0, and slower to take). Returns the input shape with ``dim`` kept
-    as 1.
+    ``-inf`` to the left-out ones, which must then be finite (an infinite logit there gives NaN); over
+    a large matrix with at most :data:`SPARSE_FRACTION` of its terms kept they sum the list of kept
+    terms instead (:func:`log1p_segment_sum_exp`: the same value to rounding).
+    For binary weights either dense form gives the value and gradient of PML's
+    ``lmu.logsumexp(logits, keep_mask, add_one=True)`` bit for bit (bool weights always take it): the
+    same ``logsumexp`` over the kept terms and the appended 0, where PML fills the left-out terms
+    with the dtype's lowest value (whose exponent is as exactly 0, and slower to take). Returns the
+    input shape with ``dim`` kept as 1.
     """
     dim = dim % logits.ndim
     positive = kept_terms(weights)
     keep = kept_terms(positive, pair_mask)
     if weights.dtype == torch.bool:
         logits = torch.where(keep, logits, -torch.inf)
+    elif (
+        logits.ndim == 2
+        and keep.numel() >= SPARSE_MIN_TERMS
+        and int(torch.count_nonzero(keep)) <= SPARSE_FRACTION * keep.numel()
+    ):
+        kept = keep.flatten().nonzero().squeeze(1)  # row-major positions
+        segments = kept // logits.shape[1] if dim == 1 else kept % logits.shape[1]
+        kept_logits = logits.flatten().index_select(0, kept) + torch.log(weights.flatten().index_select(0, kept))
+        return log1p_segment_sum_exp(kept_logits, segments, logits.shape[1 - dim]).unsqueeze(dim)
     else:
         # log of the positive weights only: log(0) is slow to take, and where() branches per element,
         # so runs faster on w > 0 alone than within a pair mask. log w is added with -inf for the

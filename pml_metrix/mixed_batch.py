@@ -111,13 +111,30 @@ class MixedBatch:
             raise ValueError("lam must lie in [0, 1] (NaN is not allowed)")
 
     def soft_pairs(self, labels: Tensor, anchor_labels: Tensor) -> SoftPairs:
-        """Resolve the plan against the batch.
+        """Resolve the plan against the batch, for anchors of any class labels.
 
         Args:
             labels: B class labels of the batch the plan indexes.
             anchor_labels: A class labels of the anchors (the batch labels, or ``arange(num_classes)``
-                for proxies).
+                for proxies: :meth:`class_soft_pairs` does that faster).
         """
+        check_same_device(labels, source_index=self.source_index, anchor_labels=anchor_labels)
+        # number the classes present 0, ..., C - 1; each anchor takes its class's row
+        classes, class_index = torch.unique(torch.cat([anchor_labels, labels]), return_inverse=True)
+        num_anchors = len(anchor_labels)
+        class_labels = self.class_soft_labels(class_index[num_anchors:], len(classes))
+        return SoftPairs._of_checked(self.embeddings, class_labels.index_select(0, class_index[:num_anchors]), self.pair_mask)
+
+    def class_soft_pairs(self, labels: Tensor, num_classes: int) -> SoftPairs:
+        """Resolve the plan against the batch, for one anchor per class 0, ..., num_classes - 1 (proxy
+        anchor's proxies); ``labels`` (B) must lie in ``[0, num_classes)``."""
+        return SoftPairs._of_checked(self.embeddings, self.class_soft_labels(labels, num_classes), self.pair_mask)
+
+    def class_soft_labels(self, labels: Tensor, num_classes: int) -> Tensor:
+        """num_classes x K: the soft label of each mixed item for each class,
+        ``lam [c(i) = c] + (1 - lam) [c(j) = c]``, given the B labels (in ``[0, num_classes)``) of the
+        batch the plan indexes. An anchor's soft labels are its class's row: built so, by two scatters
+        of K, rather than by comparing A x K labels twice."""
         check_same_device(labels, source_index=self.source_index)
         if self.source_index.numel():
             low, high = (int(bound) for bound in torch.aminmax(self.source_index))  # one pass
@@ -127,9 +144,9 @@ class MixedBatch:
                 )
         source_labels = labels[self.source_index]  # K x 2
         lam = self.lam.to(loss_dtype(self.embeddings.dtype))
-        anchor_labels = anchor_labels.unsqueeze(1)
-        same_i, same_j = anchor_labels == source_labels[:, 0], anchor_labels == source_labels[:, 1]
-        # lam [same_i] + (1 - lam) [same_j], in [0, 1] as lam is (checked on construction); where()
-        # rather than a product with the bool masks, whose cast to float is 5x slower
-        soft_labels = torch.where(same_i, lam, 0) + torch.where(same_j, 1 - lam, 0)
-        return SoftPairs._of_checked(self.embeddings, soft_labels, self.pair_mask)
+        class_labels = lam.new_zeros(num_classes, len(lam))
+        mixed_index = torch.arange(len(lam), device=lam.device)
+        # in [0, 1] as lam is (checked on construction)
+        class_labels.index_put_((source_labels[:, 0], mixed_index), lam, accumulate=True)
+        class_labels.index_put_((source_labels[:, 1], mixed_index), 1 - lam, accumulate=True)
+        return class_labels

@@ -34,11 +34,12 @@ class MixingPlan:
 
     def mix(self, batch: Tensor) -> Tensor:
         """Mix any batch-first tensor (B x ...): returns K x ... ."""
-        lam = self.lam.to(device=batch.device, dtype=batch.dtype).view(-1, *([1] * (batch.ndim - 1)))
-        source_index = self.source_index.to(batch.device)
-        # index_select, not batch[idx]: its backward avoids CPU's slow accumulating index_put
-        first, second = batch.index_select(0, source_index[:, 0]), batch.index_select(0, source_index[:, 1])
-        return lam * first + (1 - lam) * second
+        lam = self.lam.to(device=batch.device, dtype=batch.dtype)
+        weights = torch.stack([lam, 1 - lam]).view(2, len(self), *([1] * (batch.ndim - 1)))
+        # one index_select of all i then all j, 2 x K x ...: one gather forward and one index_add
+        # backward (batch[idx] would backward through CPU's slow accumulating index_put)
+        sources = batch.index_select(0, self.source_index.to(batch.device).T.flatten())
+        return (weights * sources.view(2, len(self), *batch.shape[1:])).sum(0)
 
     def mixed_batch(self, mixed_embeddings: Tensor, indices_tuple: IndicesTuple = None) -> MixedBatch:
         """The loss input for embeddings mixed with this plan at any level."""

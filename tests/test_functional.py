@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pml_metrix import functional as F
+from tests.lse_paths import PATHS, lse_path
 
 
 def test_weighted_logsumexp_is_log_one_plus_weighted_sum():
@@ -64,8 +65,54 @@ def test_contrastive_terms():
     assert torch.allclose(F.contrastive_pos_terms(d, 1.0, pos_margin=1.0, inverted=True), (1.0 - d).clamp(min=0))
 
 
+def test_log1p_segment_sum_exp():
+    logits = torch.tensor([0.5, -1.0, 2.0, 1e4, 3.0], dtype=torch.float64)
+    segments = torch.tensor([0, 0, 2, 3, 2])
+    out = F.log1p_segment_sum_exp(logits, segments, 5)
+    expected = [
+        math.log(1 + math.exp(0.5) + math.exp(-1.0)), 0.0, math.log(1 + math.exp(2.0) + math.exp(3.0)), 1e4, 0.0,
+    ]
+    assert out.tolist() == pytest.approx(expected, rel=1e-15)
+    assert torch.autograd.gradcheck(
+        lambda x: F.log1p_segment_sum_exp(x, segments, 5), (logits.clone().div(1e4).requires_grad_(),)
+    )
+
+
+@pytest.mark.parametrize("dim", [0, 1])
+@pytest.mark.parametrize("masked", [False, True])
+def test_soft_logsumexp_over_the_kept_terms_equals_the_dense_form(dim, masked, monkeypatch):
+    """A large matrix with few kept terms takes the list form by default: the same values and
+    gradients as the dense form, to rounding."""
+    torch.manual_seed(0)
+    shape = (96, 100)  # 9,600 terms >= SPARSE_MIN_TERMS
+    logits = (torch.randn(shape, dtype=torch.float64) * 5).requires_grad_()
+    weights = torch.rand(shape, dtype=torch.float64) * (torch.rand(shape) < 0.05)
+    weights[3] = 0  # a row and
+    weights[:, 4] = 0  # a column without terms
+    mask = torch.rand(shape) < 0.7 if masked else None
+    calls = []
+    segment_sum = F.log1p_segment_sum_exp
+    monkeypatch.setattr(F, "log1p_segment_sum_exp", lambda *args: calls.append(1) or segment_sum(*args))
+
+    def value_and_grad():
+        logits.grad = None
+        out = F.weighted_logsumexp(logits, weights, dim=dim, pair_mask=mask)
+        out.pow(2).sum().backward()
+        return out.detach(), logits.grad.clone()
+
+    by_default = value_and_grad()
+    assert calls, "the list form was not taken"
+    with lse_path("dense"):
+        dense = value_and_grad()
+    assert len(calls) == 1
+    assert by_default[0].shape == dense[0].shape == ((shape[0], 1) if dim == 1 else (1, shape[1]))
+    for a, b in zip(by_default, dense):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("inverted", [True, False])
-def test_gradcheck_soft_core(inverted):
+def test_gradcheck_soft_core(inverted, path):
     torch.manual_seed(1)
     mat = torch.rand(5, 7, dtype=torch.float64, requires_grad=True)
     y = torch.rand(5, 7, dtype=torch.float64)
@@ -78,4 +125,5 @@ def test_gradcheck_soft_core(inverted):
         cneg = F.contrastive_neg_terms(m, y, neg_margin=0.9, inverted=inverted)
         return ms.sum() + pos.sum() + neg.sum() + cpos.sum() + cneg.sum()
 
-    assert torch.autograd.gradcheck(all_terms, (mat,))
+    with lse_path(path):
+        assert torch.autograd.gradcheck(all_terms, (mat,))

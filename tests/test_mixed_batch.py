@@ -119,3 +119,28 @@ def test_soft_labels_of_a_plan():
     soft = mb.soft_pairs(labels, labels)
     expected = torch.tensor([[0.3, 0.0], [0.7, 1.0], [0.0, 0.0]])
     assert torch.allclose(soft.soft_labels, expected)
+
+
+def test_soft_labels_for_any_label_values_and_anchors_of_classes_not_mixed():
+    labels = torch.tensor([1000, -5, 7, 1000])
+    source_index = torch.tensor([[0, 1], [2, 3], [1, 1]])
+    lam = torch.tensor([0.25, 0.6, 0.9])
+    mb = pml_metrix.MixedBatch(torch.randn(3, D), source_index, lam)
+    anchor_labels = torch.tensor([-5, 1000, 42])  # 42: no mix has it
+    soft = mb.soft_pairs(labels, anchor_labels).soft_labels
+    source_labels = labels[source_index]
+    expected = lam * (anchor_labels[:, None] == source_labels[:, 0]) + (1 - lam) * (anchor_labels[:, None] == source_labels[:, 1])
+    assert torch.equal(soft, expected)
+    assert soft[2].eq(0).all() and soft[0, 2] == 1  # a mix of two items of class -5
+
+
+def test_class_soft_pairs_are_the_soft_pairs_of_one_anchor_per_class():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (10,), generator=g)
+    mb = pml_metrix.MixedBatch(
+        torch.randn(6, D), torch.randint(0, 10, (6, 2), generator=g), torch.rand(6, generator=g), torch.rand(5, 6) < 0.5
+    )
+    by_class = mb.class_soft_pairs(labels, 5)  # class 4: in no mix
+    general = mb.soft_pairs(labels, torch.arange(5))
+    assert torch.equal(by_class.soft_labels, general.soft_labels) and by_class.pair_mask is mb.pair_mask
+    assert by_class.soft_labels[4].eq(0).all()

@@ -30,6 +30,10 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
         self.check_label_range(labels)
         return torch.arange(self.num_classes, device=labels.device)
 
+    def mixed_soft_pairs(self, mixed_batch, labels):
+        self.check_label_range(labels)
+        return mixed_batch.class_soft_pairs(labels, self.num_classes)
+
     def check_label_range(self, labels):
         """Raise unless every label has its proxy: 0 <= label < num_classes."""
         if not labels.numel():
