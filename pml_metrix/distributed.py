@@ -23,6 +23,7 @@ feature and input levels across processes with :func:`gather_rows` and :func:`em
 """
 
 import contextlib
+import gc
 import os
 from typing import Callable, Iterator, Optional, TypeVar
 
@@ -190,5 +191,10 @@ def torchrun_process_group(device: torch.device) -> Iterator[None]:
     torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         yield
+        torch.distributed.barrier()  # every process done with the group before any tears it down
     finally:
+        # free the block's DDP model, which PML's trainer keeps in reference cycles, while the group
+        # and the interpreter live: gloo's threads holding its tensors aborted one process in ~10
+        # at exit ("terminate called without an active exception")
+        gc.collect()
         torch.distributed.destroy_process_group()
