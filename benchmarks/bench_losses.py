@@ -23,9 +23,10 @@ its rows are marked ``busy`` on the spread of the samples alone.
    pairs, lam ~ U[0, 1]; made by ``MixingPlan.mix`` before the clock starts), without a pair mask and
    with a random one (half the pairs; B x K, num_classes x K for proxy anchor), and the MixedBatch
    that ``MixupMiner()`` draws (one positive-negative mix per anchor, K = B, each seen by the anchors
-   of its positive's class), against the same loss on the clean batch. Target <= 2.0. The loss is timed as the clean one is, from its inputs to their gradients:
-   the mixed embeddings are a leaf, as the batch embeddings are (whatever made them, the mixing at
-   embedding level or the network's head at feature level, is not the loss). The column
+   of its positive's class), against the same loss on the clean batch. Target <= 2.0. The loss is
+   timed as the clean one is, from its inputs to their gradients: the mixed embeddings are a leaf,
+   as the batch embeddings are (whatever made them, the mixing at embedding level or the network's
+   head at feature level, is not the loss). The column
    ``+mix bwd`` times the unmasked mixed loss with the backward of the embedding-level mixing into
    the batch embeddings too (what a training step at embedding level pays), for information.
    Matrix products (aten mm / addmm / bmm / _euclidean_dist / _cdist_forward, which is what

@@ -123,7 +123,8 @@ class MixedBatch:
         classes, class_index = torch.unique(torch.cat([anchor_labels, labels]), return_inverse=True)
         num_anchors = len(anchor_labels)
         class_labels = self.class_soft_labels(class_index[num_anchors:], len(classes))
-        return SoftPairs._of_checked(self.embeddings, class_labels.index_select(0, class_index[:num_anchors]), self.pair_mask)
+        soft_labels = class_labels.index_select(0, class_index[:num_anchors])
+        return SoftPairs._of_checked(self.embeddings, soft_labels, self.pair_mask)
 
     def class_soft_pairs(self, labels: Tensor, num_classes: int) -> SoftPairs:
         """Resolve the plan against the batch, for one anchor per class 0, ..., num_classes - 1 (proxy

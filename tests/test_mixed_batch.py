@@ -129,7 +129,8 @@ def test_soft_labels_for_any_label_values_and_anchors_of_classes_not_mixed():
     anchor_labels = torch.tensor([-5, 1000, 42])  # 42: no mix has it
     soft = mb.soft_pairs(labels, anchor_labels).soft_labels
     source_labels = labels[source_index]
-    expected = lam * (anchor_labels[:, None] == source_labels[:, 0]) + (1 - lam) * (anchor_labels[:, None] == source_labels[:, 1])
+    same_i, same_j = (anchor_labels[:, None] == source_labels[:, column] for column in (0, 1))
+    expected = lam * same_i + (1 - lam) * same_j
     assert torch.equal(soft, expected)
     assert soft[2].eq(0).all() and soft[0, 2] == 1  # a mix of two items of class -5
 
