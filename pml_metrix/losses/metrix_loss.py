@@ -166,16 +166,13 @@ class MetrixLossMixin:
 
         The pairs are taken out before any arithmetic, as PML's pair-based losses do, through one flat
         index list of n entries in row-major order (no n x 2 list, as the matrix's ``nonzero`` would
-        make); their anchors come from the per-row counts, found by a binary search of the sorted list
-        for each row start (A log n steps; dividing the n indices, or counting the A x R bools, which
-        sum() casts to int64 first, costs a pass over n or A x R). No kept pair gives PML's zero loss
-        (a reducer would average an empty tensor to NaN).
+        make), whose anchors are the rows of its entries (as in
+        :func:`~pml_metrix.functional.weighted_logsumexp`'s list form). No kept pair gives PML's zero
+        loss (a reducer would average an empty tensor to NaN).
         """
         pairs = keep.flatten().nonzero().squeeze(1)
         if len(pairs) == 0:
             return self.zero_loss()
-        row_starts = torch.arange(0, keep.numel() + 1, keep.shape[1], device=pairs.device)
-        counts = torch.searchsorted(pairs, row_starts).diff()
-        anchors = torch.repeat_interleave(counts, output_size=len(pairs))
+        anchors = pairs // keep.shape[1]
         pair_terms = terms(mat.flatten().index_select(0, pairs), soft_labels.flatten().index_select(0, pairs))
         return {"losses": pair_terms, "indices": anchors, "reduction_type": "element"}
