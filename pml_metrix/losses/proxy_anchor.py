@@ -68,7 +68,7 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
         )
         proxies = c_f.torch_arange_from_size(self.proxies)
         # proxies with positive mass (the positive weight is y itself); counts: any() is slower
-        with_pos = torch.count_nonzero(F.kept_terms(soft_labels, pair_mask).sum(dim=0))
+        with_pos = torch.count_nonzero(F.count_true(F.kept_terms(soft_labels, pair_mask), dim=0))
         return {
             "pos_loss": {"losses": pos_term, "indices": proxies, "reduction_type": "element",
                          "divisor": int(with_pos)},
