@@ -1,6 +1,7 @@
 """Cost of the Metrix losses, measured side by side on CPU.
 
-    python benchmarks/bench_losses.py [--reps 100] [--threads 2] [--cpu-time] [--quick] [--profile]
+    python benchmarks/bench_losses.py [--reps 100] [--threads 2] [--cpu-time] [--malloc retain|glibc]
+                                      [--quick] [--profile]
 
 Embeddings are B x 512 Gaussian (requires_grad), labels a shuffle of B/4 classes of 4 items each
 (num_classes = B/4 for proxy anchor), B in {32, 128, 512}. One sample = the loss call and its
@@ -15,6 +16,15 @@ to ratios of op counts). Rerun on a quiet machine, or compare with ``--threads 1
 (with ``--threads 1``) times each sample by the CPU time of the thread that runs it instead of the
 wall clock, so that other work on a shared machine does not count, only its contention for caches;
 its rows are marked ``busy`` on the spread of the samples alone.
+
+Memory: by default (``--malloc retain``) glibc keeps freed memory in the process (``mallopt``: no
+trimming of the heap top, no fresh ``mmap`` for blocks under 32 MB), as PyTorch's CUDA caching
+allocator does on a GPU and jemalloc or tcmalloc (which PyTorch's CPU performance guide recommends)
+do on a CPU. glibc's defaults (``--malloc glibc``) hand the heap top back to the kernel after a call
+whose peak went over the last one's, so each call faults its pages in again: the time grows with
+the call's peak memory rather than its work (on this VM a 512 x 512 loss call paid 300 to 900 page
+faults, up to 5 ms of 20, and the same op ran 3x slower in one call than in another). The ratios
+hold for both; ``glibc`` runs are noisier.
 
 1. Clean path, ``indices_tuple=None``: MetrixMSLoss, MetrixContrastiveLoss and
    MetrixProxyAnchorLoss against their PML twin (same proxies), ratio ours / PML. Target <= 1.05.
@@ -45,6 +55,7 @@ that differ most first): ours vs PML on the clean batch, and ours clean vs mixed
 """
 
 import argparse
+import ctypes
 import os
 import statistics
 import time
@@ -64,6 +75,16 @@ clock = CLOCK["wall"]
 aten = torch.ops.aten
 PRODUCT_OPS = {aten.mm.default, aten.addmm.default, aten.bmm.default,
                aten._euclidean_dist.default, aten._cdist_forward.default}
+
+
+def retain_freed_memory() -> bool:
+    """Have glibc keep freed memory in the process (see the module docstring); False if not glibc."""
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def loss_pair(name: str, num_classes: int):
@@ -339,6 +360,8 @@ def main():
     parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cpu-time", action="store_true", help="time by the thread's CPU time (needs --threads 1)")
+    parser.add_argument("--malloc", choices=["retain", "glibc"], default="retain",
+                        help="retain: keep freed memory in the process (default); glibc: glibc's defaults")
     parser.add_argument("--quick", action="store_true", help="B in {32, 128}, 20 repetitions")
     parser.add_argument("--profile", action="store_true", help="per-op profiles at the largest B")
     args = parser.parse_args()
@@ -346,12 +369,15 @@ def main():
         parser.error("--cpu-time times one thread: use it with --threads 1")
     global clock
     clock = CLOCK["cpu" if args.cpu_time else "wall"]
+    if args.malloc == "retain" and not retain_freed_memory():
+        parser.error("--malloc retain needs glibc's mallopt: run with --malloc glibc")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     batch_sizes, reps = ((32, 128), 20) if args.quick else ((32, 128, 512), args.reps)
     names = ["MS", "Contrastive", "PA"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads of {os.cpu_count()} CPUs, d = {DIM}, "
-          f"{'thread CPU time' if args.cpu_time else 'wall clock'}, load average {os.getloadavg()[0]:.2f}")
+          f"{'thread CPU time' if args.cpu_time else 'wall clock'}, malloc {args.malloc}, "
+          f"load average {os.getloadavg()[0]:.2f}")
     verdicts = []
     warm_up(names, batch_sizes)
     bench_clean(names, batch_sizes, reps, verdicts)
