@@ -1,7 +1,18 @@
+from typing import Callable, Optional
+
 from pytorch_metric_learning.losses import ContrastiveLoss
+from torch import Tensor
 
 from .. import functional as F
+from ..reducers.weighted_reducer import PAIR_MATRIX
 from .metrix_loss import MetrixLossMixin
+
+PAIR_LIST_FRACTION = 1 / 5
+"""A contrastive sub-loss keeping at most this fraction of its (anchor, reference) pairs lists them
+before any arithmetic; one keeping more is computed over the whole matrix. Forward and backward with
+``AvgNonZeroReducer`` on 2 cores, pairs kept at random, list time / matrix time: 0.54 (0.82) at 1 %,
+0.87 (1.01) at 10 %, 1.07 (1.15) at 25 %, 1.21 (1.22) at 50 %, 1.29 (1.28) at 100 %, 512 x 512
+(128 x 128). MixupMiner's pair masks keep about 1 / num_classes; negatives without a mask nearly all."""
 
 
 class MetrixContrastiveLoss(MetrixLossMixin, ContrastiveLoss):
@@ -23,9 +34,31 @@ class MetrixContrastiveLoss(MetrixLossMixin, ContrastiveLoss):
         y = soft_pairs.soft_labels.to(F.loss_dtype(mat.dtype))
         pos_pairs, neg_pairs = F.label_masks(y, soft_pairs.pair_mask)
         return {
-            "pos_loss": self.selected_pairs(pos_pairs, mat, y, self._pos_terms),
-            "neg_loss": self.selected_pairs(neg_pairs, mat, y, self._neg_terms),
+            "pos_loss": self.kept_pair_terms(pos_pairs, mat, y, self._pos_terms, soft_pairs.pair_mask),
+            "neg_loss": self.kept_pair_terms(neg_pairs, mat, y, self._neg_terms, soft_pairs.pair_mask),
         }
+
+    def kept_pair_terms(
+        self, kept: Tensor, mat: Tensor, soft_labels: Tensor, terms: Callable, pair_mask: Optional[Tensor]
+    ) -> dict:
+        """Loss info for the kept pairs (``kept``: A x R bool), reduced pair by pair as PML's pair-based
+        losses are: ``terms(pair_mat, pair_labels)`` of their entries of ``mat`` and ``soft_labels``.
+
+        At most :data:`PAIR_LIST_FRACTION` of the pairs kept: the list of their terms, each indexed by
+        its anchor. More: the A x R matrix of terms (``terms`` gives 0 where the labels leave a pair
+        out; the pair mask zeroes the others), which :class:`~pml_metrix.reducers.WeightedReducer`
+        lists, or for a reducer that leaves out zero losses reduces as it is.
+        """
+        if int(F.count_true(kept).sum()) > PAIR_LIST_FRACTION * kept.numel():
+            pair_terms = terms(mat, soft_labels)
+            if pair_mask is not None:
+                pair_terms = pair_terms * pair_mask
+            return {"losses": pair_terms, "indices": kept, "reduction_type": PAIR_MATRIX}
+        pairs, anchors = F.kept_pairs(kept)
+        if len(pairs) == 0:
+            return self.zero_loss()  # a reducer would average an empty tensor to NaN
+        pair_terms = terms(mat.flatten().index_select(0, pairs), soft_labels.flatten().index_select(0, pairs))
+        return {"losses": pair_terms, "indices": anchors, "reduction_type": "element"}
 
     def _pos_terms(self, pair_dists, soft_labels=None):
         return F.contrastive_pos_terms(

@@ -1,6 +1,6 @@
 import contextlib
 import copy
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import torch
 from pytorch_metric_learning.reducers import MultipleReducers
@@ -158,19 +158,3 @@ class MetrixLossMixin:
         if len(anchors) == 0:
             return self.zero_loss()
         return {"losses": losses.index_select(0, anchors), "indices": anchors, "reduction_type": "element"}
-
-    def selected_pairs(
-        self, keep: Tensor, mat: Tensor, soft_labels: Tensor, terms: Callable[[Tensor, Tensor], Tensor]
-    ) -> dict:
-        """Loss info for the kept pairs (``keep``: A x R bool), each indexed by its anchor:
-        ``terms(pair_mat, pair_labels)`` of their entries of ``mat`` and ``soft_labels`` (A x R).
-
-        The pairs are taken out before any arithmetic, as PML's pair-based losses do, through one flat
-        index list in row-major order (:func:`~pml_metrix.functional.kept_pairs`). No kept pair gives
-        PML's zero loss (a reducer would average an empty tensor to NaN).
-        """
-        pairs, anchors = F.kept_pairs(keep)
-        if len(pairs) == 0:
-            return self.zero_loss()
-        pair_terms = terms(mat.flatten().index_select(0, pairs), soft_labels.flatten().index_select(0, pairs))
-        return {"losses": pair_terms, "indices": anchors, "reduction_type": "element"}
