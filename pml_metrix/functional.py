@@ -95,7 +95,7 @@ def kept_pairs(keep: Tensor) -> Tuple[Tensor, Tensor]:
     ``a * R + r`` and their rows ``a``, both n long (not the n x 2 list of ``keep.nonzero()``).
 
     The rows repeat each row index by its count, one pass writing n entries (dividing the positions
-    by R costs four times as much on a CPU); a pair's column is ``flat - rows * R``.
+    by R costs four times as much on a CPU).
     """
     flat = keep.flatten().nonzero().squeeze(1)
     return flat, torch.repeat_interleave(count_true(keep), output_size=len(flat))

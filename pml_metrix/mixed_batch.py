@@ -120,10 +120,13 @@ class MixedBatch:
         """
         check_same_device(labels, source_index=self.source_index, anchor_labels=anchor_labels)
         # number the classes present 0, ..., C - 1; each anchor takes its class's row
-        classes, class_index = torch.unique(torch.cat([anchor_labels, labels]), return_inverse=True)
-        num_anchors = len(anchor_labels)
-        class_labels = self.class_soft_labels(class_index[num_anchors:], len(classes))
-        soft_labels = class_labels.index_select(0, class_index[:num_anchors])
+        if anchor_labels is labels:  # the batch's own anchors
+            classes, class_index = torch.unique(labels, return_inverse=True)
+            batch_index = anchor_index = class_index
+        else:
+            classes, class_index = torch.unique(torch.cat([anchor_labels, labels]), return_inverse=True)
+            anchor_index, batch_index = class_index[: len(anchor_labels)], class_index[len(anchor_labels):]
+        soft_labels = self.class_soft_labels(batch_index, len(classes)).index_select(0, anchor_index)
         return SoftPairs._of_checked(self.embeddings, soft_labels, self.pair_mask)
 
     def class_soft_pairs(self, labels: Tensor, num_classes: int) -> SoftPairs:

@@ -1,5 +1,6 @@
 from typing import Callable, Optional
 
+import torch
 from pytorch_metric_learning.losses import ContrastiveLoss
 from torch import Tensor
 
@@ -49,14 +50,15 @@ class MetrixContrastiveLoss(MetrixLossMixin, ContrastiveLoss):
         out; the pair mask zeroes the others), which :class:`~pml_metrix.reducers.WeightedReducer`
         lists, or for a reducer that leaves out zero losses reduces as it is.
         """
-        if int(F.count_true(kept).sum()) > PAIR_LIST_FRACTION * kept.numel():
+        num_kept = int(torch.count_nonzero(kept))
+        if num_kept > PAIR_LIST_FRACTION * kept.numel():
             pair_terms = terms(mat, soft_labels)
             if pair_mask is not None:
                 pair_terms = pair_terms * pair_mask
             return {"losses": pair_terms, "indices": kept, "reduction_type": PAIR_MATRIX}
-        pairs, anchors = F.kept_pairs(kept)
-        if len(pairs) == 0:
+        if num_kept == 0:
             return self.zero_loss()  # a reducer would average an empty tensor to NaN
+        pairs, anchors = F.kept_pairs(kept)
         pair_terms = terms(mat.flatten().index_select(0, pairs), soft_labels.flatten().index_select(0, pairs))
         return {"losses": pair_terms, "indices": anchors, "reduction_type": "element"}
 
