@@ -47,7 +47,7 @@ class WeightedReducer(BaseReducer):
         if self.collect_stats:
             self.value = value.item()
             if kept is not None:
-                self.reducer.losses_size = int(kept.sum())  # as for the list of kept pairs
+                self.reducer.losses_size = int(torch.count_nonzero(kept))  # as for the list of kept pairs
         return value if self.weight == 1 else self.weight * value
 
     def pair_matrix_info(self, terms: torch.Tensor, kept: torch.Tensor) -> dict:
