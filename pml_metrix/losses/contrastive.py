@@ -5,8 +5,7 @@ from pytorch_metric_learning.losses import ContrastiveLoss
 from torch import Tensor
 
 from .. import functional as F
-from ..reducers.weighted_reducer import PAIR_MATRIX
-from .metrix_loss import MetrixLossMixin
+from .metrix_loss import PAIR_MATRIX, MetrixLossMixin
 
 PAIR_LIST_FRACTION = 1 / 5
 """A contrastive sub-loss keeping at most this fraction of its (anchor, reference) pairs lists them
@@ -47,8 +46,8 @@ class MetrixContrastiveLoss(MetrixLossMixin, ContrastiveLoss):
 
         At most :data:`PAIR_LIST_FRACTION` of the pairs kept: the list of their terms, each indexed by
         its anchor. More: the A x R matrix of terms (``terms`` gives 0 where the labels leave a pair
-        out; the pair mask zeroes the others), which :class:`~pml_metrix.reducers.WeightedReducer`
-        lists, or for a reducer that leaves out zero losses reduces as it is.
+        out; the pair mask zeroes the others) as a :data:`~pml_metrix.losses.metrix_loss.PAIR_MATRIX`,
+        which reaches a reducer that leaves out zero losses as it is, any other as its list.
         """
         num_kept = int(torch.count_nonzero(kept))
         if num_kept > PAIR_LIST_FRACTION * kept.numel():

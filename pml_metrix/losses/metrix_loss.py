@@ -3,7 +3,7 @@ import copy
 from typing import Dict, Iterator, List, Optional
 
 import torch
-from pytorch_metric_learning.reducers import MultipleReducers
+from pytorch_metric_learning.reducers import AvgNonZeroReducer, BaseReducer, MultipleReducers, ThresholdReducer
 from pytorch_metric_learning.utils import common_functions as c_f
 from torch import Tensor
 
@@ -13,6 +13,35 @@ from ..mixed_batch import MixedBatch, SoftPairs
 from ..reducers import SubLossReducers, WeightedReducer
 
 MIXED_PREFIX = "mixed_"
+
+PAIR_MATRIX = "pair_matrix"
+"""Reduction type a :meth:`MetrixLossMixin.soft_loss` may give a pair-based sub-loss: ``losses`` the
+A x R matrix of pair terms (0 outside the kept pairs), ``indices`` the A x R bool matrix of kept
+pairs. The loss resolves it (:func:`reducible_pair_matrix`) before any reducer sees it."""
+
+
+def drops_zero_losses(reducer: BaseReducer) -> bool:
+    """Whether a PML reducer leaves out losses of 0 (``AvgNonZeroReducer``, ``ThresholdReducer`` with
+    ``low >= 0``: exactly these classes), so that a matrix of pair terms reduces as the list of its
+    kept pairs does."""
+    return type(reducer) is AvgNonZeroReducer or (
+        type(reducer) is ThresholdReducer and reducer.low is not None and reducer.low >= 0
+    )
+
+
+def reducible_pair_matrix(terms: Tensor, kept: Tensor, reducer: BaseReducer) -> dict:
+    """Loss info for pair terms (A x R, 0 outside the kept pairs) kept where ``kept`` (A x R bool), for
+    ``reducer``: the list of the kept pairs' terms in row-major order, each indexed by its anchor, as
+    PML's pair-based losses give; or, for a reducer that leaves out zero losses and collects no stats
+    (whose ``losses_size`` would count rows), the matrix itself, rows indexed by anchor: the same
+    value without listing the pairs (~1 ms of a 512 x 512 contrastive mixed part on a CPU).
+    """
+    if drops_zero_losses(reducer) and not reducer.collect_stats:
+        return {"losses": terms, "indices": c_f.torch_arange_from_size(terms), "reduction_type": "element"}
+    pairs, anchors = F.kept_pairs(kept)
+    if len(pairs) == 0:  # PML's zero loss: a reducer would average an empty tensor to NaN
+        return {"losses": 0, "indices": None, "reduction_type": "already_reduced"}
+    return {"losses": terms.flatten().index_select(0, pairs), "indices": anchors, "reduction_type": "element"}
 
 
 @contextlib.contextmanager
@@ -118,7 +147,7 @@ class MetrixLossMixin:
     def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
         if isinstance(indices_tuple, SoftPairs):
             check_references(embeddings, indices_tuple.embeddings, "SoftPairs.embeddings")
-            return self.soft_loss(embeddings, indices_tuple)
+            return self.reducible(self.soft_loss(embeddings, indices_tuple))
         if not isinstance(indices_tuple, MixedBatch):
             return self.clean_loss(embeddings, labels, indices_tuple, ref_emb, ref_labels)
         mixed = indices_tuple
@@ -134,7 +163,22 @@ class MetrixLossMixin:
             if mixed.embeddings.shape[0] > 0:
                 for name, loss_info in self.soft_loss(embeddings, soft).items():
                     loss_dict[MIXED_PREFIX + name] = loss_info
-        return loss_dict
+        return self.reducible(loss_dict)
+
+    def reducible(self, loss_dict: Dict[str, dict]) -> Dict[str, dict]:
+        """The loss dict with each :data:`PAIR_MATRIX` sub-loss in the form its reducer takes."""
+        return {
+            name: reducible_pair_matrix(info["losses"], info["indices"], self.sub_loss_reducer(name))
+            if info["reduction_type"] == PAIR_MATRIX else info
+            for name, info in loss_dict.items()
+        }
+
+    def sub_loss_reducer(self, name: str) -> BaseReducer:
+        """The PML reducer that reduces sub-loss ``name`` (inside its :class:`WeightedReducer`)."""
+        reducer = self.reducer
+        if isinstance(reducer, MultipleReducers):
+            reducer = reducer.reducers[name] if name in reducer.reducers else reducer.default_reducer
+        return reducer.reducer if isinstance(reducer, WeightedReducer) else reducer
 
     def clean_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels) -> Dict[str, dict]:
         """The loss dict of the PML twin over the clean batch (``ref_emb=None``: the batch itself)."""
