@@ -15,6 +15,7 @@ both processes: each process embeds all of them, taking the parameter gradients 
 """
 
 import datetime
+import gc
 import os
 import socket
 
@@ -111,27 +112,37 @@ def step(name, model, inputs, labels, loss_fn, miner, global_seed):
     return loss.detach(), embeddings.grad, {k: p.grad.clone() for k, p in params.items()}
 
 
+def worker_results(rank):
+    """Each case's step on this process's share of the batch; the DDP models are freed on return."""
+    inputs, labels = whole_batch()
+    local = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
+    results = {}
+    for name in CASES:
+        model = torch.nn.parallel.DistributedDataParallel(make_model())
+        loss_fn = DistributedLossWrapper(make_loss(name))
+        miner = DistributedMixupMiner(make_miner(name))
+        # a different global generator in each process: the plan is rank 0's, broadcast
+        results[name] = step(name, model, inputs[local], labels[local], loss_fn, miner, global_seed=100 + rank)
+    for level in LEVELS:
+        models = {k: torch.nn.parallel.DistributedDataParallel(m) for k, m in make_trunk_and_embedder().items()}
+        loss_fn, miner = DistributedLossWrapper(make_loss("ms")), DistributedMixupMiner(make_miner("ms"))
+        results[level] = trainer_step(level, models, whole_images()[local], labels[local], loss_fn, miner)
+    return results
+
+
 def worker(rank, port, out_dir):
     torch.distributed.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE,
         timeout=datetime.timedelta(seconds=TIMEOUT_S / 2),
     )
     try:
-        inputs, labels = whole_batch()
-        local = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
-        results = {}
-        for name in CASES:
-            model = torch.nn.parallel.DistributedDataParallel(make_model())
-            loss_fn = DistributedLossWrapper(make_loss(name))
-            miner = DistributedMixupMiner(make_miner(name))
-            # a different global generator in each process: the plan is rank 0's, broadcast
-            results[name] = step(name, model, inputs[local], labels[local], loss_fn, miner, global_seed=100 + rank)
-        for level in LEVELS:
-            models = {k: torch.nn.parallel.DistributedDataParallel(m) for k, m in make_trunk_and_embedder().items()}
-            loss_fn, miner = DistributedLossWrapper(make_loss("ms")), DistributedMixupMiner(make_miner("ms"))
-            results[level] = trainer_step(level, models, whole_images()[local], labels[local], loss_fn, miner)
-        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(worker_results(rank), os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.distributed.barrier()  # every process done with the group before any tears it down
     finally:
+        # the DDP models and what holds them in reference cycles go while the group lives: gloo's
+        # threads holding their tensors aborted a process at exit ("terminate called without an
+        # active exception"), as in pml_metrix.distributed.torchrun_process_group
+        gc.collect()
         torch.distributed.destroy_process_group()
 
 
