@@ -118,7 +118,7 @@ class MixedBatch:
             anchor_labels: A class labels of the anchors (the batch labels, or ``arange(num_classes)``
                 for proxies: :meth:`class_soft_pairs` does that faster).
         """
-        check_same_device(labels, source_index=self.source_index, anchor_labels=anchor_labels)
+        check_same_device(labels, anchor_labels=anchor_labels)  # source_index: in class_soft_labels
         # number the classes present 0, ..., C - 1; each anchor takes its class's row
         if anchor_labels is labels:  # the batch's own anchors
             classes, class_index = torch.unique(labels, return_inverse=True)

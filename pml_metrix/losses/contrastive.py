@@ -5,7 +5,7 @@ from pytorch_metric_learning.losses import ContrastiveLoss
 from torch import Tensor
 
 from .. import functional as F
-from .metrix_loss import PAIR_MATRIX, MetrixLossMixin
+from .metrix_loss import PAIR_MATRIX, MetrixLossMixin, listed_pairs
 
 PAIR_LIST_FRACTION = 1 / 5
 """A contrastive sub-loss keeping at most this fraction of its (anchor, reference) pairs lists them
@@ -49,17 +49,14 @@ class MetrixContrastiveLoss(MetrixLossMixin, ContrastiveLoss):
         out; the pair mask zeroes the others) as a :data:`~pml_metrix.losses.metrix_loss.PAIR_MATRIX`,
         which reaches a reducer that leaves out zero losses as it is, any other as its list.
         """
-        num_kept = int(torch.count_nonzero(kept))
-        if num_kept > PAIR_LIST_FRACTION * kept.numel():
+        if int(torch.count_nonzero(kept)) > PAIR_LIST_FRACTION * kept.numel():
             pair_terms = terms(mat, soft_labels)
             if pair_mask is not None:
                 pair_terms = pair_terms * pair_mask
             return {"losses": pair_terms, "indices": kept, "reduction_type": PAIR_MATRIX}
-        if num_kept == 0:
-            return self.zero_loss()  # a reducer would average an empty tensor to NaN
-        pairs, anchors = F.kept_pairs(kept)
-        pair_terms = terms(mat.flatten().index_select(0, pairs), soft_labels.flatten().index_select(0, pairs))
-        return {"losses": pair_terms, "indices": anchors, "reduction_type": "element"}
+        return listed_pairs(
+            kept, lambda pairs: terms(mat.flatten().index_select(0, pairs), soft_labels.flatten().index_select(0, pairs))
+        )
 
     def _pos_terms(self, pair_dists, soft_labels=None):
         return F.contrastive_pos_terms(

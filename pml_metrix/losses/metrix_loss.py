@@ -1,6 +1,6 @@
 import contextlib
 import copy
-from typing import Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
 from pytorch_metric_learning.reducers import AvgNonZeroReducer, BaseReducer, MultipleReducers, ThresholdReducer
@@ -29,6 +29,16 @@ def drops_zero_losses(reducer: BaseReducer) -> bool:
     )
 
 
+def listed_pairs(kept: Tensor, pair_losses: Callable[[Tensor], Tensor]) -> dict:
+    """Loss info for the pairs ``kept`` keeps (A x R bool), listed in row-major order as PML's
+    pair-based losses list theirs, each indexed by its anchor: ``pair_losses(flat_positions)``.
+    No kept pair gives PML's zero loss (a reducer would average an empty tensor to NaN)."""
+    pairs, anchors = F.kept_pairs(kept)
+    if len(pairs) == 0:
+        return {"losses": 0, "indices": None, "reduction_type": "already_reduced"}  # PML's zero_loss()
+    return {"losses": pair_losses(pairs), "indices": anchors, "reduction_type": "element"}
+
+
 def reducible_pair_matrix(terms: Tensor, kept: Tensor, reducer: BaseReducer) -> dict:
     """Loss info for pair terms (A x R, 0 outside the kept pairs) kept where ``kept`` (A x R bool), for
     ``reducer``: the list of the kept pairs' terms in row-major order, each indexed by its anchor, as
@@ -38,10 +48,7 @@ def reducible_pair_matrix(terms: Tensor, kept: Tensor, reducer: BaseReducer) -> 
     """
     if drops_zero_losses(reducer) and not reducer.collect_stats:
         return {"losses": terms, "indices": c_f.torch_arange_from_size(terms), "reduction_type": "element"}
-    pairs, anchors = F.kept_pairs(kept)
-    if len(pairs) == 0:  # PML's zero loss: a reducer would average an empty tensor to NaN
-        return {"losses": 0, "indices": None, "reduction_type": "already_reduced"}
-    return {"losses": terms.flatten().index_select(0, pairs), "indices": anchors, "reduction_type": "element"}
+    return listed_pairs(kept, lambda pairs: terms.flatten().index_select(0, pairs))
 
 
 @contextlib.contextmanager
