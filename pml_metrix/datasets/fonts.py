@@ -3,7 +3,9 @@
 Families (see :mod:`.font_list`) are shuffled with ``seed``, then each is dealt to the split furthest
 below its share of the faces (test: ``test_fraction``; val: ``val_fraction`` of the rest; train: the
 remainder), so no family straddles two splits. The split is computed on the whole committed list,
-so a missing font never moves another between splits.
+so a missing font never moves another between splits. ``train_fraction`` keeps a seeded subset of the
+train families holding about that share of the train faces (nested: a quarter lies inside a half),
+leaving val and test as they are, to study how a method scales with the amount of training data.
 Train items may add ``jitter_copies`` seeded affine renders per glyph; val and test hold exactly one
 clean render per glyph, so a query never meets a jittered twin of itself.
 
@@ -58,6 +60,23 @@ def split_families(
     return assignment
 
 
+def subset_families(faces: list[FontFace], fraction: float, seed: int = 0) -> list[FontFace]:
+    """The faces of a seeded subset of the families of ``faces`` holding ``fraction`` of the faces
+    (families taken in a seeded order until the share is reached, at least one), in list order.
+    A smaller fraction keeps a prefix of a larger one's families."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"train_fraction must lie in (0, 1], got {fraction!r}")
+    families = sorted({face.family for face in faces})
+    order = torch.randperm(len(families), generator=torch.Generator().manual_seed(seed)).tolist()
+    kept, count = set(), 0
+    for family in (families[i] for i in order):
+        if kept and count >= fraction * len(faces):
+            break
+        kept.add(family)
+        count += sum(face.family == family for face in faces)
+    return [face for face in faces if face.family in kept]
+
+
 def _cache_key(faces: list[FontFace], image_size: int, jitter: Jitter, seed: int) -> str:
     renderer = (RENDER_VERSION, PIL.__version__, features.version("freetype2"))
     digest = hashlib.sha256(repr((renderer, GLYPHS, image_size, astuple(jitter), seed)).encode())
@@ -104,6 +123,7 @@ class FontGlyphs(Dataset):
         seed: int = 0,
         val_fraction: float = 0.2,
         test_fraction: float = 0.5,
+        train_fraction: float = 1.0,
         font_list: str = FONT_LIST_PATH,
         cache_dir: Optional[str] = None,
     ):
@@ -116,6 +136,8 @@ class FontGlyphs(Dataset):
         listed = read_font_list(font_list)
         families = split_families(listed, seed, val_fraction, test_fraction)
         in_split = [face for face in listed if families[face.family] == split]
+        if split == "train" and train_fraction != 1:
+            in_split = subset_families(in_split, train_fraction, seed)
         self.faces = installed_fonts(in_split)
         if not self.faces:
             raise ValueError(f"No installed font in the {split!r} split of {font_list} ({len(in_split)} listed)")

@@ -25,7 +25,7 @@ def get_dataset(name: str, split: str, root: Optional[str] = None, **options: An
     The result has ``labels`` (N LongTensor, 0..num_classes-1), ``num_classes`` and items
     ``(image float32 C x H x W, int label)``. ``options`` go to the reader; all take ``image_size``
     (H = W; defaults: fonts 32, fashion_mnist 28, the photo benchmarks 224). Fonts also take
-    jitter_copies, seed, val_fraction, test_fraction, font_list, cache_dir (``root`` is ignored: fonts
+    jitter_copies, seed, val_fraction, test_fraction, train_fraction, font_list, cache_dir (``root`` is ignored: fonts
     come from the system); the photo benchmarks val_fraction, seed, transform.
     """
     if name not in SPLITS:

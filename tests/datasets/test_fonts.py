@@ -91,3 +91,24 @@ def test_bad_split_and_missing_list(tmp_path):
         FontGlyphs("query")
     with pytest.raises(FileNotFoundError, match="font_list"):
         FontGlyphs("train", font_list=str(tmp_path / "none.txt"))
+
+
+def test_train_fraction_keeps_nested_whole_families_and_leaves_val_and_test(small_font_list, tmp_path):
+    path, faces = small_font_list
+    family_of = {face.face: face.family for face in faces}
+    full = make("train", path, tmp_path)
+    half = make("train", path, tmp_path, train_fraction=0.5)
+    quarter = make("train", path, tmp_path, train_fraction=0.25)
+    names = {name: [face.face for face in d.faces] for name, d in (("full", full), ("half", half), ("quarter", quarter))}
+    assert 0 < len(names["quarter"]) <= len(names["half"]) < len(names["full"])
+    assert set(names["quarter"]) <= set(names["half"]) <= set(names["full"])
+    # whole families: a kept face's family is kept entirely
+    kept_families = {family_of[name] for name in names["half"]}
+    assert {name for name in names["full"] if family_of[name] in kept_families} == set(names["half"])
+    assert torch.equal(half.labels.unique(), torch.arange(half.num_classes))
+    for split in ("val", "test"):
+        assert [f.face for f in make(split, path, tmp_path, train_fraction=0.25).faces] == [
+            f.face for f in make(split, path, tmp_path).faces
+        ]
+    with pytest.raises(ValueError, match="train_fraction must lie in"):
+        make("train", path, tmp_path, train_fraction=0)
