@@ -17,6 +17,7 @@ positives per lam bin, and :func:`plot_positive_share` the paper's figure (share
 """
 
 import copy
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,9 +149,7 @@ def pair_positivity(
             f"{embeddings.shape[1]}"
         )
     check_same_device(embeddings, labels=labels, mixed_embeddings=mixed_batch.embeddings)
-    exact = MixedBatch(
-        mixed_batch.embeddings.detach().double(), mixed_batch.source_index, mixed_batch.lam, mixed_batch.pair_mask
-    )
+    exact = dataclasses.replace(mixed_batch, embeddings=mixed_batch.embeddings.detach().double())
     soft_pairs = loss_fn.mixed_soft_pairs(exact, labels)
     pair_mask = soft_pairs.pair_mask
     if pair_mask is None:

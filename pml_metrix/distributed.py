@@ -88,12 +88,16 @@ class DistributedMixupMiner(DistributedMinerWrapper):
             raise ValueError("MixupMiner needs the labels: call miner(embeddings, labels)")
         if get_world_size() == 1:
             return self.miner(emb, labels)
-        self.miner.reset_stats()
         all_emb, all_labels, _ = gather(emb, labels)
-        plan = self.plan(all_emb, all_labels)
-        indices_tuple = None if self.inner_miner is None else self.inner_miner(all_emb, all_labels)
-        self.miner.num_mixed = len(plan)
-        return plan.mixed_batch(plan.mix(all_emb), indices_tuple)
+        return self.mixed_batch(all_emb, all_labels)
+
+    def mixed_batch(
+        self, all_emb: Tensor, all_labels: Tensor, mix: Optional[Callable[[MixingPlan], Tensor]] = None
+    ) -> MixedBatch:
+        """The wrapped miner's :meth:`~pml_metrix.MixupMiner.mixed_batch` over the gathered batch (N x d
+        embeddings and N labels in PML's gathered order, as from :func:`gather_rows`), with the plan
+        of :meth:`plan`: the same in every process."""
+        return self.miner.mixed_batch(all_emb, all_labels, mix, plan=self.plan(all_emb, all_labels))
 
     def plan(self, all_emb: Tensor, all_labels: Tensor) -> MixingPlan:
         """The plan over the gathered batch (N x d embeddings and N labels in PML's gathered order,
@@ -105,18 +109,15 @@ class DistributedMixupMiner(DistributedMinerWrapper):
         to_gathered = torch.empty_like(order)
         to_gathered[order] = torch.arange(len(order), device=order.device)
         plan = self._rank_order_plan(all_emb[to_gathered], all_labels[to_gathered])
-        pair_mask = plan.pair_mask if self.miner.num_classes is not None else plan.pair_mask[order]
-        return MixingPlan(to_gathered[plan.source_index], plan.lam, pair_mask)
+        pair_mask = plan.pair_mask if plan.num_classes is not None else plan.pair_mask[order]  # rows: classes or items
+        return MixingPlan(to_gathered[plan.source_index], plan.lam, pair_mask, plan.num_classes, plan.strategy)
 
     def _rank_order_plan(self, embeddings: Tensor, labels: Tensor) -> MixingPlan:
         """The miner's plan over the batch in rank order, drawn on rank 0 and broadcast."""
         plan = None
         if get_rank() == 0:
-            plan = self.miner.plan(embeddings, labels)
-            plan = MixingPlan(plan.source_index.cpu(), plan.lam.cpu(), plan.pair_mask.cpu())
-        plan = from_rank0(plan)
-        device = embeddings.device
-        return MixingPlan(plan.source_index.to(device), plan.lam.to(device), plan.pair_mask.to(device))
+            plan = self.miner.plan(embeddings, labels).to(torch.device("cpu"))
+        return from_rank0(plan).to(embeddings.device)
 
 
 def get_world_size() -> int:

@@ -30,10 +30,10 @@ __all__ = [
     "label_weights",
     "label_masks",
     "kept_terms",
-    "count_true",
-    "kept_pairs",
     "weighted_logsumexp",
     "multi_similarity_loss",
+    "multi_similarity_pos",
+    "multi_similarity_neg",
     "contrastive_pos_terms",
     "contrastive_neg_terms",
     "proxy_anchor_terms",
@@ -81,26 +81,6 @@ def kept_terms(weights: Tensor, pair_mask: Optional[Tensor] = None) -> Tensor:
     return keep if pair_mask is None else keep & pair_mask
 
 
-def count_true(keep: Tensor, dim: int = 1) -> Tensor:
-    """How many entries of a bool matrix are true along ``dim``, int64.
-
-    Counted in int32 and widened after: a bool sum to int64 first copies the matrix to int64 (8 bytes
-    an entry, fresh memory the CPU must fault in: up to 0.7 ms at 512 x 512 inside a loss).
-    """
-    return keep.sum(dim=dim, dtype=torch.int32).long()
-
-
-def kept_pairs(keep: Tensor) -> Tuple[Tensor, Tensor]:
-    """The pairs an A x R bool matrix keeps, in row-major order: their flat positions
-    ``a * R + r`` and their rows ``a``, both n long (not the n x 2 list of ``keep.nonzero()``).
-
-    The rows repeat each row index by its count, one pass writing n entries: 0.05 ms for 260,000 pairs
-    of 512 x 512 on one CPU thread, where dividing the positions by R takes 0.47 ms.
-    """
-    flat = keep.flatten().nonzero().squeeze(1)
-    return flat, torch.repeat_interleave(count_true(keep), output_size=len(flat))
-
-
 def weighted_logsumexp(logits: Tensor, weights: Tensor, dim: int = 1, pair_mask: Optional[Tensor] = None) -> Tensor:
     """``log(1 + sum_r w_r exp(logits_r))`` along ``dim`` over the masked terms, stably.
 
@@ -115,12 +95,9 @@ def weighted_logsumexp(logits: Tensor, weights: Tensor, dim: int = 1, pair_mask:
     Float (soft) weights sum ``w exp(logits - shift)`` with ``shift`` the largest kept logit (at least
     0, the term 1), so no exponent overflows, and no term is ``-inf``: the left-out terms' exponents
     are multiplied by 0 and their weights zeroed. The same log-sum-exp as adding ``log w`` inside,
-    without ``-inf`` or ``where()`` on the gradient's path, which a CPU takes element by element on
-    an irregular pair mask: forward and backward, 512 x 512 with half the terms kept at random, 2.0 ms
-    against 4.8 ms for ``log w`` added inside and 3.2 ms over the list of kept terms (one thread); the
-    list still wins below about 2 % kept (1 %: 0.58 ms against 0.66 ms, two threads), not worth a
-    second form. Left-out logits must be finite, as must all weights (``inf * 0`` is NaN), and the
-    sum is taken in the promoted dtype of logits and weights.
+    without ``-inf`` or ``where()`` on the gradient's path (docs/benchmarks.md says what that buys).
+    Left-out logits must be finite, as must all weights (``inf * 0`` is NaN), and the sum is taken
+    in the promoted dtype of logits and weights.
     """
     dim = dim % logits.ndim
     keep = kept_terms(weights, pair_mask)
@@ -147,20 +124,40 @@ def multi_similarity_loss(
     base: float,
     inverted: bool = True,
 ) -> Tensor:
-    """Multi-similarity loss of each anchor, A x 1 (the shape PML hands its reducer).
+    """Multi-similarity loss of each anchor, A x 1 (the shape PML hands its reducer): the sum of
+    :func:`multi_similarity_pos` and :func:`multi_similarity_neg`,
 
     ``(1/alpha) log(1 + sum y exp(-alpha (s - base))) + (1/beta) log(1 + sum (1-y) exp(beta (s - base)))``
+
     over the masked pairs, with PML's ``distance.margin`` sign convention. ``soft_labels`` may also
     be the weights of the two sums, ``(y, 1 - y)`` as :func:`label_weights` splits them: the clean
     path passes PML's positive and negative masks so.
     """
-    mat = mat.to(loss_dtype(mat.dtype))
+    mat = mat.to(loss_dtype(mat.dtype))  # once for both sums
     pos_weight, neg_weight = soft_labels if isinstance(soft_labels, tuple) else label_weights(soft_labels)
-    pos_exp = _margin(mat, base, inverted)
-    neg_exp = _margin(base, mat, inverted)
-    pos_loss = (1.0 / alpha) * weighted_logsumexp(alpha * pos_exp, pos_weight, pair_mask=pair_mask)
-    neg_loss = (1.0 / beta) * weighted_logsumexp(beta * neg_exp, neg_weight, pair_mask=pair_mask)
+    pos_loss = multi_similarity_pos(mat, pos_weight, pair_mask, alpha=alpha, base=base, inverted=inverted)
+    neg_loss = multi_similarity_neg(mat, neg_weight, pair_mask, beta=beta, base=base, inverted=inverted)
     return pos_loss + neg_loss
+
+
+def multi_similarity_pos(
+    mat: Tensor, pos_weight: Tensor, pair_mask: Optional[Tensor] = None, *, alpha: float, base: float, inverted: bool = True
+) -> Tensor:
+    """The positive sum of the multi-similarity loss, A x 1:
+    ``(1/alpha) log(1 + sum w exp(-alpha (s - base)))`` over the masked pairs with weight ``w > 0``
+    (``w = y``; bool: PML's positive mask). Alone, it only ever pulls pairs closer."""
+    mat = mat.to(loss_dtype(mat.dtype))
+    return (1.0 / alpha) * weighted_logsumexp(alpha * _margin(mat, base, inverted), pos_weight, pair_mask=pair_mask)
+
+
+def multi_similarity_neg(
+    mat: Tensor, neg_weight: Tensor, pair_mask: Optional[Tensor] = None, *, beta: float, base: float, inverted: bool = True
+) -> Tensor:
+    """The negative sum of the multi-similarity loss, A x 1:
+    ``(1/beta) log(1 + sum w exp(beta (s - base)))`` over the masked pairs with weight ``w > 0``
+    (``w = 1 - y``; bool: PML's negative mask)."""
+    mat = mat.to(loss_dtype(mat.dtype))
+    return (1.0 / beta) * weighted_logsumexp(beta * _margin(base, mat, inverted), neg_weight, pair_mask=pair_mask)
 
 
 def contrastive_pos_terms(

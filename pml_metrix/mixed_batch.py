@@ -76,12 +76,17 @@ class MixedBatch:
         embeddings: K x d mixed embeddings, ``lam_k e_i + (1 - lam_k) e_j`` at some level.
         source_index: K x 2 long, the batch positions (i, j) mixed into item k.
         lam: K mixing factors in [0, 1].
-        pair_mask: B x K bool (num_classes x K for proxy anchor), which (anchor, mixed item)
-            pairs count; ``None`` means all.
+        pair_mask: B x K bool, which (anchor, mixed item) pairs count; ``None`` means all.
         indices_tuple: an optional PML miner tuple for the clean part of the loss.
+        num_classes: ``None`` when the anchors (``pair_mask``'s rows) are the B batch items; C when
+            they are the classes 0, ..., C - 1 (proxy anchor's proxies; ``pair_mask`` is C x K).
+        strategy: the one mixing strategy of every mix, when the miner drew one for the step (a
+            loss can weight the mixed part by strategy); ``None`` otherwise.
 
     The soft label of mixed item k for an anchor of class c is
     ``lam_k [c(i_k) = c] + (1 - lam_k) [c(j_k) = c]``.
+
+    Pass it where PML passes ``indices_tuple``, to a Metrix loss; it is no indices tuple itself.
     """
 
     embeddings: Tensor
@@ -89,6 +94,8 @@ class MixedBatch:
     lam: Tensor
     pair_mask: Optional[Tensor] = None
     indices_tuple: IndicesTuple = None
+    num_classes: Optional[int] = None
+    strategy: Optional[str] = None
 
     def __post_init__(self):
         check_embeddings(self.embeddings, "MixedBatch.embeddings", allow_empty=True)
@@ -104,34 +111,60 @@ class MixedBatch:
                 f"lam must be a float tensor of shape ({num_mixed},), one factor per mixed embedding, "
                 f"got {getattr(lam, 'dtype', type(lam))} {tuple(getattr(lam, 'shape', ()))}"
             )
+        if self.num_classes is not None and (
+            isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1
+        ):
+            raise ValueError(f"num_classes must be None or a positive int, got {self.num_classes!r}")
         if self.pair_mask is not None:
-            check_pair_mask(self.pair_mask, (self.pair_mask.shape[0], num_mixed), "anchors x mixed items")
+            rows = self.pair_mask.shape[0] if self.num_classes is None else self.num_classes
+            check_pair_mask(self.pair_mask, (rows, num_mixed), "anchors x mixed items")
         check_same_device(self.embeddings, source_index=idx, lam=lam, pair_mask=self.pair_mask)
         if not in_unit_interval(lam):
             raise ValueError("lam must lie in [0, 1] (NaN is not allowed)")
 
-    def soft_pairs(self, labels: Tensor, anchor_labels: Tensor) -> SoftPairs:
-        """Resolve the plan against the batch, for anchors of any class labels.
+    def __repr__(self) -> str:
+        masked = "none" if self.pair_mask is None else f"{self.pair_mask.float().mean().item():.3f} of the pairs kept"
+        anchors = "batch items" if self.num_classes is None else f"{self.num_classes} classes"
+        return (
+            f"MixedBatch(K={len(self.lam)}, embeddings={tuple(self.embeddings.shape)}, anchors={anchors}, "
+            f"pair_mask={masked}, indices_tuple={'none' if self.indices_tuple is None else 'given'}"
+            + ("" if self.strategy is None else f", strategy={self.strategy}")
+            + ")"
+        )
+
+    def _not_a_tuple(self, *_):
+        raise TypeError(
+            "MixedBatch is no PML indices tuple: pass it to a Metrix loss (pml_metrix.MetrixMSLoss, ...) as "
+            "indices_tuple; its clean part's tuple is MixedBatch.indices_tuple"
+        )
+
+    __len__ = __getitem__ = __iter__ = _not_a_tuple
+
+    def soft_pairs(self, labels: Tensor) -> SoftPairs:
+        """Resolve the plan against the batch for the batch's own anchors: A = B.
 
         Args:
-            labels: B class labels of the batch the plan indexes.
-            anchor_labels: A class labels of the anchors (the batch labels, or ``arange(num_classes)``
-                for proxies: :meth:`class_soft_pairs` does that faster).
+            labels: B class labels of the batch the plan indexes (any integers).
         """
-        check_same_device(labels, anchor_labels=anchor_labels)  # source_index: in class_soft_labels
-        # number the classes present 0, ..., C - 1; each anchor takes its class's row
-        if anchor_labels is labels:  # the batch's own anchors
-            classes, class_index = torch.unique(labels, return_inverse=True)
-            batch_index = anchor_index = class_index
-        else:
-            classes, class_index = torch.unique(torch.cat([anchor_labels, labels]), return_inverse=True)
-            anchor_index, batch_index = class_index[: len(anchor_labels)], class_index[len(anchor_labels):]
-        soft_labels = self.class_soft_labels(batch_index, len(classes)).index_select(0, anchor_index)
+        if self.num_classes is not None and self.pair_mask is not None:
+            raise ValueError(
+                f"this MixedBatch's pair_mask has one row per class ({self.num_classes}, from "
+                "MixupMiner(num_classes=...), meant for proxy anchor), but this loss's anchors are the batch "
+                "items: build the MixupMiner without num_classes"
+            )
+        classes, class_index = torch.unique(labels, return_inverse=True)  # classes numbered 0, ..., C - 1
+        soft_labels = self.class_soft_labels(class_index, len(classes)).index_select(0, class_index)
         return SoftPairs._of_checked(self.embeddings, soft_labels, self.pair_mask)
 
     def class_soft_pairs(self, labels: Tensor, num_classes: int) -> SoftPairs:
-        """Resolve the plan against the batch, for one anchor per class 0, ..., num_classes - 1 (proxy
+        """Resolve the plan against the batch for one anchor per class 0, ..., num_classes - 1 (proxy
         anchor's proxies); ``labels`` (B) must lie in ``[0, num_classes)``."""
+        if self.pair_mask is not None and self.num_classes != num_classes:
+            rows = "batch item" if self.num_classes is None else f"of {self.num_classes} classes"
+            raise ValueError(
+                f"this MixedBatch's pair_mask has one row per {rows}, but the loss's anchors are its "
+                f"{num_classes} proxies: build the MixupMiner with num_classes={num_classes}"
+            )
         return SoftPairs._of_checked(self.embeddings, self.class_soft_labels(labels, num_classes), self.pair_mask)
 
     def class_soft_labels(self, labels: Tensor, num_classes: int) -> Tensor:

@@ -3,7 +3,7 @@
 A plan is level-free: the same (i, j, lam) mixes images, feature maps or embeddings.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, Optional
 
 import torch
@@ -22,18 +22,33 @@ class MixingPlan:
     Args:
         source_index: K x 2 long, the items (i, j) mixed into item k.
         lam: K factors; mix k is ``lam_k x_i + (1 - lam_k) x_j``.
-        pair_mask: A x K bool, which anchors (batch items, or proxies) see mix k.
+        pair_mask: A x K bool, which anchors see mix k: the B batch items, or the classes
+            0, ..., C - 1 (proxy anchor's proxies) when ``num_classes`` is C.
+        num_classes: ``None`` (anchors are batch items) or C (anchors are classes).
+        strategy: the one strategy of every mix when the miner drew one for the step, else ``None``.
     """
 
     source_index: Tensor
     lam: Tensor
     pair_mask: Tensor
+    num_classes: Optional[int] = None
+    strategy: Optional[str] = None
 
     def __len__(self) -> int:
         return self.source_index.shape[0]
 
+    def to(self, device: torch.device) -> "MixingPlan":
+        """The plan with its tensors on ``device``."""
+        return replace(self, source_index=self.source_index.to(device), lam=self.lam.to(device),
+                       pair_mask=self.pair_mask.to(device))
+
     def mix(self, batch: Tensor) -> Tensor:
-        """Mix any batch-first tensor (B x ...): returns K x ... ."""
+        """Mix any batch-first floating-point tensor (B x ...): returns K x ... ."""
+        if not batch.is_floating_point():
+            raise ValueError(
+                f"mixing needs a floating-point batch, got {batch.dtype}: convert it first (e.g. images.float() / 255); "
+                "an integer batch would round every factor lam"
+            )
         lam = self.lam.to(device=batch.device, dtype=batch.dtype)
         weights = torch.stack([lam, 1 - lam]).view(2, len(self), *([1] * (batch.ndim - 1)))
         # one index_select of all i then all j, 2 x K x ...: one gather forward and one index_add
@@ -44,7 +59,9 @@ class MixingPlan:
     def mixed_batch(self, mixed_embeddings: Tensor, indices_tuple: IndicesTuple = None) -> MixedBatch:
         """The loss input for embeddings mixed with this plan at any level."""
         lam = self.lam.to(loss_dtype(mixed_embeddings.dtype))  # float32 for half-precision mixes
-        return MixedBatch(mixed_embeddings, self.source_index, lam, self.pair_mask, indices_tuple)
+        return MixedBatch(
+            mixed_embeddings, self.source_index, lam, self.pair_mask, indices_tuple, self.num_classes, self.strategy
+        )
 
 
 def pair_type_masks(
@@ -57,15 +74,21 @@ def pair_type_masks(
         labels: B class labels of the batch.
         source_index: K x 2, the mixed items (i, j); i is the anchor-side item.
         anchor_index: A batch positions of the anchors, or ``None`` for proxies, which are no batch
-            item: for them an anchor-negative mix is a positive-negative one.
+            item: for a proxy an anchor-negative mix (i of its class, j of another) is a
+            positive-negative one, and shows as both.
     """
     same_i = anchor_labels[:, None] == labels[source_index[:, 0]][None, :]
     same_j = anchor_labels[:, None] == labels[source_index[:, 1]][None, :]
-    if anchor_index is None:
-        is_i = is_j = torch.zeros_like(same_i)
-    else:
-        is_i = anchor_index[:, None] == source_index[None, :, 0]
-        is_j = anchor_index[:, None] == source_index[None, :, 1]
+    if anchor_index is None:  # a proxy: i of its class and j of another is all it can tell
+        positive_negative = same_i & ~same_j
+        return {
+            "positive_negative": positive_negative,
+            "anchor_negative": positive_negative,
+            "negative_negative": ~same_i & ~same_j,
+            "positive_positive": same_i & same_j,
+        }
+    is_i = anchor_index[:, None] == source_index[None, :, 0]
+    is_j = anchor_index[:, None] == source_index[None, :, 1]
     return {
         "positive_negative": same_i & ~is_i & ~same_j,
         "anchor_negative": is_i & ~same_j,

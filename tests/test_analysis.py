@@ -19,6 +19,7 @@ every batch, derived from the loss terms (s a similarity, d a distance):
   varies from pair to pair), so it is not tested.
 """
 
+import dataclasses
 import pytest
 import torch
 from pytorch_metric_learning import distances, losses
@@ -49,6 +50,13 @@ def batch(dtype=torch.float32, seed: int = 0):
     return torch.randn(BATCH, DIM, generator=g, dtype=torch.float64).to(dtype), torch.arange(BATCH) % NUM_CLASSES
 
 
+def anchor_labels_of(loss_fn, labels):
+    """The anchors' class labels: one per class for proxy anchor's proxies, the batch's otherwise."""
+    if isinstance(loss_fn, pml_metrix.MetrixProxyAnchorLoss):
+        return torch.arange(loss_fn.num_classes)
+    return labels
+
+
 def positive_negative_mixes(embeddings, labels, anchor_labels, lam, seed: int) -> pml_metrix.MixedBatch:
     """Mixed item k = lam_k e_i + (1 - lam_k) e_j for anchor k % A, with c(i) = c(anchor) != c(j);
     the mask gives each mixed item to that one anchor (len(lam) / A items per anchor)."""
@@ -61,7 +69,8 @@ def positive_negative_mixes(embeddings, labels, anchor_labels, lam, seed: int) -
     lam_col = lam.to(embeddings.dtype)[:, None]
     mixed = lam_col * embeddings[i] + (1 - lam_col) * embeddings[j]
     pair_mask = torch.arange(num_anchors)[:, None] == anchor[None, :]
-    return pml_metrix.MixedBatch(mixed, torch.stack([i, j], 1), lam, pair_mask)
+    num_classes = None if anchor_labels is labels else num_anchors  # anchors of one class each: proxies
+    return pml_metrix.MixedBatch(mixed, torch.stack([i, j], 1), lam, pair_mask, num_classes=num_classes)
 
 
 def anchor_embeddings(loss_fn, embeddings):
@@ -75,7 +84,7 @@ def anchor_embeddings(loss_fn, embeddings):
 def test_pure_positives_are_positives_and_pure_negatives_follow_the_loss(name):
     loss_fn = make_loss(name)
     embeddings, labels = batch()
-    anchor_labels = loss_fn.anchor_labels(labels)
+    anchor_labels = anchor_labels_of(loss_fn, labels)
     g = torch.Generator().manual_seed(1)
     lam = torch.rand(3 * len(anchor_labels), generator=g)
     lam[torch.rand(len(lam), generator=g) < 0.6] = 1.0
@@ -115,14 +124,14 @@ def test_ms_positivity_follows_the_closed_form_threshold():
 def test_holding_the_pair_matrix_raising_lam_never_loses_a_positive(name):
     loss_fn = make_loss(name)
     embeddings, labels = batch(torch.float64, seed=5)
-    anchor_labels = loss_fn.anchor_labels(labels)
+    anchor_labels = anchor_labels_of(loss_fn, labels)
     g = torch.Generator().manual_seed(6)
     lam = 0.02 + 0.96 * torch.rand(len(anchor_labels), generator=g, dtype=torch.float64)
     low = positive_negative_mixes(embeddings, labels, anchor_labels, lam, seed=7)
     previous = pair_positivity(loss_fn, embeddings, labels, low).is_positive
     for step in range(4):
         lam = lam + (0.98 - lam) * torch.rand(len(lam), generator=g, dtype=torch.float64)
-        raised = pml_metrix.MixedBatch(low.embeddings, low.source_index, lam, low.pair_mask)
+        raised = dataclasses.replace(low, lam=lam)
         current = pair_positivity(loss_fn, embeddings, labels, raised).is_positive
         assert (current | ~previous).all(), f"step {step}: a positive became a negative"
         previous = current
@@ -134,7 +143,7 @@ def test_gradient_matches_a_finite_difference_of_the_mixed_loss(name):
     """Each mixed item has one anchor, so moving it changes the loss only through S[a, v]."""
     loss_fn = make_loss(name)
     embeddings, labels = batch(torch.float64, seed=8)
-    anchor_labels = loss_fn.anchor_labels(labels)
+    anchor_labels = anchor_labels_of(loss_fn, labels)
     lam = torch.rand(2 * len(anchor_labels), generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     mixed_batch = positive_negative_mixes(embeddings, labels, anchor_labels, lam, seed=10)
     result = pair_positivity(loss_fn, embeddings, labels, mixed_batch)
@@ -146,7 +155,7 @@ def test_gradient_matches_a_finite_difference_of_the_mixed_loss(name):
     def loss_and_pair_value(step):
         moved = mixed_batch.embeddings.clone()
         moved[v] += step * direction
-        total = loss_fn(embeddings, labels, pml_metrix.MixedBatch(moved, mixed_batch.source_index, lam, mixed_batch.pair_mask))
+        total = loss_fn(embeddings, labels, dataclasses.replace(mixed_batch, embeddings=moved))
         return total.item(), loss_fn.distance(anchors, moved)[a, v].item()
 
     (loss_up, value_up), (loss_down, value_down) = loss_and_pair_value(1e-5), loss_and_pair_value(-1e-5)
@@ -166,12 +175,13 @@ def test_one_row_per_masked_pair_with_its_plan_labels_and_sign(name):
     mixed = lam[:, None] * embeddings[source_index[:, 0]] + (1 - lam[:, None]) * embeddings[source_index[:, 1]]
     num_anchors = NUM_CLASSES if name == "proxy_anchor" else BATCH
     pair_mask = torch.rand(num_anchors, num_mixed, generator=g) < 0.5
-    mixed_batch = pml_metrix.MixedBatch(mixed, source_index, lam, pair_mask)
+    num_classes = NUM_CLASSES if name == "proxy_anchor" else None
+    mixed_batch = pml_metrix.MixedBatch(mixed, source_index, lam, pair_mask, num_classes=num_classes)
     result = pair_positivity(loss_fn, embeddings, labels, mixed_batch)
     anchor_index, mixed_index = pair_mask.nonzero(as_tuple=True)
     assert torch.equal(result.anchor_index, anchor_index) and torch.equal(result.mixed_index, mixed_index)
     assert torch.equal(result.lam, lam[mixed_index])
-    soft_labels = mixed_batch.soft_pairs(labels, loss_fn.anchor_labels(labels)).soft_labels.double()
+    soft_labels = loss_fn.mixed_soft_pairs(mixed_batch, labels).soft_labels.double()
     assert torch.allclose(result.soft_label, soft_labels[anchor_index, mixed_index], rtol=0, atol=1e-7)
     mat = loss_fn.distance(anchor_embeddings(loss_fn, embeddings).double(), mixed.double())
     assert torch.allclose(result.distance, mat[anchor_index, mixed_index], rtol=0, atol=1e-12)
@@ -242,7 +252,7 @@ def test_plot_writes_a_png_and_returns_its_path(tmp_path):
     shares = {}
     for name in LOSS_NAMES:
         loss_fn = make_loss(name)
-        mixed_batch = positive_negative_mixes(embeddings, labels, loss_fn.anchor_labels(labels), lam, seed=17)
+        mixed_batch = positive_negative_mixes(embeddings, labels, anchor_labels_of(loss_fn, labels), lam, seed=17)
         shares[name] = positive_share_by_lam(pair_positivity(loss_fn, embeddings, labels, mixed_batch), num_bins=5)
     path = plot_positive_share(shares, tmp_path / "positivity.png")
     assert path == tmp_path / "positivity.png"
@@ -271,7 +281,7 @@ def bad_inputs():
         "dim mismatch": (lambda: pair_positivity(ms, embeddings, labels, wrong_dim), "dim 3"),
         "mask rows": (
             lambda: pair_positivity(pml_metrix.MetrixProxyAnchorLoss(NUM_CLASSES, DIM), embeddings, labels, good),
-            "pair_mask must have shape",
+            "build the MixupMiner with num_classes",
         ),
         "zero bins": (lambda: positive_share_by_lam(pair_positivity(ms, embeddings, labels, good), 0), "num_bins"),
         "not positivity": (lambda: positive_share_by_lam(share), "PairPositivity"),

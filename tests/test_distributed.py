@@ -30,6 +30,8 @@ from pml_metrix.distributed import DistributedMixupMiner, gathered_order
 from pml_metrix.models import PoolingEmbedder
 from pml_metrix.trainers import MetrixTrainer
 
+pytestmark = pytest.mark.slow  # spawned processes
+
 WORLD_SIZE = 2
 LOCAL_BATCH = 12
 IN_DIM, DIM, NUM_CLASSES = 6, 8, 4

@@ -66,12 +66,28 @@ def test_losses_reject_bad_batches(make_loss):
         ((embeddings, labels, mixed(source_index=torch.full((K, 2), B))), "source_index must index the batch of 6"),
         ((embeddings, labels, mixed(embeddings=torch.randn(K, D + 1))), "must match the embeddings"),
         ((embeddings, labels, mixed(embeddings=torch.randn(K, D).double(), lam=torch.rand(K).double())), "must match"),
-        ((embeddings, labels, mixed(pair_mask=torch.ones(B + 7, K, dtype=torch.bool))), "pair_mask must have shape"),
+        ((embeddings, labels, mixed(pair_mask=torch.ones(B + 7, K, dtype=torch.bool))), "pair_mask (must have shape|has one row per batch item)"),
         ((embeddings, None, mixed()), "needs the batch labels"),
     ]
     for args, message in cases:
         with pytest.raises(ValueError, match=message):
             loss_fn(*args)
+
+
+def test_a_pair_mask_of_the_wrong_anchors_is_refused_even_when_its_shape_fits():
+    """B = num_classes: a mask of batch rows fits proxy anchor's shape, one of class rows fits MS's."""
+    embeddings, labels = batch()
+    batch_rows = mixed(pair_mask=torch.ones(B, K, dtype=torch.bool))
+    with pytest.raises(ValueError, match="build the MixupMiner with num_classes=6"):
+        pml_metrix.MetrixProxyAnchorLoss(B, D)(embeddings, labels, batch_rows)
+    class_rows = mixed(pair_mask=torch.ones(B, K, dtype=torch.bool), num_classes=B)
+    for loss_fn in (pml_metrix.MetrixMSLoss(), pml_metrix.MetrixContrastiveLoss()):
+        with pytest.raises(ValueError, match="build the MixupMiner without num_classes"):
+            loss_fn(embeddings, labels, class_rows)
+    with pytest.raises(ValueError, match="num_classes=4"):
+        pml_metrix.MetrixProxyAnchorLoss(4, D)(embeddings[:, :], labels % 4, class_rows)
+    with pytest.raises(ValueError, match="pair_mask must have shape \\(3, 5\\)"):
+        mixed(pair_mask=torch.ones(B, K, dtype=torch.bool), num_classes=3)
 
 
 def test_proxy_anchor_rejects_labels_out_of_range():
@@ -98,7 +114,7 @@ def test_soft_pairs_reject_bad_labels():
 
 
 def test_mix_weight_must_be_non_negative():
-    with pytest.raises(ValueError, match="mix_weight must be >= 0"):
+    with pytest.raises(ValueError, match="mix_weight must be a finite number >= 0"):
         pml_metrix.MetrixMSLoss(mix_weight=-1)
 
 
@@ -116,32 +132,30 @@ def test_mixed_embeddings_on_another_device_are_rejected():
 def test_soft_labels_of_a_plan():
     labels = torch.tensor([0, 1, 2])
     mb = pml_metrix.MixedBatch(torch.randn(2, D), torch.tensor([[0, 1], [1, 1]]), torch.tensor([0.3, 0.8]))
-    soft = mb.soft_pairs(labels, labels)
+    soft = mb.soft_pairs(labels)
     expected = torch.tensor([[0.3, 0.0], [0.7, 1.0], [0.0, 0.0]])
     assert torch.allclose(soft.soft_labels, expected)
 
 
-def test_soft_labels_for_any_label_values_and_anchors_of_classes_not_mixed():
+def test_soft_labels_for_any_label_values():
     labels = torch.tensor([1000, -5, 7, 1000])
     source_index = torch.tensor([[0, 1], [2, 3], [1, 1]])
     lam = torch.tensor([0.25, 0.6, 0.9])
     mb = pml_metrix.MixedBatch(torch.randn(3, D), source_index, lam)
-    anchor_labels = torch.tensor([-5, 1000, 42])  # 42: no mix has it
-    soft = mb.soft_pairs(labels, anchor_labels).soft_labels
+    soft = mb.soft_pairs(labels).soft_labels
     source_labels = labels[source_index]
-    same_i, same_j = (anchor_labels[:, None] == source_labels[:, column] for column in (0, 1))
-    expected = lam * same_i + (1 - lam) * same_j
-    assert torch.equal(soft, expected)
-    assert soft[2].eq(0).all() and soft[0, 2] == 1  # a mix of two items of class -5
+    same_i, same_j = (labels[:, None] == source_labels[:, column] for column in (0, 1))
+    assert torch.equal(soft, lam * same_i + (1 - lam) * same_j)
+    assert soft[1, 2] == 1  # a mix of two items of class -5
 
 
 def test_class_soft_pairs_are_the_soft_pairs_of_one_anchor_per_class():
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 4, (10,), generator=g)
-    mb = pml_metrix.MixedBatch(
-        torch.randn(6, D), torch.randint(0, 10, (6, 2), generator=g), torch.rand(6, generator=g), torch.rand(5, 6) < 0.5
-    )
+    source_index, lam = torch.randint(0, 10, (6, 2), generator=g), torch.rand(6, generator=g)
+    mb = pml_metrix.MixedBatch(torch.randn(6, D), source_index, lam, torch.rand(5, 6) < 0.5, num_classes=5)
     by_class = mb.class_soft_pairs(labels, 5)  # class 4: in no mix
-    general = mb.soft_pairs(labels, torch.arange(5))
-    assert torch.equal(by_class.soft_labels, general.soft_labels) and by_class.pair_mask is mb.pair_mask
+    classes = torch.arange(5)[:, None]
+    expected = lam * (labels[source_index[:, 0]] == classes) + (1 - lam) * (labels[source_index[:, 1]] == classes)
+    assert torch.allclose(by_class.soft_labels, expected) and by_class.pair_mask is mb.pair_mask
     assert by_class.soft_labels[4].eq(0).all()

@@ -132,7 +132,7 @@ def test_bf16_embeddings_keep_float32_soft_labels(name):
     torch.manual_seed(0)
     loss_fn = LOSSES[name]()
     assert mixed.lam.dtype == torch.float32
-    assert mixed.soft_pairs(labels, loss_fn.anchor_labels(labels)).soft_labels.dtype == torch.float32
+    assert loss_fn.mixed_soft_pairs(mixed, labels).soft_labels.dtype == torch.float32
     with torch.autocast("cpu", dtype=torch.bfloat16):  # cdist has no bf16 kernel, autocast runs it in float32
         loss16 = loss_fn(embeddings, labels, mixed)
     mixed32 = plan.mixed_batch(mixed.embeddings.float())

@@ -25,4 +25,4 @@ def test_pair_type_masks():
     assert masks["negative_negative"][2].tolist() == [False, False, False, True]
     proxies = pair_type_masks(torch.arange(2), labels, source_index)
     assert proxies["positive_negative"][0].tolist() == [True, True, False, False]  # no identity for proxies
-    assert not proxies["anchor_negative"].any()
+    assert torch.equal(proxies["anchor_negative"], proxies["positive_negative"])  # the same to a proxy

@@ -1,146 +1,71 @@
-import contextlib
-import copy
-from typing import Callable, Dict, Iterator, List, Optional
+from numbers import Real
+from typing import Dict, Mapping, Optional, Union
 
-import torch
-from pytorch_metric_learning.reducers import AvgNonZeroReducer, BaseReducer, MultipleReducers, ThresholdReducer
 from pytorch_metric_learning.utils import common_functions as c_f
 from torch import Tensor
 
 from .. import functional as F
 from ..checks import check_embeddings, check_labels, check_references
 from ..mixed_batch import MixedBatch, SoftPairs
-from ..reducers import SubLossReducers, WeightedReducer
+from ..mixing import STRATEGIES
 
-MIXED_PREFIX = "mixed_"
-
-PAIR_MATRIX = "pair_matrix"
-"""Reduction type a :meth:`MetrixLossMixin.soft_loss` may give a pair-based sub-loss: ``losses`` the
-A x R matrix of pair terms (0 outside the kept pairs), ``indices`` the A x R bool matrix of kept
-pairs. The loss resolves it (:func:`reducible_pair_matrix`) before any reducer sees it."""
-
-
-def drops_zero_losses(reducer: BaseReducer) -> bool:
-    """Whether a PML reducer leaves out losses of 0 (``AvgNonZeroReducer``, ``ThresholdReducer`` with
-    ``low >= 0``: exactly these classes), so that a matrix of pair terms reduces as the list of its
-    kept pairs does."""
-    return type(reducer) is AvgNonZeroReducer or (
-        type(reducer) is ThresholdReducer and reducer.low is not None and reducer.low >= 0
-    )
-
-
-def listed_pairs(kept: Tensor, pair_losses: Callable[[Tensor], Tensor]) -> dict:
-    """Loss info for the pairs ``kept`` keeps (A x R bool), listed in row-major order as PML's
-    pair-based losses list theirs, each indexed by its anchor: ``pair_losses(flat_positions)``.
-    No kept pair gives PML's zero loss (a reducer would average an empty tensor to NaN)."""
-    pairs, anchors = F.kept_pairs(kept)
-    if len(pairs) == 0:
-        return {"losses": 0, "indices": None, "reduction_type": "already_reduced"}  # PML's zero_loss()
-    return {"losses": pair_losses(pairs), "indices": anchors, "reduction_type": "element"}
-
-
-def reducible_pair_matrix(terms: Tensor, kept: Tensor, reducer: BaseReducer) -> dict:
-    """Loss info for pair terms (A x R, 0 outside the kept pairs) kept where ``kept`` (A x R bool), for
-    ``reducer``: the list of the kept pairs' terms in row-major order, each indexed by its anchor, as
-    PML's pair-based losses give; or, for a reducer that leaves out zero losses and collects no stats
-    (whose ``losses_size`` would count rows), the matrix itself, rows indexed by anchor: the same
-    value without listing the pairs (~1 ms of a 512 x 512 contrastive mixed part on a CPU).
-    """
-    if drops_zero_losses(reducer) and not reducer.collect_stats:
-        return {"losses": terms, "indices": c_f.torch_arange_from_size(terms), "reduction_type": "element"}
-    return listed_pairs(kept, lambda pairs: terms.flatten().index_select(0, pairs))
-
-
-@contextlib.contextmanager
-def normalizing_once(distance: torch.nn.Module) -> Iterator[None]:
-    """Within the block, a PML distance normalizes each tensor once: ``maybe_normalize`` of a tensor
-    it has already normalized (with the same arguments) returns the first result, so the
-    normalization and its backward run once. The clean and the mixed part of a Metrix loss both
-    normalize the batch (as queries) or proxy anchor's proxies; one B x d normalization forward and
-    backward costs about a fifteenth of a multi-similarity loss at B = d = 512 on a CPU (1.1 ms of
-    17 ms on one thread).
-    """
-    maybe_normalize = distance.maybe_normalize
-    normalized = {}  # key -> (input, kept so that its id is not reused, output)
-
-    def maybe_normalize_once(embeddings, *args, **kwargs):
-        key = (id(embeddings), args, tuple(sorted(kwargs.items())))
-        if key not in normalized:
-            normalized[key] = (embeddings, maybe_normalize(embeddings, *args, **kwargs))
-        return normalized[key][1]
-
-    shadowed = distance.__dict__.get("maybe_normalize")
-    distance.maybe_normalize = maybe_normalize_once
-    try:
-        yield
-    finally:
-        if shadowed is None:
-            del distance.maybe_normalize
-        else:
-            distance.maybe_normalize = shadowed
+MixWeight = Union[float, Mapping[str, float]]
 
 
 class MetrixLossMixin:
-    """Adds Metrix to a PML loss: ``loss(embeddings, labels, indices_tuple)`` where
-    ``indices_tuple`` is a PML miner tuple or ``None`` (the PML loss, unchanged), a
-    :class:`~pml_metrix.MixedBatch` (``clean + mix_weight * mixed``), or a
-    :class:`~pml_metrix.SoftPairs` (the PML loss over soft-labelled references).
+    """Adds Metrix to a PML loss. ``loss(embeddings, labels, indices_tuple)`` with ``indices_tuple``
 
-    A subclass implements :meth:`soft_loss`, the loss dict over soft-labelled references, and
-    routes its clean loss through the same :mod:`pml_metrix.functional` function with binary labels.
-    Mixed sub-losses are named ``mixed_<name>``, reduced like their clean twin, then weighted by
-    ``mix_weight`` (see :class:`~pml_metrix.reducers.WeightedReducer`).
+    - a PML miner tuple or ``None``: the PML loss, unchanged (value and gradients bit for bit);
+    - a :class:`~pml_metrix.MixedBatch`: ``clean + mix_weight * mixed``, where ``clean`` is the PML
+      loss with the MixedBatch's ``indices_tuple`` and ``mixed`` the loss over the mixed embeddings
+      with their soft labels (:meth:`mixed_soft_pairs`), each reduced by the loss's ``reducer``;
+    - a :class:`~pml_metrix.SoftPairs`: the loss over its soft-labelled references alone, reduced
+      by the ``reducer`` (what ``mixed`` is for a MixedBatch).
+
+    ``mix_weight`` is a number, or a mapping strategy -> weight for a miner that draws one strategy
+    per step (``MixupMiner(strategy_per_step=True)``); the reference code weights positive-negative
+    mixes 0.4 and anchor-negative ones 0.3. With stats collection on, each MixedBatch call records
+    ``clean_loss`` and ``mixed_loss`` (the two reduced parts, before weighting).
+
+    A subclass implements :meth:`soft_loss`, the loss dict (PML's sub-loss names and reduction types)
+    over soft-labelled references, from :mod:`pml_metrix.functional`, and routes its clean loss
+    through the same function with binary labels.
     """
 
-    def __init__(self, *args, mix_weight: float = 0.4, **kwargs):
+    def __init__(self, *args, mix_weight: MixWeight = 0.4, **kwargs):
         super().__init__(*args, **kwargs)
         self.mix_weight = mix_weight
         self.add_to_recordable_attributes(name="mix_weight", is_stat=False)
+        self.add_to_recordable_attributes(list_of_names=["clean_loss", "mixed_loss"], is_stat=True)
 
     @property
-    def mix_weight(self) -> float:
+    def mix_weight(self) -> MixWeight:
         return self._mix_weight
 
     @mix_weight.setter
-    def mix_weight(self, value: float) -> None:
-        if not value >= 0:
-            raise ValueError(f"mix_weight must be >= 0, got {value}")
-        self._mix_weight = value
-        if isinstance(self.reducer, MultipleReducers):
-            for name, reducer in self.reducer.reducers.items():
-                if name.startswith(MIXED_PREFIX):
-                    reducer.weight = value
+    def mix_weight(self, value: MixWeight) -> None:
+        weights = dict(value) if isinstance(value, Mapping) else {"": value}
+        for strategy, weight in weights.items():
+            if strategy and strategy not in STRATEGIES:
+                raise ValueError(f"mix_weight's keys must be strategies among {STRATEGIES}, got {strategy!r}")
+            if isinstance(weight, bool) or not isinstance(weight, Real) or not 0 <= weight < float("inf"):
+                raise ValueError(f"mix_weight must be a finite number >= 0 (or a mapping strategy -> one), got {value!r}")
+        self._mix_weight = dict(value) if isinstance(value, Mapping) else value
 
-    def clean_sub_loss_names(self) -> List[str]:
-        return super()._sub_loss_names()
-
-    def _sub_loss_names(self) -> List[str]:
-        clean = self.clean_sub_loss_names()
-        return clean + [MIXED_PREFIX + name for name in clean]
-
-    def set_reducer(self, reducer):
-        if isinstance(reducer, MultipleReducers):
-            reducer = copy.deepcopy(reducer)
-        super().set_reducer(reducer)
-        if type(self.reducer) is MultipleReducers:
-            self.reducer = SubLossReducers(self.reducer.reducers, self.reducer.default_reducer)
-        if isinstance(self.reducer, MultipleReducers):
-            reducers = self.reducer.reducers
-            for name in self.sub_loss_names():
-                inner = reducers[name] if name in reducers else copy.deepcopy(self.reducer.default_reducer)
-                if not isinstance(inner, WeightedReducer):
-                    reducers[name] = WeightedReducer(inner)
-
-    def anchor_labels(self, labels: Tensor) -> Tensor:
-        """Class labels of the anchors that soft labels are taken against (the batch labels)."""
-        return labels
-
-    def mixed_soft_pairs(self, mixed_batch: MixedBatch, labels: Tensor) -> SoftPairs:
-        """The MixedBatch resolved against the batch labels for this loss's anchors."""
-        return mixed_batch.soft_pairs(labels, self.anchor_labels(labels))
+    def weight_of(self, mixed_batch: MixedBatch) -> float:
+        """The weight of a MixedBatch's mixed part: ``mix_weight``, or its entry for the batch's strategy."""
+        if not isinstance(self.mix_weight, dict):
+            return self.mix_weight
+        if mixed_batch.strategy not in self.mix_weight:
+            raise ValueError(
+                f"mix_weight is given per strategy ({', '.join(self.mix_weight)}) but the MixedBatch's strategy is "
+                f"{mixed_batch.strategy!r}: draw one strategy per step (MixupMiner(strategy_per_step=True)) among "
+                "those, or give mix_weight as one number"
+            )
+        return self.mix_weight[mixed_batch.strategy]
 
     def forward(self, embeddings, labels=None, indices_tuple=None, ref_emb=None, ref_labels=None):
-        """PML's forward, after checking the inputs (see :mod:`pml_metrix.checks`)."""
+        """The PML loss, ``clean + mix_weight * mixed`` for a MixedBatch, or the soft loss for SoftPairs."""
         check_embeddings(embeddings)
         check_labels(labels, embeddings.shape[0])
         if ref_emb is not None:
@@ -149,50 +74,35 @@ class MetrixLossMixin:
             check_labels(ref_labels, ref_emb.shape[0], "ref_labels")
             if ref_labels is None and indices_tuple is None:
                 raise ValueError("ref_emb needs ref_labels (or an indices_tuple saying which pairs are positive)")
-        return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
-
-    def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
         if isinstance(indices_tuple, SoftPairs):
-            check_references(embeddings, indices_tuple.embeddings, "SoftPairs.embeddings")
-            return self.reducible(self.soft_loss(embeddings, indices_tuple))
+            self.reset_stats()
+            return self.reduced_soft_loss(embeddings, labels, indices_tuple)
         if not isinstance(indices_tuple, MixedBatch):
-            return self.clean_loss(embeddings, labels, indices_tuple, ref_emb, ref_labels)
-        mixed = indices_tuple
+            return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
+        mixed_batch = indices_tuple
         if labels is None:
             raise ValueError("a MixedBatch needs the batch labels: call loss(embeddings, labels, mixed_batch)")
-        check_references(embeddings, mixed.embeddings, "MixedBatch.embeddings")
-        soft = self.mixed_soft_pairs(mixed, labels)
-        # the batch (PML's forward passes it as ref_emb too) is normalized once for both parts: the
-        # clean part's value bit for bit, its gradients to rounding (bitwise equality is promised for
-        # the clean path)
-        with normalizing_once(self.distance):
-            loss_dict = self.clean_loss(embeddings, labels, mixed.indices_tuple, ref_emb, ref_labels)
-            if mixed.embeddings.shape[0] > 0:
-                for name, loss_info in self.soft_loss(embeddings, soft).items():
-                    loss_dict[MIXED_PREFIX + name] = loss_info
-        return self.reducible(loss_dict)
+        check_references(embeddings, mixed_batch.embeddings, "MixedBatch.embeddings")
+        labels = c_f.to_device(labels, embeddings)
+        mix_weight = self.weight_of(mixed_batch)
+        # the mixed part first, so that the reducer's own stats are the clean part's, as in PML
+        mixed = self.reduced_soft_loss(embeddings, labels, self.mixed_soft_pairs(mixed_batch, labels))
+        clean = super().forward(embeddings, labels, mixed_batch.indices_tuple, ref_emb, ref_labels)
+        if self.collect_stats:
+            self.clean_loss, self.mixed_loss = clean.item(), mixed.item()
+        return clean + mix_weight * mixed
 
-    def reducible(self, loss_dict: Dict[str, dict]) -> Dict[str, dict]:
-        """The loss dict with each :data:`PAIR_MATRIX` sub-loss in the form its reducer takes."""
-        return {
-            name: reducible_pair_matrix(info["losses"], info["indices"], self.sub_loss_reducer(name))
-            if info["reduction_type"] == PAIR_MATRIX else info
-            for name, info in loss_dict.items()
-        }
+    def reduced_soft_loss(self, embeddings: Tensor, labels: Optional[Tensor], soft_pairs: SoftPairs) -> Tensor:
+        """:meth:`soft_loss` reduced by the loss's reducer (``labels``: the anchors', for reducers that use them)."""
+        check_references(embeddings, soft_pairs.embeddings, "SoftPairs.embeddings")
+        return self.reducer(self.soft_loss(embeddings, soft_pairs), embeddings, labels)
 
-    def sub_loss_reducer(self, name: str) -> BaseReducer:
-        """The PML reducer that reduces sub-loss ``name`` (inside its :class:`WeightedReducer`)."""
-        reducer = self.reducer
-        if isinstance(reducer, MultipleReducers):
-            reducer = reducer.reducers[name] if name in reducer.reducers else reducer.default_reducer
-        return reducer.reducer if isinstance(reducer, WeightedReducer) else reducer
-
-    def clean_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels) -> Dict[str, dict]:
-        """The loss dict of the PML twin over the clean batch (``ref_emb=None``: the batch itself)."""
-        return super().compute_loss(embeddings, labels, indices_tuple, ref_emb, ref_labels)
+    def mixed_soft_pairs(self, mixed_batch: MixedBatch, labels: Tensor) -> SoftPairs:
+        """The MixedBatch resolved against the batch labels for this loss's anchors (the batch items)."""
+        return mixed_batch.soft_pairs(labels)
 
     def soft_loss(self, embeddings: Tensor, soft_pairs: SoftPairs) -> Dict[str, dict]:
-        """The loss dict (clean sub-loss names) over soft-labelled references."""
+        """The loss dict over soft-labelled references, PML's sub-loss names and reduction types."""
         raise NotImplementedError
 
     def selected_anchors(self, losses: Tensor, pair_mask: Optional[Tensor], num_references: int) -> dict:
@@ -205,7 +115,7 @@ class MetrixLossMixin:
             if num_references == 0:
                 return self.zero_loss()
             return {"losses": losses, "indices": c_f.torch_arange_from_size(losses), "reduction_type": "element"}
-        anchors = F.count_true(pair_mask).nonzero().squeeze(1)  # counts: any() is 10x slower on a random mask
+        anchors = pair_mask.any(dim=1).nonzero().squeeze(1)
         if len(anchors) == 0:
             return self.zero_loss()
         return {"losses": losses.index_select(0, anchors), "indices": anchors, "reduction_type": "element"}

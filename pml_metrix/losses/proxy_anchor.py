@@ -10,25 +10,30 @@ from .metrix_loss import MetrixLossMixin
 class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
     """PML's ``ProxyAnchorLoss`` with Metrix: same arguments and defaults, plus ``mix_weight``.
 
-    The anchors are the proxies: a ``MixedBatch.pair_mask`` or ``SoftPairs.soft_labels`` has
-    num_classes rows. The positive terms are summed over proxies and divided by the number of
-    proxies with positive (soft) mass; the negative terms are summed and divided by num_classes.
+    The anchors are the proxies p, one per class. Clean part (PML's), over the batch's embeddings x
+    with positives X+(p) (x of p's class) and negatives X-(p), and P+ the proxies with a positive::
+
+        L = 1/|P+| sum_{p in P+} log(1 + sum_{x in X+(p)} exp(-alpha (s_px - delta)))
+          + 1/C    sum_{p}       log(1 + sum_{x in X-(p)} exp( alpha (s_px + delta)))
+
+    Mixed part, over the mixes V(p) that the pair mask shows to proxy p, with soft labels y_pv::
+
+        M = 1/|P+| sum_{p in P+} log(1 + sum_{v in V(p)} y_pv exp(-alpha (s_pv - delta)))
+          + 1/C    sum_{p}       log(1 + sum_{v in V(p)} (1 - y_pv) exp(alpha (s_pv + delta)))
+
+    P+ now the proxies with positive soft mass (``DivisorReducer``). A MixedBatch needs one pair
+    mask row per proxy: draw it with ``MixupMiner(num_classes=C)``.
     """
 
-    def clean_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
+    def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
         c_f.labels_required(labels)
-        if ref_emb is not None:
-            c_f.ref_not_supported(embeddings, labels, ref_emb, ref_labels)
+        c_f.ref_not_supported(embeddings, labels, ref_emb, ref_labels)
         self.check_label_range(labels)
         miner_weights = lmu.convert_to_weights(indices_tuple, labels, dtype=embeddings.dtype) - 1
         is_class = torch.nn.functional.one_hot(labels, self.num_classes).bool()
         loss_dict = self._loss_dict(embeddings, is_class, None, miner_weights)
         self.add_weight_regularization_to_loss_dict(loss_dict, self.proxies)
         return loss_dict
-
-    def anchor_labels(self, labels):
-        self.check_label_range(labels)
-        return torch.arange(self.num_classes, device=labels.device)
 
     def mixed_soft_pairs(self, mixed_batch, labels):
         self.check_label_range(labels)
@@ -48,7 +53,7 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
     def soft_loss(self, embeddings, soft_pairs):
         soft_pairs.check_anchors(self.num_classes, "one per proxy, num_classes")
         # PML's layout, references x proxies, made contiguous: the arithmetic mixes them with the
-        # (contiguous) logits, and an elementwise op over two layouts runs up to 10x slower
+        # (contiguous) logits, and an elementwise op over two layouts is slower
         mask = None if soft_pairs.pair_mask is None else soft_pairs.pair_mask.T.contiguous()
         return self._loss_dict(soft_pairs.embeddings, soft_pairs.soft_labels.T.contiguous(), mask, None)
 
@@ -67,8 +72,8 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
             ref_log_weights=ref_log_weights,
         )
         proxies = c_f.torch_arange_from_size(self.proxies)
-        # proxies with positive mass (the positive weight is y itself); counts: any() is slower
-        with_pos = torch.count_nonzero(F.count_true(F.kept_terms(soft_labels, pair_mask), dim=0))
+        # proxies with positive mass (the positive weight is y itself)
+        with_pos = torch.count_nonzero(F.kept_terms(soft_labels, pair_mask).any(dim=0))
         return {
             "pos_loss": {"losses": pos_term, "indices": proxies, "reduction_type": "element",
                          "divisor": int(with_pos)},

@@ -1,4 +1,4 @@
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from pytorch_metric_learning.distances import CosineSimilarity
@@ -10,13 +10,16 @@ from ..checks import check_embeddings, check_labels
 from ..mixed_batch import MixedBatch
 from ..mixing import STRATEGIES, MixingPlan, pair_type_masks
 
+SHOWN_TO = ("matching_anchors", "drawing_anchor")
+LAM_PER = ("mix", "batch")
+
 
 class MixupMiner(BaseMiner):
     """Draws a mixing plan and returns a :class:`~pml_metrix.MixedBatch` of embedding-level mixes.
 
-    Use it as PML's ``tuple_miner`` with a Metrix loss. Each mix k = (i, j) has
-    ``lam ~ Beta(alpha, alpha)``; its pair mask shows it to every anchor for which it is of one of
-    the chosen types (DESIGN.md section 2).
+    Use it as PML's ``tuple_miner`` with a Metrix loss. Each mix k = (i, j) is drawn for an anchor a
+    of the batch, by strategy, with ``lam_k ~ Beta(alpha, alpha)``; ``lam_k x_i + (1 - lam_k) x_j``
+    has soft label ``lam_k [c(i) = c] + (1 - lam_k) [c(j) = c]`` for an anchor of class c.
 
     Args:
         strategies: one or more of ``positive_negative`` (i a positive of the anchor, j a negative;
@@ -29,10 +32,21 @@ class MixupMiner(BaseMiner):
         negatives: ``random`` or ``hardest`` (the anchor's most similar negatives first, by
             ``distance``; the reference code mixes the hardest negative).
         inner_miner: a PML miner whose tuple the clean part of the loss uses, so that "MS + miner"
-            stays the baseline that Metrix adds to.
+            stays the baseline that Metrix adds to. Its pair counts are this miner's
+            ``num_pos_pairs`` / ``num_neg_pairs`` (or ``num_triplets``) stats, as PML's miners record.
         num_classes: for proxy anchor, the number of classes: the pair mask then has one row per
             proxy (class) instead of one per batch item.
-        seed: seeds the miner's own ``torch.Generator``; ``None`` uses torch's global generator.
+        shown_to: which anchors see mix k in the loss (its pair mask): ``matching_anchors``, every
+            anchor for which k is of one of ``strategies`` (for a proxy: every class); or
+            ``drawing_anchor``, only the anchor k was drawn for (its class's proxy), as the reference
+            code does.
+        lam_per: ``mix`` (a lam drawn for each mix) or ``batch`` (one lam for all mixes of a step, as
+            the reference code draws).
+        strategy_per_step: draw one of ``strategies`` uniformly at each step and mix by it alone, as
+            the reference code flips a coin between positive-negative and anchor-negative; the
+            MixedBatch names it, so that a loss can weight it (``mix_weight`` per strategy).
+        seed: seeds the miner's own ``torch.Generator``; ``None`` uses torch's global generator. Its
+            state is the miner's ``state_dict`` (extra state), so a checkpoint resumes its draws.
     """
 
     def __init__(
@@ -44,6 +58,9 @@ class MixupMiner(BaseMiner):
         negatives: str = "random",
         inner_miner: Optional[BaseMiner] = None,
         num_classes: Optional[int] = None,
+        shown_to: str = "matching_anchors",
+        lam_per: str = "mix",
+        strategy_per_step: bool = False,
         seed: Optional[int] = None,
         **kwargs,
     ):
@@ -52,19 +69,28 @@ class MixupMiner(BaseMiner):
         unknown = [s for s in self.strategies if s not in STRATEGIES]
         if unknown or not self.strategies:
             raise ValueError(f"strategies must be among {STRATEGIES}, got {self.strategies}")
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0, got {alpha}")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ValueError(f"strategies must not repeat, got {self.strategies}")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < float("inf"):
+            raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
         if mixes not in ("per_anchor", "per_batch"):
             raise ValueError(f"mixes must be 'per_anchor' or 'per_batch', got {mixes!r}")
-        if not (isinstance(num_mixes, int) and num_mixes >= 1):
+        if isinstance(num_mixes, bool) or not isinstance(num_mixes, int) or num_mixes < 1:
             raise ValueError(f"num_mixes must be a positive int, got {num_mixes!r}")
         if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
             raise ValueError(f"num_classes must be a positive int (the number of proxies), got {num_classes!r}")
         if negatives not in ("random", "hardest"):
             raise ValueError(f"negatives must be 'random' or 'hardest', got {negatives!r}")
+        if shown_to not in SHOWN_TO:
+            raise ValueError(f"shown_to must be one of {SHOWN_TO}, got {shown_to!r}")
+        if lam_per not in LAM_PER:
+            raise ValueError(f"lam_per must be one of {LAM_PER}, got {lam_per!r}")
+        if not isinstance(strategy_per_step, bool):
+            raise ValueError(f"strategy_per_step must be True or False, got {strategy_per_step!r}")
         self.alpha, self.mixes, self.num_mixes, self.negatives = alpha, mixes, num_mixes, negatives
         self.inner_miner = inner_miner
         self.num_classes = num_classes
+        self.shown_to, self.lam_per, self.strategy_per_step = shown_to, lam_per, strategy_per_step
         self.seed = seed
         self._generators = {}
         self.add_to_recordable_attributes(list_of_names=["alpha", "num_mixes"], is_stat=False)
@@ -74,19 +100,43 @@ class MixupMiner(BaseMiner):
         return CosineSimilarity()
 
     def forward(self, embeddings: Tensor, labels: Tensor, ref_emb=None, ref_labels=None) -> MixedBatch:
-        """Plan (without gradients), then mix the embeddings (with them)."""
+        """The MixedBatch of a plan drawn on this batch, mixed at the embedding level."""
         if ref_emb is not None or ref_labels is not None:
             raise ValueError("MixupMiner mixes items of one batch: ref_emb and ref_labels are not supported")
-        self.reset_stats()
         check_embeddings(embeddings)
         if labels is None:
             raise ValueError("MixupMiner needs the class labels: call miner(embeddings, labels)")
         check_labels(labels, embeddings.shape[0])
-        labels = c_f.to_device(labels, embeddings)
-        indices_tuple = None if self.inner_miner is None else self.inner_miner(embeddings, labels)
-        plan = self.plan(embeddings, labels)
+        return self.mixed_batch(embeddings, c_f.to_device(labels, embeddings))
+
+    def mixed_batch(
+        self,
+        embeddings: Tensor,
+        labels: Tensor,
+        mix: Optional[Callable[[MixingPlan], Tensor]] = None,
+        plan: Optional[MixingPlan] = None,
+    ) -> MixedBatch:
+        """The one mixing sequence, at every level and in every process: the inner miner's tuple, a
+        plan, its mixes, their MixedBatch.
+
+        Args:
+            embeddings: B x d clean embeddings (the inner miner's input; they rank hardest negatives).
+            labels: B class labels.
+            mix: plan -> K x d embeddings of its mixes at some level (the trainer mixes features or
+                inputs and embeds them); ``None`` mixes ``embeddings``.
+            plan: a plan already drawn over this batch (a distributed miner draws one for all
+                processes); ``None`` draws one with :meth:`plan`.
+        """
+        self.reset_stats()
+        indices_tuple = None
+        if self.inner_miner is not None:
+            indices_tuple = self.inner_miner(embeddings, labels)
+            self.output_assertion(indices_tuple)  # PML's: records the tuple's pair (or triplet) counts
+        if plan is None:
+            plan = self.plan(embeddings, labels)
+        mixed_embeddings = plan.mix(embeddings) if mix is None else mix(plan)
         self.num_mixed = len(plan)
-        return plan.mixed_batch(plan.mix(embeddings), indices_tuple)
+        return plan.mixed_batch(mixed_embeddings, indices_tuple)
 
     @torch.no_grad()
     def plan(self, embeddings: Tensor, labels: Tensor) -> MixingPlan:
@@ -110,23 +160,37 @@ class MixupMiner(BaseMiner):
             "anchor_negative": torch.eye(batch_size, dtype=torch.bool, device=device),
             "negative_negative": negatives,
         }
-        pairs = []
-        for strategy in self.strategies:
+        strategies = self.strategies
+        if self.strategy_per_step:
+            strategies = (strategies[int(torch.randint(len(strategies), (1,), generator=generator, device=device))],)
+        pairs, drawn_for = [], []
+        for strategy in strategies:
             if strategy == "positive_positive":
-                pairs.append(self._draw_pairs(positives, positives, None, generator))
+                anchors, pair = self._draw_pairs(positives, positives, None, generator)
             else:
-                pairs.append(self._draw_pairs(anchor_side[strategy], negatives, hardness, generator))
-        source_index = torch.cat(pairs)
+                anchors, pair = self._draw_pairs(anchor_side[strategy], negatives, hardness, generator)
+            drawn_for.append(anchors)
+            pairs.append(pair)
+        source_index, drawn_for = torch.cat(pairs), torch.cat(drawn_for)
         lam = self._draw_lam(len(source_index), generator).to(device)
-        anchor_labels = labels if self.num_classes is None else torch.arange(self.num_classes, device=device)
-        anchor_index = torch.arange(batch_size, device=device) if self.num_classes is None else None
-        masks = pair_type_masks(anchor_labels, labels, source_index, anchor_index)
-        pair_mask = torch.stack([masks[s] for s in self.strategies]).any(dim=0)
-        return MixingPlan(source_index, lam, pair_mask)
+        if self.num_classes is None:
+            anchor_labels, anchor_index, drawing_anchor = labels, torch.arange(batch_size, device=device), drawn_for
+        else:  # proxies: no batch item; a mix drawn for anchor a goes to the proxy of a's class
+            anchor_labels, anchor_index = torch.arange(self.num_classes, device=device), None
+            drawing_anchor = labels[drawn_for]
+        if self.shown_to == "drawing_anchor":
+            pair_mask = anchor_labels.new_zeros((len(anchor_labels), len(source_index)), dtype=torch.bool)
+            pair_mask[drawing_anchor, torch.arange(len(source_index), device=device)] = True
+        else:
+            masks = pair_type_masks(anchor_labels, labels, source_index, anchor_index)
+            pair_mask = torch.stack([masks[s] for s in strategies]).any(dim=0)
+        strategy = strategies[0] if self.strategy_per_step else None
+        return MixingPlan(source_index, lam, pair_mask, self.num_classes, strategy)
 
-    def _draw_pairs(self, first_side: Tensor, second_side: Tensor, hardness: Optional[Tensor], generator) -> Tensor:
-        """Pairs (i, j) for eligible anchors: i from the anchor's ``first_side`` row, j != i from its
-        ``second_side`` row, the hardest first when ``hardness`` (B x B) is given."""
+    def _draw_pairs(self, first_side: Tensor, second_side: Tensor, hardness: Optional[Tensor], generator):
+        """The anchors (N) that pairs are drawn for and the pairs (N x 2): i from the anchor's
+        ``first_side`` row, j != i from its ``second_side`` row, the hardest first when ``hardness``
+        (B x B) is given."""
         needed_second = 2 if first_side is second_side else 1
         eligible = torch.where((first_side.sum(1) >= 1) & (second_side.sum(1) >= needed_second))[0]
         device = first_side.device
@@ -144,14 +208,18 @@ class MixupMiner(BaseMiner):
             second = _draw_random(candidates, generator)
         else:
             second = _draw_hardest(candidates, hardness[anchors], rank)
-        return torch.stack([first, second], 1)
+        return anchors, torch.stack([first, second], 1)
 
     def _draw_lam(self, num_mixed: int, generator) -> Tensor:
+        """``num_mixed`` factors from Beta(alpha, alpha): one each, or one for all (``lam_per="batch"``)."""
         device = generator.device if generator is not None else "cpu"
         seed = int(torch.randint(2**62, (1,), generator=generator, device=device))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return torch.distributions.Beta(self.alpha, self.alpha).sample((num_mixed,))
+            beta = torch.distributions.Beta(float(self.alpha), float(self.alpha))
+            if self.lam_per == "batch":
+                return beta.sample((1,)).expand(num_mixed).clone()
+            return beta.sample((num_mixed,))
 
     def _generator(self, device: torch.device) -> Optional[torch.Generator]:
         if self.seed is None:
@@ -159,6 +227,17 @@ class MixupMiner(BaseMiner):
         if device not in self._generators:
             self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
         return self._generators[device]
+
+    def get_extra_state(self) -> dict:
+        """The state of the miner's generators, one per device (torch's hook: part of ``state_dict``)."""
+        return {str(device): generator.get_state() for device, generator in self._generators.items()}
+
+    def set_extra_state(self, state: dict) -> None:
+        """Restore the generators' states from :meth:`get_extra_state` (``load_state_dict``)."""
+        if state and self.seed is None:
+            raise ValueError("this state holds a seeded miner's generators: build the MixupMiner with a seed")
+        for device, generator_state in state.items():
+            self._generator(torch.device(device)).set_state(generator_state)
 
 
 def _draw_random(candidates: Tensor, generator) -> Tensor:

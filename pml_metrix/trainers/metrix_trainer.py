@@ -1,4 +1,5 @@
-from typing import Callable, List, Union
+from functools import partial
+from typing import Callable, List
 
 import torch
 from pytorch_metric_learning import trainers
@@ -29,7 +30,7 @@ class MetrixTrainer(trainers.MetricLossOnly):
 
     In several processes, give it DDP-wrapped models, ``DistributedLossWrapper(loss,
     efficient=False)`` and a :class:`~pml_metrix.distributed.DistributedMixupMiner`: the plan then
-    spans every process's batch, at every level (:meth:`mix_across_processes`).
+    spans every process's batch, at every level (:meth:`mix`).
 
     Every other PML trainer feature (samplers, loss weights, gradient clippers,
     freeze_trunk_batchnorm, lr schedulers, hooks, record-keeper) is PML's, untouched.
@@ -50,64 +51,42 @@ class MetrixTrainer(trainers.MetricLossOnly):
 
     def calculate_loss(self, curr_batch):
         data, labels = curr_batch
-        miner = self.mining_funcs["tuple_miner"]
         trunk_output = self.get_trunk_output(data)
         embeddings = self.get_final_embeddings(trunk_output)
         labels = c_f.to_device(labels, embeddings)
-        if isinstance(miner, DistributedMixupMiner):
-            mixed_batch = self.mix_across_processes(miner, data, trunk_output, embeddings, labels)
-        else:
-            mixed_batch = self.mix(
-                miner, data, trunk_output, embeddings, labels, self.get_final_embeddings, self.compute_embeddings
-            )
+        mixed_batch = self.mix(data, trunk_output, embeddings, labels)
+        if self.keep_mixed_embeddings:
+            self.mixed_embeddings_seen.append(mixed_batch.embeddings.detach())
         self.losses["metric_loss"] = self.maybe_get_metric_loss(embeddings, labels, mixed_batch)
 
-    def mix(
-        self,
-        miner: Union[MixupMiner, DistributedMixupMiner],
-        inputs: torch.Tensor,
-        features: torch.Tensor,
-        embeddings: torch.Tensor,
-        labels: torch.Tensor,
-        embed_features: Callable[[torch.Tensor], torch.Tensor],
-        embed_inputs: Callable[[torch.Tensor], torch.Tensor],
-    ) -> MixedBatch:
-        """The mixed batch of the miner's plan over a batch of B items (B x d ``embeddings``, B
-        ``labels``), mixed at ``mix_level`` (:func:`mix_at_level`), with the inner miner's tuple."""
-        indices_tuple = None if miner.inner_miner is None else miner.inner_miner(embeddings, labels)
-        plan = miner.plan(embeddings, labels)
-        mixed_embeddings = mix_at_level(plan, self.mix_level, inputs, features, embeddings, embed_features, embed_inputs)
-        if self.keep_mixed_embeddings:
-            self.mixed_embeddings_seen.append(mixed_embeddings.detach())
-        return plan.mixed_batch(mixed_embeddings, indices_tuple)
+    def mix(self, data: torch.Tensor, trunk_output: torch.Tensor, embeddings: torch.Tensor, labels: torch.Tensor) -> MixedBatch:
+        """The miner's MixedBatch (:meth:`~pml_metrix.MixupMiner.mixed_batch`) of the batch's inputs,
+        trunk output and embeddings (B x ...), mixed at ``mix_level`` (:func:`mix_at_level`).
 
-    def mix_across_processes(
-        self,
-        miner: DistributedMixupMiner,
-        data: torch.Tensor,
-        trunk_output: torch.Tensor,
-        embeddings: torch.Tensor,
-        labels: torch.Tensor,
-    ) -> MixedBatch:
-        """:meth:`mix` over the batch of every process, in PML's gathered order
-        (:func:`~pml_metrix.distributed.gather_rows`; only the tensor that ``mix_level`` mixes is
-        gathered), for ``DistributedLossWrapper(efficient=False)``. Every process embeds all the
-        feature or input mixes, its share through the (DDP) models and the others without parameter
-        gradients (:func:`~pml_metrix.distributed.embed_share`): the loss and gradients of one
-        process on the whole batch."""
-        trunk, embedder = (without_parameter_gradients(self.models[name]) for name in ("trunk", "embedder"))
-        if self.mix_level == "input":
-            data = gather_rows(c_f.to_device(data, device=self.data_device, dtype=self.dtype))
-        if self.mix_level == "feature":
-            trunk_output = gather_rows(trunk_output)
-        return self.mix(
-            miner,
-            data,
-            trunk_output,
-            gather_rows(embeddings),
-            gather_rows(labels),
-            lambda mixed: embed_share(mixed, self.get_final_embeddings, embedder),
-            lambda mixed: embed_share(mixed, self.compute_embeddings, lambda x: embedder(trunk(x))),
+        With a DistributedMixupMiner, over the batch of every process, in PML's gathered order
+        (:func:`~pml_metrix.distributed.gather_rows`; of the inputs and trunk output only what
+        ``mix_level`` mixes is gathered), for ``DistributedLossWrapper(efficient=False)``. Every
+        process embeds all the feature or input mixes, its share through the (DDP) models and the
+        others without parameter gradients (:func:`~pml_metrix.distributed.embed_share`): the loss
+        and gradients of one process on the whole batch.
+        """
+        miner = self.mining_funcs["tuple_miner"]
+        embed_features, embed_inputs = self.get_final_embeddings, self.compute_embeddings
+        if isinstance(miner, DistributedMixupMiner):
+            trunk, embedder = (without_parameter_gradients(self.models[name]) for name in ("trunk", "embedder"))
+            if self.mix_level == "input":
+                data = gather_rows(c_f.to_device(data, device=self.data_device, dtype=self.dtype))
+            if self.mix_level == "feature":
+                trunk_output = gather_rows(trunk_output)
+            embeddings, labels = gather_rows(embeddings), gather_rows(labels)
+            embed_features = partial(embed_share, embed=self.get_final_embeddings, embed_without_parameter_gradients=embedder)
+            embed_inputs = partial(
+                embed_share, embed=self.compute_embeddings, embed_without_parameter_gradients=lambda x: embedder(trunk(x))
+            )
+        return miner.mixed_batch(
+            embeddings,
+            labels,
+            lambda plan: mix_at_level(plan, self.mix_level, data, trunk_output, embeddings, embed_features, embed_inputs),
         )
 
 

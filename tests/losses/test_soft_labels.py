@@ -1,13 +1,13 @@
 """The mixed (soft-label) part of each loss: against a slow per-anchor reference, gradcheck,
 lam in {0, 1}, permutation invariance, mix_weight, and records."""
 
-from functools import partial
+import dataclasses
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pytorch_metric_learning import distances, losses
+from pytorch_metric_learning import losses, reducers
 
 import pml_metrix
 from tests import reference
@@ -16,7 +16,7 @@ from tests.strategies import pml_distances
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def random_mixed_batch(embeddings, seed, num_mixed, mask_rows=None, lam=None):
+def random_mixed_batch(embeddings, seed, num_mixed, mask_rows=None, num_classes=None, lam=None):
     g = torch.Generator().manual_seed(seed)
     batch_size = embeddings.shape[0]
     source_index = torch.randint(0, batch_size, (num_mixed, 2), generator=g)
@@ -24,13 +24,12 @@ def random_mixed_batch(embeddings, seed, num_mixed, mask_rows=None, lam=None):
         lam = torch.rand(num_mixed, generator=g, dtype=torch.float64).to(embeddings.dtype)
     mixed = lam[:, None] * embeddings[source_index[:, 0]] + (1 - lam[:, None]) * embeddings[source_index[:, 1]]
     pair_mask = None if mask_rows is None else torch.rand(mask_rows, num_mixed, generator=g) < 0.6
-    return pml_metrix.MixedBatch(mixed, source_index, lam, pair_mask)
+    return pml_metrix.MixedBatch(mixed, source_index, lam, pair_mask, num_classes=num_classes)
 
 
 def soft_part(loss_fn, embeddings, labels, mixed_batch):
     """The mixed part alone, through the public SoftPairs path."""
-    soft = mixed_batch.soft_pairs(labels, loss_fn.anchor_labels(labels))
-    return loss_fn(embeddings, None, soft)
+    return loss_fn(embeddings, None, loss_fn.mixed_soft_pairs(mixed_batch, labels))
 
 
 def as_lists(*tensors):
@@ -54,7 +53,7 @@ def test_ms_mixed_part_matches_reference(case, distance, base):
     embeddings, labels, seed, num_mixed, masked = case
     loss_fn = pml_metrix.MetrixMSLoss(alpha=2.0, beta=10.0, base=base, distance=distance)
     mb = random_mixed_batch(embeddings, seed, num_mixed, len(labels) if masked else None)
-    soft = mb.soft_pairs(labels, labels)
+    soft = mb.soft_pairs(labels)
     mask = soft.pair_mask if masked else torch.ones_like(soft.soft_labels, dtype=torch.bool)
     mat = distance(embeddings, mb.embeddings)
     expected = reference.ms_soft(*as_lists(mat, soft.soft_labels, mask), 2.0, 10.0, base, distance.is_inverted)
@@ -67,7 +66,7 @@ def test_contrastive_mixed_part_matches_reference(case, distance):
     embeddings, labels, seed, num_mixed, masked = case
     loss_fn = pml_metrix.MetrixContrastiveLoss(pos_margin=0.1, neg_margin=1.0, distance=distance)
     mb = random_mixed_batch(embeddings, seed, num_mixed, len(labels) if masked else None)
-    soft = mb.soft_pairs(labels, labels)
+    soft = mb.soft_pairs(labels)
     mask = soft.pair_mask if masked else torch.ones_like(soft.soft_labels, dtype=torch.bool)
     mat = distance(embeddings, mb.embeddings)
     expected = reference.contrastive_soft(*as_lists(mat, soft.soft_labels, mask), 0.1, 1.0, distance.is_inverted)
@@ -81,8 +80,8 @@ def test_proxy_anchor_mixed_part_matches_reference(case, distance):
     num_classes = int(labels.max()) + 2
     torch.manual_seed(seed)
     loss_fn = pml_metrix.MetrixProxyAnchorLoss(num_classes, embeddings.shape[1], alpha=8.0, distance=distance)
-    mb = random_mixed_batch(embeddings, seed, num_mixed, num_classes if masked else None)
-    soft = mb.soft_pairs(labels, loss_fn.anchor_labels(labels))
+    mb = random_mixed_batch(embeddings, seed, num_mixed, num_classes if masked else None, num_classes)
+    soft = loss_fn.mixed_soft_pairs(mb, labels)
     mask = soft.pair_mask if masked else torch.ones_like(soft.soft_labels, dtype=torch.bool)
     mat = distance(loss_fn.proxies.data.double(), mb.embeddings)
     expected = reference.proxy_anchor_soft(*as_lists(mat, soft.soft_labels, mask), 8.0, 0.1, distance.is_inverted)
@@ -97,61 +96,73 @@ def make_losses(dim, num_classes):
     ]
 
 
+def mask_rows(index, batch_size, num_classes=4):
+    """(pair mask rows, MixedBatch.num_classes) for loss ``index`` of make_losses: classes for proxy
+    anchor, batch items otherwise."""
+    return (num_classes, num_classes) if index == 2 else (batch_size, None)
+
+
 @pytest.mark.parametrize("index", [0, 1, 2], ids=["ms", "contrastive", "proxy_anchor"])
-def test_total_is_clean_plus_weighted_mixed_and_sub_losses_are_recorded(index):
+def test_total_is_clean_plus_weighted_mixed_and_both_parts_are_recorded(index):
     torch.manual_seed(0)
     embeddings, labels = torch.randn(16, 8, dtype=torch.float64), torch.randint(0, 4, (16,))
     loss_fn = make_losses(8, 4)[index]
     loss_fn.mix_weight = 0.25
-    loss_fn.reducer.collect_stats = True
-    for reducer in loss_fn.reducer.reducers.values():
-        reducer.collect_stats = True
-    mb = random_mixed_batch(embeddings, 1, 12, 4 if index == 2 else 16)
+    loss_fn.collect_stats = True
+    loss_fn.add_to_recordable_attributes(list_of_names=["clean_loss", "mixed_loss"], is_stat=True)
+    mb = random_mixed_batch(embeddings, 1, 12, *mask_rows(index, 16))
     total = loss_fn(embeddings, labels, mb)
+    recorded = loss_fn.clean_loss, loss_fn.mixed_loss
     clean = loss_fn(embeddings, labels)
     mixed = soft_part(loss_fn, embeddings, labels, mb)
     assert total.item() == pytest.approx(clean.item() + 0.25 * mixed.item(), rel=1e-12)
-    loss_fn(embeddings, labels, mb)
-    recorded = {name: reducer.value for name, reducer in loss_fn.reducer.reducers.items()}
-    mixed_names = [name for name in recorded if name.startswith("mixed_")]
-    assert mixed_names and all(name[len("mixed_"):] in recorded for name in mixed_names)
-    assert sum(recorded[n] for n in mixed_names) == pytest.approx(mixed.item(), rel=1e-12)
-    assert sum(v for n, v in recorded.items() if n not in mixed_names) == pytest.approx(clean.item(), rel=1e-12)
-    assert all(loss_fn.reducer.reducers[n].weight == 0.25 for n in mixed_names)
+    assert recorded == pytest.approx((clean.item(), mixed.item()), rel=1e-12) and mixed.item() > 0
 
 
-class CountingCosine(distances.CosineSimilarity):
-    """Cosine similarity that lists the tensors it normalizes."""
-
-    def __init__(self):
-        super().__init__()
-        self.normalized = []
-
-    def normalize(self, embeddings, dim=1, **kwargs):
-        self.normalized.append(embeddings)
-        return super().normalize(embeddings, dim, **kwargs)
+def effective_mix_weight(loss_fn, embeddings, labels, mb):
+    """(total - clean) / mixed, each computed by the loss as it stands."""
+    total = loss_fn(embeddings, labels, mb).item()
+    clean = loss_fn(embeddings, labels, mb.indices_tuple).item()
+    return (total - clean) / soft_part(loss_fn, embeddings, labels, mb).item()
 
 
-@pytest.mark.parametrize(
-    "make_loss",
-    [pml_metrix.MetrixMSLoss, pml_metrix.MetrixContrastiveLoss, partial(pml_metrix.MetrixProxyAnchorLoss, 3, 6)],
-    ids=["ms", "contrastive", "proxy_anchor"],
-)
-def test_the_mixed_path_normalizes_each_tensor_once_and_restores_the_distance(make_loss):
+def sub_loss_reducers(loss_fn, make_reducer):
+    return reducers.MultipleReducers({name: make_reducer() for name in loss_fn.sub_loss_names()})
+
+
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["ms", "contrastive", "proxy_anchor"])
+@pytest.mark.parametrize("route", ["set_reducer", "assignment", "multiple_reducers", "construction"])
+def test_the_effective_mixed_weight_is_mix_weight_whatever_the_reducer_route(index, route):
     torch.manual_seed(0)
-    embeddings, labels = torch.randn(12, 6, requires_grad=True), torch.randint(0, 3, (12,))
-    distance = CountingCosine()
-    loss_fn = make_loss(distance=distance)
-    mb = random_mixed_batch(embeddings.detach(), 0, 8)
-    loss_fn(embeddings, labels, mb).backward()
-    inputs = [embeddings, mb.embeddings] + list(loss_fn.parameters())  # proxy anchor's proxies
-    assert sorted(map(id, distance.normalized)) == sorted(map(id, inputs))
-    assert "maybe_normalize" not in distance.__dict__  # the class's method again
-    # a failure inside the block restores it too
-    wrong_size = pml_metrix.MetrixProxyAnchorLoss(3, 5, distance=distance)
-    with pytest.raises(ValueError, match="build the loss with embedding_size=6"):
-        wrong_size(embeddings, labels, mb)
-    assert "maybe_normalize" not in distance.__dict__
+    embeddings, labels = torch.randn(16, 8, dtype=torch.float64), torch.randint(0, 4, (16,))
+    mb = random_mixed_batch(embeddings, 1, 12, *mask_rows(index, 16))
+    loss_fn = make_losses(8, 4)[index]
+    make = reducers.SumReducer if index != 2 else reducers.DivisorReducer
+    if route == "set_reducer":
+        loss_fn.set_reducer(make())
+    elif route == "assignment":  # PML's own MultipleReducers for the losses with two sub-losses
+        loss_fn.reducer = make() if index == 0 else sub_loss_reducers(loss_fn, make)
+    elif route == "multiple_reducers":
+        loss_fn.set_reducer(sub_loss_reducers(loss_fn, make))
+    else:
+        loss_fn = type(loss_fn)(**({"num_classes": 4, "embedding_size": 8} if index == 2 else {}), reducer=make())
+    for weight in (0.4, 0.1, 1.0):
+        loss_fn.mix_weight = weight
+        assert effective_mix_weight(loss_fn, embeddings, labels, mb) == pytest.approx(weight, rel=1e-9)
+
+
+def test_a_mix_weight_per_strategy_weights_the_batch_s_strategy():
+    torch.manual_seed(0)
+    embeddings, labels = torch.randn(16, 8, dtype=torch.float64), torch.randint(0, 4, (16,))
+    mb = random_mixed_batch(embeddings, 1, 12, 16)
+    loss_fn = pml_metrix.MetrixMSLoss(mix_weight={"positive_negative": 0.4, "anchor_negative": 0.3})
+    for strategy, weight in (("positive_negative", 0.4), ("anchor_negative", 0.3)):
+        named = dataclasses.replace(mb, strategy=strategy)
+        assert effective_mix_weight(loss_fn, embeddings, labels, named) == pytest.approx(weight, rel=1e-9)
+    with pytest.raises(ValueError, match="draw one strategy per step"):
+        loss_fn(embeddings, labels, mb)
+    with pytest.raises(ValueError, match="keys must be strategies"):
+        pml_metrix.MetrixMSLoss(mix_weight={"positive": 0.4})
 
 
 @pytest.mark.parametrize("index", [0, 1, 2], ids=["ms", "contrastive", "proxy_anchor"])
@@ -165,11 +176,12 @@ def test_gradcheck_through_the_mixed_loss(index):
     second = (first + torch.randint(1, 10, (8,), generator=g)) % 10  # where the L2 distance has no gradient
     source_index = torch.stack([first, second], 1)
     lam = torch.rand(8, generator=g, dtype=torch.float64)
-    pair_mask = torch.rand(4 if index == 2 else 10, 8, generator=g) < 0.7
+    rows, num_classes = mask_rows(index, 10)
+    pair_mask = torch.rand(rows, 8, generator=g) < 0.7
 
     def total(emb):
         mixed = lam[:, None] * emb[source_index[:, 0]] + (1 - lam[:, None]) * emb[source_index[:, 1]]
-        return loss_fn(emb, labels, pml_metrix.MixedBatch(mixed, source_index, lam, pair_mask))
+        return loss_fn(emb, labels, pml_metrix.MixedBatch(mixed, source_index, lam, pair_mask, num_classes=num_classes))
 
     assert torch.autograd.gradcheck(total, (embeddings,))
 
@@ -201,9 +213,11 @@ def test_permuting_mixed_items_leaves_the_loss_unchanged(index):
     torch.manual_seed(0)
     embeddings, labels = torch.randn(16, 6, dtype=torch.float64), torch.randint(0, 4, (16,))
     loss_fn = make_losses(6, 4)[index]
-    mb = random_mixed_batch(embeddings, 2, 12, 4 if index == 2 else 16)
+    mb = random_mixed_batch(embeddings, 2, 12, *mask_rows(index, 16))
     perm = torch.randperm(12)
-    permuted = pml_metrix.MixedBatch(mb.embeddings[perm], mb.source_index[perm], mb.lam[perm], mb.pair_mask[:, perm])
+    permuted = dataclasses.replace(
+        mb, embeddings=mb.embeddings[perm], source_index=mb.source_index[perm], lam=mb.lam[perm], pair_mask=mb.pair_mask[:, perm]
+    )
     assert loss_fn(embeddings, labels, permuted).item() == pytest.approx(loss_fn(embeddings, labels, mb).item(), rel=1e-12)
 
 

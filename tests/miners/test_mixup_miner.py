@@ -69,7 +69,7 @@ def test_plans_keep_their_promises(case):
     assert plan.pair_mask.any(0).all()
     # soft labels in [0, 1]
     mb = plan.mixed_batch(plan.mix(embeddings))
-    soft = mb.soft_pairs(labels, labels).soft_labels
+    soft = mb.soft_pairs(labels).soft_labels
     assert ((soft >= 0) & (soft <= 1)).all()
     # same seed, same plan
     again = MixupMiner(**kwargs).plan(embeddings, labels)
@@ -137,7 +137,7 @@ def test_proxy_masks_have_one_row_per_class():
     "kwargs,message",
     [
         (dict(strategies="mixup"), "strategies must be among"),
-        (dict(alpha=0), "alpha must be > 0"),
+        (dict(alpha=0), "alpha must be a finite number > 0"),
         (dict(mixes="sometimes"), "mixes must be"),
         (dict(num_mixes=0), "num_mixes must be a positive int"),
         (dict(negatives="easy"), "negatives must be"),
@@ -193,3 +193,73 @@ def test_embedding_level_metrix_in_pml_metric_loss_only():
     trainer.train(num_epochs=6)
     first, last = sum(losses_seen[:3]) / 3, sum(losses_seen[-3:]) / 3
     assert last < first
+
+
+def plan_of(embeddings, labels, **kwargs):
+    return MixupMiner(seed=7, **kwargs).plan(embeddings, labels)
+
+
+def eight_classes():
+    g = torch.Generator().manual_seed(3)
+    return torch.randn(32, 6, generator=g), torch.arange(8).repeat_interleave(4)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("num_classes", [None, 8])
+def test_drawing_anchor_shows_each_mix_to_one_anchor_of_its_type(strategy, num_classes):
+    embeddings, labels = eight_classes()
+    every = plan_of(embeddings, labels, strategies=strategy, num_classes=num_classes)
+    drawn = plan_of(embeddings, labels, strategies=strategy, num_classes=num_classes, shown_to="drawing_anchor")
+    assert torch.equal(drawn.source_index, every.source_index) and torch.equal(drawn.lam, every.lam)  # same draws
+    assert drawn.pair_mask.sum(0).eq(1).all()  # one anchor each
+    anchor = drawn.pair_mask.float().argmax(0)
+    if num_classes is None:
+        # the anchor it was drawn for: per_anchor mode draws num_mixes mixes per eligible anchor in order
+        eligible = torch.tensor([a for a in range(32) if every.pair_mask[a].any() or strategy == "anchor_negative"])
+        assert torch.equal(anchor, eligible[: len(anchor)])
+        masks = pair_type_masks(labels, labels, drawn.source_index, torch.arange(32))
+    else:
+        masks = pair_type_masks(torch.arange(8), labels, drawn.source_index)
+    assert masks[strategy][anchor, torch.arange(len(anchor))].all()  # of its type for that anchor
+    assert (drawn.pair_mask <= every.pair_mask).all()
+
+
+def test_lam_per_batch_is_one_draw_for_all_mixes():
+    embeddings, labels = eight_classes()
+    plan = plan_of(embeddings, labels, lam_per="batch", strategies=["positive_negative", "anchor_negative"])
+    assert len(plan) == 64 and plan.lam.eq(plan.lam[0]).all() and 0 < plan.lam[0] < 1
+    assert not plan_of(embeddings, labels).lam.eq(plan.lam[0]).all()
+
+
+def test_strategy_per_step_draws_one_strategy_each_step_and_names_it():
+    embeddings, labels = eight_classes()
+    miner = MixupMiner(strategies=["positive_negative", "anchor_negative"], strategy_per_step=True, seed=1)
+    seen = []
+    for _ in range(20):
+        plan = miner.plan(embeddings, labels)
+        masks = pair_type_masks(labels, labels, plan.source_index, torch.arange(32))
+        assert torch.equal(plan.pair_mask, masks[plan.strategy]) and len(plan) == 32
+        assert plan.mixed_batch(plan.mix(embeddings)).strategy == plan.strategy
+        seen.append(plan.strategy)
+    assert set(seen) == {"positive_negative", "anchor_negative"}
+    assert MixupMiner(strategies=["positive_negative", "anchor_negative"]).plan(embeddings, labels).strategy is None
+
+
+def test_the_state_dict_resumes_the_draws():
+    embeddings, labels = eight_classes()
+    miner = MixupMiner(seed=4)
+    miner.plan(embeddings, labels)
+    state = miner.state_dict()
+    expected = miner.plan(embeddings, labels)
+    resumed = MixupMiner(seed=4)
+    resumed.load_state_dict(state)
+    again = resumed.plan(embeddings, labels)
+    assert torch.equal(again.source_index, expected.source_index) and torch.equal(again.lam, expected.lam)
+    with pytest.raises(ValueError, match="build the MixupMiner with a seed"):
+        MixupMiner().load_state_dict(state)
+
+
+def test_integer_batches_are_refused_not_rounded():
+    plan = MixupMiner(seed=0).plan(*eight_classes())
+    with pytest.raises(ValueError, match="mixing needs a floating-point batch, got torch.uint8"):
+        plan.mix(torch.zeros(32, 1, 4, 4, dtype=torch.uint8))

@@ -115,3 +115,20 @@ def test_mixed_embeddings_are_kept_when_asked():
     trainer.train(num_epochs=1)
     assert len(trainer.mixed_embeddings_seen) == 2  # 80 items, batches of 40
     assert all(m.shape[1] == 8 and not m.requires_grad for m in trainer.mixed_embeddings_seen)
+
+
+@pytest.mark.parametrize("mix_level", ["input", "feature", "embedding"])
+def test_the_miner_records_its_mixes_and_the_inner_miner_s_pairs_at_every_level(mix_level):
+    torch.manual_seed(0)
+    models = small_models()
+    miner = pml_metrix.MixupMiner(inner_miner=miners.MultiSimilarityMiner(epsilon=0.5), seed=0, collect_stats=True)
+    trainer = MetrixTrainer(
+        models=models, optimizers={}, batch_size=40, loss_funcs={"metric_loss": pml_metrix.MetrixMSLoss()},
+        mining_funcs={"tuple_miner": miner}, dataset=TinyImages(), mix_level=mix_level,
+    )
+    images, labels = TinyImages()[torch.arange(0, 80, 2)]
+    trainer.calculate_loss((images, labels))
+    mixed = trainer.losses["metric_loss"]
+    assert miner.num_mixed == 40  # one positive-negative mix per anchor
+    assert miner.num_pos_pairs > 0 and miner.num_neg_pairs > 0  # the inner miner's tuple, as PML's miners record
+    assert mixed.requires_grad

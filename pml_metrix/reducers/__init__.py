@@ -1,3 +1,0 @@
-from .weighted_reducer import SubLossReducers, WeightedReducer
-
-__all__ = ["SubLossReducers", "WeightedReducer"]
