@@ -1,4 +1,8 @@
-"""The ``pml-metrix`` command: ``train``, ``compare`` and ``eval``."""
+"""The ``pml-metrix`` command: ``train``, ``compare`` and ``eval``.
+
+Only the standard library, PyYAML and the config are imported here; torch and the rest load when a
+command runs, so that ``--help`` answers at once.
+"""
 
 import argparse
 import dataclasses
@@ -10,81 +14,112 @@ from typing import List, Optional
 
 import yaml
 
-from .checkpoints import load_checkpoint
-from .compare import DEFAULT_VARIANTS, compare
-from .config import ConfigError, RunConfig, load_config
-from .distributed import get_rank, torchrun_process_group, torchrun_world_size
-from .experiment import CHECKPOINT, Run, resolve_device
-from .report import results_table, paired_table, write_report
+from . import __version__
+from .config import ConfigError, RunConfig, base_type, field_types, load_config
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunConfig field (``--batch-size``...), plus ``--config FILE``; unset flags keep
-    the file's or the default value."""
-    parser.add_argument("--config", help="YAML file of options; flags override it")
-    hints = typing.get_type_hints(RunConfig)
+    """One flag per RunConfig field (``--batch-size``...), with the field's help, default and
+    choices, plus ``--config FILE``; unset flags keep the file's or the default value. Values are
+    checked by RunConfig, which names the option and what it accepts."""
+    parser.add_argument("--config", metavar="FILE", help="YAML file of options; flags override it")
     for f in dataclasses.fields(RunConfig):
         flag = "--" + f.name.replace("_", "-")
-        kind = hints[f.name]
-        if typing.get_origin(kind) is typing.Union:  # Optional[X] -> X
-            kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        origin = typing.get_origin(kind)
+        kind, optional = base_type(field_types()[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        choices = f.metadata.get("choices")
+        text = f.metadata["help"] + f" (default: {format_value(default)}"
+        text += f"; choices: {', '.join(choices)})" if choices else ")"
+        text = text.replace("%", "%%")
         if kind is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
-        elif origin is list:
-            parser.add_argument(flag, dest=f.name, nargs="+", type=typing.get_args(kind)[0], default=None)
-        elif origin is dict:
-            parser.add_argument(flag, dest=f.name, nargs="+", type=key_value, default=None, metavar="KEY=VALUE")
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif typing.get_origin(kind) is list:
+            parser.add_argument(flag, dest=f.name, nargs="+", default=None, help=text,
+                                metavar="NAME" if choices else "VALUE")
+        elif typing.get_origin(kind) is dict or f.name == "mix_weight":
+            metavar = "WEIGHT" if f.name == "mix_weight" else "KEY=VALUE"
+            parser.add_argument(flag, dest=f.name, nargs="+", type=yaml_value, default=None, metavar=metavar, help=text)
         else:
-            parser.add_argument(flag, dest=f.name, type=kind, default=None)
+            metavar = "NAME" if choices else ("VALUE|none" if optional else "VALUE")
+            parser.add_argument(flag, dest=f.name, default=None, metavar=metavar, help=text)
 
 
-def key_value(text: str):
+def format_value(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items()) or "{}"
+    return str(value) if value != "" else '""'
+
+
+def yaml_value(text: str):
+    """A ``KEY=VALUE`` pair (value read as YAML), or a plain YAML value."""
     key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, yaml.safe_load(value)
+    if sep:
+        return key, yaml.safe_load(value)
+    return yaml.safe_load(text)
 
 
-def config_from_args(args: argparse.Namespace, **fixed) -> RunConfig:
+def flag_values(args: argparse.Namespace) -> dict:
+    """The RunConfig values the flags give (``None``: not given)."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)}
-    for name, kind in typing.get_type_hints(RunConfig).items():
-        if typing.get_origin(kind) is dict and values[name] is not None:
-            values[name] = dict(values[name])  # KEY=VALUE pairs
-    values.update(fixed)
-    return load_config(args.config, **values)
-
-
-def print_table(rows: List[str]) -> None:
-    print("\n".join(rows))
+    for name, given in values.items():
+        if given is None or typing.get_origin(base_type(field_types()[name])[0]) is list:
+            continue
+        if name == "mix_weight":  # one number, or strategy=weight pairs
+            pairs = [item for item in given if isinstance(item, tuple)]
+            if pairs and len(pairs) == len(given):
+                values[name] = dict(pairs)
+            elif len(given) == 1 and not pairs:
+                values[name] = given[0]
+            else:
+                raise ConfigError(f"--mix-weight takes one number or strategy=weight pairs; got {' '.join(map(str, given))}")
+        elif typing.get_origin(base_type(field_types()[name])[0]) is dict:
+            if not all(isinstance(item, tuple) for item in given):
+                raise ConfigError(f"--{name.replace('_', '-')} takes KEY=VALUE pairs; got {given}")
+            values[name] = dict(given)
+    return values
 
 
 def cmd_train(args) -> None:
+    from .build import resolve_device
+    from .distributed import get_rank, torchrun_process_group
+    from .experiment import Run
+
     if args.resume and args.config is None:  # continue the saved run; flags (e.g. --epochs) still override
         args.config = str(Path(args.output or RunConfig.output) / "config.yaml")
-    config = config_from_args(args)
+        if not Path(args.config).is_file():
+            raise ConfigError(f"nothing to resume in {Path(args.config).parent}: no config.yaml there")
+    config = load_config(args.config, **flag_values(args))
     with torchrun_process_group(resolve_device(config.device)):  # when torchrun launched several processes
-        result = Run(config).train(resume=args.resume)
+        result = Run(config).train(resume=args.resume, overwrite=args.overwrite)
         if get_rank() > 0:  # rank 0 reports
             return
-    print(f"trained {config.epochs} epochs into {result.output}; after the last epoch:")
-    print("  " + ", ".join(f"{k} {v:.4f}" for k, v in result.final.items() if k != "epoch"))
+    print(f"trained into {result.output}; epoch {result.best_epoch} picked on {config.select_split}, on {config.eval_split}:")
+    print("  " + ", ".join(f"{k} {v:.4f}" for k, v in result.final.items()))
 
 
 def cmd_compare(args) -> None:
-    config = config_from_args(args)
-    if config.output == RunConfig.output:  # neither a flag nor the file chose a folder
-        config = config.replace(output="runs/compare")
-    variants = {name: DEFAULT_VARIANTS[name] for name in args.variants}
-    comparison = compare(config, args.seeds, variants)
+    from .compare import compare, load_study
+    from .report import paired_table, results_table, write_report
+
+    study = load_study(args.config, args.seeds, args.variants, **flag_values(args))
+    comparison = compare(study, resume=args.resume, overwrite=args.overwrite)
     report = write_report(comparison, "pml-metrix " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    print_table(results_table(comparison))
+    print("\n".join(results_table(comparison)))
     print()
-    print_table(paired_table(comparison))
+    print("\n".join(paired_table(comparison)))
     print(f"\nreport: {report}")
 
 
 def cmd_eval(args) -> None:
+    from .checkpoints import load_checkpoint
+    from .experiment import Run
+
     state = load_checkpoint(Path(args.checkpoint))
     saved = dict(state["config"])
     changes = {k: v for k, v in vars(args).items() if k in ("dataset", "data_root", "eval_split", "eval_reference") and v}
@@ -93,27 +128,40 @@ def cmd_eval(args) -> None:
     config = RunConfig(**{**saved, **changes, "output": str(Path(args.checkpoint).parent / "eval")})
     run = Run(config)
     run.load_weights(state)
-    metrics = run.evaluate(int(state["epoch"]))
+    metrics = run.evaluate(config.eval_split, int(state["epoch"]), config.eval_reference)
     print(f"{args.checkpoint} (epoch {state['epoch']}) on {config.dataset}/{config.eval_split}:")
     print("  " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pml-metrix", description="Metrix for pytorch-metric-learning")
+    parser = argparse.ArgumentParser(
+        prog="pml-metrix", description="Metrix (mixup for deep metric learning) for pytorch-metric-learning"
+    )
+    parser.add_argument("--version", action="version", version=f"pml-metrix {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="one training run")
+    run_files = "--resume continues it, --overwrite replaces it"
+    train = commands.add_parser("train", help="one training run", description=(
+        "Train one model; pick its epoch on --select-split, evaluate that model on --eval-split once."))
     add_config_flags(train)
-    train.add_argument("--resume", action="store_true", help=f"continue from OUTPUT/{CHECKPOINT}")
+    train.add_argument("--resume", action="store_true", help="continue the run in --output (its config.yaml)")
+    train.add_argument("--overwrite", action="store_true", help=f"replace the run in --output ({run_files})")
     train.set_defaults(func=cmd_train)
-    comp = commands.add_parser("compare", help="baseline and Metrix variants over seeds, with a report")
+    comp = commands.add_parser("compare", help="baseline and Metrix variants over seeds, with a report", description=(
+        "Train every variant at every seed (a study file gives variants: name -> options, and seeds; the first "
+        "variant is the baseline), then report test scores at each variant's picked epoch, paired by seed."))
     add_config_flags(comp)
-    comp.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    comp.add_argument("--variants", nargs="+", choices=list(DEFAULT_VARIANTS), default=list(DEFAULT_VARIANTS))
+    comp.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the study's, else 0 1 2)")
+    comp.add_argument("--variants", nargs="+", metavar="NAME",
+                      help="run these of the study's variants (default: all; without a study: baseline, "
+                           "metrix_embedding, metrix_feature)")
+    comp.add_argument("--resume", action="store_true", help="read back finished runs, continue unfinished ones")
+    comp.add_argument("--overwrite", action="store_true", help=f"replace runs found in the output folder ({run_files})")
     comp.set_defaults(func=cmd_compare)
     evaluate = commands.add_parser("eval", help="a checkpoint against a dataset")
-    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("checkpoint", help="a checkpoint.pth or best.pth")
     for name in ("dataset", "data_root", "eval_split", "eval_reference"):
-        evaluate.add_argument("--" + name.replace("_", "-"), dest=name)
+        f = RunConfig.__dataclass_fields__[name]
+        evaluate.add_argument("--" + name.replace("_", "-"), dest=name, help=f.metadata["help"] + " (default: the checkpoint's)")
     evaluate.set_defaults(func=cmd_eval)
     return parser
 
@@ -121,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from .distributed import torchrun_world_size
+
         if args.command != "train" and torchrun_world_size() > 1:
             raise ConfigError(f"{args.command} runs in one process: launch only train with torchrun")
         args.func(args)

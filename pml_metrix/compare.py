@@ -1,50 +1,123 @@
-"""Baseline against Metrix variants over seeds: same initialisation and batches per seed, paired
-differences with an exact sign-flip test, raw-pixel and untrained-network scores alongside."""
+"""Baseline against Metrix variants over seeds: same initialisation and batches per seed, each
+variant's epoch picked on the validation split, its test metrics paired with the baseline's (exact
+sign-flip test), raw-pixel and untrained-network scores alongside.
+
+A study is one YAML file: run options (as for ``pml-metrix train``), plus ``variants`` (name ->
+option overrides; the first is the baseline the others are paired with) and ``seeds``.
+"""
 
 import itertools
+import json
 import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from . import analysis
-from .config import RunConfig
-from .experiment import Run, RunResult
+from .config import ConfigError, RunConfig, load_config, read_yaml_mapping
+from .checkpoints import load_checkpoint
+from .experiment import BEST, CHECKPOINT, RESULTS, Run, RunResult
 from .trainers import mix_at_level
 
-DEFAULT_VARIANTS: Dict[str, Dict] = {
+DEFAULT_VARIANTS: Dict[str, Dict[str, Any]] = {
     "baseline": {"mix_level": "none"},
     "metrix_embedding": {"mix_level": "embedding"},
     "metrix_feature": {"mix_level": "feature"},
 }
-REPORTED = ("recall_at_1", "recall_at_2", "recall_at_4", "recall_at_8", "mean_average_precision_at_r",
-            "utilization", "alignment", "uniformity")
+DEFAULT_SEEDS = [0, 1, 2]
+OTHER_METRICS = ("mean_average_precision_at_r", "utilization", "alignment", "uniformity")
+
+
+@dataclass
+class Study:
+    """What ``pml-metrix compare`` runs: a base config, its variants (the first the baseline) and seeds."""
+
+    base: RunConfig
+    variants: Dict[str, Dict[str, Any]]
+    seeds: List[int]
+
+    def __post_init__(self):
+        if not self.variants:
+            raise ConfigError("a study needs at least one variant")
+        if len(set(self.seeds)) != len(self.seeds) or not self.seeds:
+            raise ConfigError(f"seeds must be distinct and at least one; got {self.seeds}")
+        for name, overrides in self.variants.items():
+            if not isinstance(overrides, dict):
+                raise ConfigError(f"variant {name} must map options to values; got {overrides!r}")
+            for key in ("seed", "output"):
+                if key in overrides:
+                    raise ConfigError(f"variant {name} may not set {key}: compare sets it for every run")
+            self.config(name, self.seeds[0])  # every variant's options valid before any training
+        baseline = next(iter(self.variants))
+        if self.config(baseline, self.seeds[0]).mix_level != "none":
+            raise ConfigError(
+                f"the first variant ({baseline}) is the baseline the others are paired with: give it mix_level none"
+            )
+
+    @property
+    def baseline(self) -> str:
+        return next(iter(self.variants))
+
+    def config(self, name: str, seed: int) -> RunConfig:
+        """The config of variant ``name`` at ``seed``, written into ``<output>/<name>/seed<seed>``."""
+        try:
+            return self.base.replace(seed=seed, output=str(Path(self.base.output) / name / f"seed{seed}"), **self.variants[name])
+        except TypeError as error:  # an unknown option
+            raise ConfigError(f"variant {name}: {error}") from None
+
+
+def load_study(path: Optional[str] = None, seeds: Optional[Sequence[int]] = None,
+               variants: Optional[Sequence[str]] = None, **overrides: Any) -> Study:
+    """The study of a YAML file (run options, ``variants``, ``seeds``), the default study without
+    one; ``seeds``, a subset of ``variants`` by name and option ``overrides`` replace the file's."""
+    values = read_yaml_mapping(path) if path is not None else {}
+    study_variants = values.pop("variants", DEFAULT_VARIANTS)
+    study_seeds = values.pop("seeds", DEFAULT_SEEDS)
+    if not isinstance(study_variants, dict):
+        raise ConfigError(f"variants must map a name to option overrides; got {study_variants!r}")
+    if variants:
+        unknown = [name for name in variants if name not in study_variants]
+        if unknown:
+            raise ConfigError(f"unknown variant(s) {', '.join(unknown)}; the study has {', '.join(study_variants)}")
+        study_variants = {name: study_variants[name] for name in variants}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if "output" not in values:
+        values["output"] = "runs/compare"
+    base = load_config(None, **values)
+    return Study(base, dict(study_variants), list(seeds if seeds is not None else study_seeds))
 
 
 @dataclass
 class Comparison:
-    """Every run's history, the reference scores, and the positivity curves of the Metrix variants."""
+    """Every run's result, the reference scores, and the positivity curves of the Metrix variants."""
 
-    base: RunConfig
-    seeds: List[int]
+    study: Study
     runs: Dict[str, List[RunResult]] = field(default_factory=dict)
     raw_pixels: List[Dict[str, float]] = field(default_factory=list)
     untrained: List[Dict[str, float]] = field(default_factory=list)
     positivity: Dict[str, analysis.PositiveShare] = field(default_factory=dict)
 
     @property
+    def base(self) -> RunConfig:
+        return self.study.base
+
+    @property
+    def seeds(self) -> List[int]:
+        return self.study.seeds
+
+    @property
     def baseline(self) -> str:
-        return next(iter(self.runs))
+        return self.study.baseline
 
     def metrics(self) -> List[str]:
-        final = self.runs[self.baseline][0].final
-        return [m for m in REPORTED if m in final]
+        """The reported metrics: Recall@K for the run's K, then MAP@R, utilization, alignment, uniformity."""
+        return [f"recall_at_{k}" for k in self.base.recall_at_k] + list(OTHER_METRICS)
 
     def summary(self) -> Dict[str, Dict[str, Tuple[float, float]]]:
-        """variant -> metric -> (mean, std) over seeds of the final epoch."""
+        """variant -> metric -> (mean, std) over seeds of the test metrics at the picked epoch."""
         return {
             name: {m: mean_std([r.final[m] for r in results]) for m in self.metrics()}
             for name, results in self.runs.items()
@@ -61,15 +134,36 @@ class Comparison:
                 out[name][m] = (statistics.fmean(diffs), sign_flip_p_value(diffs))
         return out
 
+    def to_dict(self) -> Dict[str, Any]:
+        """Everything the report shows, and each run's evaluations, for machines."""
+        return {
+            "base_config": self.base.to_dict(),
+            "variants": self.study.variants,
+            "seeds": self.seeds,
+            "baseline": self.baseline,
+            "selection": {"split": self.base.select_split, "metric": "recall_at_1"},
+            "references": {"raw_pixels": self.raw_pixels, "untrained": self.untrained},
+            "runs": {
+                name: [{"seed": r.config.seed, "best_epoch": r.best_epoch, "final": r.final, "history": r.history}
+                       for r in results]
+                for name, results in self.runs.items()
+            },
+            "summary": {name: {m: {"mean": mean, "std": std} for m, (mean, std) in metrics.items()}
+                        for name, metrics in self.summary().items()},
+            "paired": {name: {m: {"mean_difference": d, "p_value": p} for m, (d, p) in metrics.items()}
+                       for name, metrics in self.paired().items()},
+        }
+
 
 def mean_std(values: Sequence[float]) -> Tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    """Mean and sample standard deviation (NaN for a single value: no spread can be read)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
 
 
 def sign_flip_p_value(differences: Sequence[float]) -> float:
     """Exact two-sided paired randomisation test: the share of the 2^n sign flips whose mean
     difference is at least as far from 0 as the observed one. With n seeds it cannot go below
-    2 / 2^n (0.25 for 3 seeds): few seeds cannot show significance, and the report says so."""
+    2 / 2^n (0.25 for 3 seeds, 0.0625 for 5)."""
     observed = abs(statistics.fmean(differences))
     flips = list(itertools.product((1, -1), repeat=len(differences)))
     extreme = sum(abs(statistics.fmean(s * d for s, d in zip(signs, differences))) >= observed - 1e-12 for signs in flips)
@@ -89,28 +183,43 @@ def positive_share(run: Run, num_items: int = 200) -> analysis.PositiveShare:
     with torch.no_grad():
         features = trunk(images)
         embeddings = embedder(features)
-        plan = run.miner.plan(embeddings, labels)
-        mixed = mix_at_level(plan, config.mix_level, images, features, embeddings, embedder, lambda x: embedder(trunk(x)))
-    positivity = analysis.pair_positivity(run.loss, embeddings, labels, plan.mixed_batch(mixed))
+        mixed_batch = run.parts.miner.mixed_batch(
+            embeddings,
+            labels,
+            lambda plan: mix_at_level(plan, config.mix_level, images, features, embeddings, embedder, lambda x: embedder(trunk(x))),
+        )
+    positivity = analysis.pair_positivity(run.parts.loss, embeddings, labels, mixed_batch)
     return analysis.positive_share_by_lam(positivity)
 
 
-def compare(base: RunConfig, seeds: Sequence[int], variants: Dict[str, Dict] = None) -> Comparison:
-    """Train every variant (the first is the baseline) at every seed into ``base.output``."""
-    variants = DEFAULT_VARIANTS if variants is None else variants
-    output = Path(base.output)
-    comparison = Comparison(base, list(seeds))
-    for seed in seeds:
-        reference = Run(base.replace(seed=seed, mix_level="none", output=str(output / "reference" / f"seed{seed}")))
-        comparison.raw_pixels.append(reference.evaluate(0, torch.nn.Flatten(), torch.nn.Identity()))
-        comparison.untrained.append(reference.evaluate(0))
-        for name, overrides in variants.items():
-            run = Run(base.replace(seed=seed, output=str(output / name / f"seed{seed}"), **overrides))
-            comparison.runs.setdefault(name, []).append(run.train())
-            if seed == seeds[-1] and run.config.mix_level != "none":
+def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comparison:
+    """Train every variant at every seed into the study's output folder; each variant's model is
+    picked on the selection split and tested once. With ``resume``, a run that finished (its
+    ``results.json`` written) is read back and an unfinished one continued."""
+    comparison = Comparison(study)
+    for seed in study.seeds:
+        base = study.base.replace(seed=seed, mix_level="none")
+        reference = Run(base.replace(output=str(Path(study.base.output) / "reference" / f"seed{seed}")))
+        comparison.raw_pixels.append(reference.evaluate(base.eval_split, 0, base.eval_reference,
+                                                        torch.nn.Flatten(), torch.nn.Identity()))
+        comparison.untrained.append(reference.evaluate(base.eval_split, 0, base.eval_reference))
+        for name in study.variants:
+            config = study.config(name, seed)
+            output = Path(config.output)
+            run = Run(config)
+            if resume and (output / RESULTS).is_file() and RunResult.load(output).config == config:
+                result = RunResult.load(output)  # finished: its picked model, not trained again
+                run.load_weights(load_checkpoint(output / (BEST if (output / BEST).is_file() else CHECKPOINT)))
+            else:
+                result = run.train(resume=resume and (output / CHECKPOINT).is_file(), overwrite=overwrite)
+            comparison.runs.setdefault(name, []).append(result)
+            if seed == study.seeds[-1] and config.mix_level != "none":
                 comparison.positivity[name] = positive_share(run)
+    (Path(study.base.output) / "results.json").write_text(json.dumps(comparison.to_dict(), indent=1))
     return comparison
 
 
 def format_cell(mean: float, std: float) -> str:
-    return "nan" if math.isnan(mean) else f"{mean:.4f} ± {std:.4f}"
+    if math.isnan(mean):
+        return "nan"
+    return f"{mean:.4f}" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"

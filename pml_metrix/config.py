@@ -1,9 +1,18 @@
-"""Run configuration: one dataclass, filled from defaults, a YAML file, then command-line flags."""
+"""Run configuration: one dataclass, filled from defaults, a YAML file, then command-line flags.
+
+Each field carries its help text and allowed values (``metadata``), from which the CLI builds its
+flags. Values are checked for their type on construction: YAML's spellings of booleans (``yes``,
+``off``, ...), numbers written as strings (``lr: 1e-3``, which YAML reads as a string) and ``none``
+for an optional value are converted; anything else of the wrong type is refused, never coerced.
+"""
 
 import dataclasses
+import functools
+import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import yaml
 
@@ -11,87 +20,113 @@ LOSSES = ("contrastive", "ms", "pa")
 MIX_LEVELS = ("none", "input", "feature", "embedding")
 MODELS = ("small_cnn", "resnet50")
 DISTANCES = ("default", "cosine", "lp")
+STRATEGIES = ("positive_negative", "anchor_negative", "negative_negative", "positive_positive")
+SHOWN_TO = ("matching_anchors", "drawing_anchor")
+LAM_PER = ("mix", "batch")
+MS_MIXED_FORMS = ("soft_labels", "attract")
+TRUE, FALSE = ("true", "yes", "on", "y", "1"), ("false", "no", "off", "n", "0")
 
 
 class ConfigError(ValueError):
     """A bad configuration; its message is one line for the user."""
 
 
+def option(default: Any, help: str, choices: Optional[Tuple] = None, minimum: Optional[float] = None,
+           above: Optional[float] = None) -> Any:
+    """A RunConfig field: its default, help text and allowed values (``choices``; numbers
+    ``>= minimum`` or ``> above``)."""
+    metadata = {"help": help, "choices": choices, "minimum": minimum, "above": above}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class RunConfig:
     """Everything one training run depends on. Written, resolved, next to its results."""
 
-    description: str = ""
-    dataset: str = "fonts"
-    data_root: Optional[str] = None
-    dataset_options: Dict[str, Any] = field(default_factory=dict)
-    image_size: Optional[int] = None
-    loss: str = "ms"
-    loss_params: Dict[str, float] = field(default_factory=dict)
-    distance: str = "default"
-    miner_epsilon: Optional[float] = 0.1
-    mix_level: str = "none"
-    strategies: List[str] = field(default_factory=lambda: ["positive_negative"])
-    mix_alpha: float = 2.0
-    mix_weight: float = 0.4
-    num_mixes: int = 1
-    model: str = "small_cnn"
-    model_width: int = 64
-    pretrained: bool = False
-    embedding_size: int = 128
-    epochs: int = 3
-    batch_size: int = 100
-    eval_batch_size: int = 64  # embedding batches; small ones keep a CPU's activations in cache
-    samples_per_class: int = 4
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    proxy_lr_multiplier: float = 100.0
-    grad_clip: Optional[float] = 10.0
-    warmup_epochs: int = 0
-    freeze_bn: bool = False
-    eval_split: str = "test"
-    test_interval: int = 1  # evaluate after every test_interval-th epoch and the last (PML's name)
-    eval_reference: Optional[str] = None
-    recall_at_k: List[int] = field(default_factory=lambda: [1, 2, 4, 8])
-    seed: int = 0
-    deterministic: bool = False
-    output: str = "runs/train"
-    num_workers: int = 0
-    device: str = "auto"
+    description: str = option("", "what the run or study is for, and how its settings were chosen")
+    dataset: str = option("fonts", "dataset", choices=("fonts", "fashion_mnist", "cub200", "cars196", "sop", "inshop"))
+    data_root: Optional[str] = option(None, "folder of the dataset's files (each reader names what it needs)")
+    dataset_options: Dict[str, Any] = option({}, "options of the dataset reader, e.g. train_fraction=0.25 for fonts")
+    image_size: Optional[int] = option(None, "image side in pixels (default: the dataset's own)", above=0)
+    loss: str = option("ms", "metric loss: contrastive, multi-similarity or proxy anchor", choices=LOSSES)
+    loss_params: Dict[str, float] = option({}, "the PML loss's own arguments, e.g. alpha=17.97 beta=75.66 base=0.77")
+    distance: str = option("default", "the loss's distance (default: the PML loss's own)", choices=DISTANCES)
+    miner_epsilon: Optional[float] = option(0.1, "epsilon of the clean-pair MultiSimilarityMiner; none: no miner", minimum=0)
+    mix_level: str = option("none", "where Metrix mixes (none: the baseline)", choices=MIX_LEVELS)
+    strategies: List[str] = option(["positive_negative"], "which pairs are mixed", choices=STRATEGIES)
+    mix_alpha: float = option(2.0, "lam ~ Beta(mix_alpha, mix_alpha)", above=0)
+    mix_weight: Union[float, Dict[str, float]] = option(
+        0.4, "weight of the mixed loss; or one per strategy (strategy=weight ...) with --strategy-per-step", minimum=0
+    )
+    num_mixes: int = option(1, "mixes per eligible anchor and strategy", minimum=1)
+    shown_to: str = option("matching_anchors", "anchors that see a mix: every one it is of a chosen type for, "
+                           "or the one it was drawn for (the reference code)", choices=SHOWN_TO)
+    lam_per: str = option("mix", "draw lam per mix, or once per batch (the reference code)", choices=LAM_PER)
+    strategy_per_step: bool = option(False, "draw one of the strategies per step (the reference code's coin flip)")
+    ms_mixed_form: str = option("soft_labels", "multi-similarity's mixed term: the paper's two sums over soft labels, "
+                                "or the positive sum alone (mixes only attract)", choices=MS_MIXED_FORMS)
+    model: str = option("small_cnn", "network: the paper's ResNet-50 or a small CNN for CPUs", choices=MODELS)
+    model_width: int = option(64, "channels of the small CNN's first block", minimum=1)
+    pretrained: bool = option(False, "ImageNet weights for resnet50 (downloaded once into torch's cache)")
+    embedding_size: int = option(128, "embedding dimension", minimum=1)
+    epochs: int = option(3, "epochs to train (at most, with patience)", minimum=1)
+    batch_size: int = option(100, "batch size (of all processes together)", minimum=1)
+    eval_batch_size: int = option(64, "batch size when embedding for evaluation", minimum=1)
+    samples_per_class: int = option(4, "images of each class in a batch (PML's MPerClassSampler m)", minimum=1)
+    lr: float = option(1e-3, "Adam learning rate", above=0)
+    weight_decay: float = option(1e-4, "Adam weight decay", minimum=0)
+    proxy_lr_multiplier: float = option(100.0, "proxy anchor: the proxies' learning rate over lr", minimum=0)
+    grad_clip: Optional[float] = option(10.0, "clip gradient norms at this value; none: no clipping", above=0)
+    warmup_epochs: int = option(0, "epochs training the embedder alone, trunk frozen", minimum=0)
+    freeze_bn: bool = option(False, "keep the trunk's BatchNorm statistics and weights fixed")
+    select_split: str = option("val", "split evaluated every test_interval epochs; its best Recall@1 picks the "
+                               "epoch whose model is tested (none: the last epoch)")
+    eval_split: str = option("test", "split the picked model is evaluated on, once, at the end")
+    eval_reference: Optional[str] = option(None, "split eval_split queries retrieve from (In-Shop: gallery); none: itself")
+    test_interval: int = option(1, "evaluate select_split after every test_interval-th epoch and the last", minimum=1)
+    patience: Optional[int] = option(None, "stop once this many epochs passed since the best one; none: never", minimum=0)
+    recall_at_k: List[int] = option([1, 2, 4, 8], "the K of Recall@K", minimum=1)
+    seed: int = option(0, "seeds initialisation, batches and mixing: one seed, the same for every variant", minimum=0)
+    deterministic: bool = option(False, "deterministic algorithms: a resumed run ends with an uninterrupted one's weights")
+    output: str = option("runs/train", "folder of the run's files")
+    num_workers: int = option(0, "DataLoader worker processes", minimum=0)
+    device: str = option("auto", "auto (CUDA when there is one), cpu, cuda, cuda:N or mps")
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, checked(f, getattr(self, f.name)))
         self.validate()
 
     def validate(self) -> None:
-        def one_of(name, choices):
-            if getattr(self, name) not in choices:
-                raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
-
-        def positive(name, allow_zero=False):
-            value = getattr(self, name)
-            bad = isinstance(value, bool) or not isinstance(value, (int, float)) or value != value  # NaN
-            if bad or value < 0 or (value == 0 and not allow_zero):
-                raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number; got {value!r}")
-
-        one_of("loss", LOSSES)
-        one_of("mix_level", MIX_LEVELS)
-        one_of("model", MODELS)
-        one_of("distance", DISTANCES)
-        for name in ("image_size", "grad_clip", "miner_epsilon"):
-            if getattr(self, name) is not None:
-                positive(name, allow_zero=name == "miner_epsilon")
-        if self.device != "auto" and not self.device.split(":")[0] in ("cpu", "cuda", "mps"):
+        """The checks that involve several options."""
+        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
             raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}")
-        for name in ("model_width", "embedding_size", "epochs", "test_interval", "batch_size", "eval_batch_size", "samples_per_class", "lr", "mix_alpha", "num_mixes"):
-            positive(name)
-        for name in ("weight_decay", "mix_weight", "warmup_epochs", "num_workers", "proxy_lr_multiplier"):
-            positive(name, allow_zero=True)
         if self.batch_size % self.samples_per_class:
             raise ConfigError(
                 f"batch_size ({self.batch_size}) must be a multiple of samples_per_class ({self.samples_per_class})"
             )
-        if not self.recall_at_k or any(not isinstance(k, int) or k < 1 for k in self.recall_at_k):
-            raise ConfigError(f"recall_at_k must list positive integers; got {self.recall_at_k!r}")
+        if self.samples_per_class < 2 and self.loss != "pa":
+            raise ConfigError(
+                f"samples_per_class 1 gives the {self.loss} loss no positive pair in a batch: make it at least 2"
+            )
+        if isinstance(self.mix_weight, dict):
+            unknown = sorted(set(self.mix_weight) - set(self.strategies))
+            if unknown or not self.strategy_per_step or set(self.mix_weight) != set(self.strategies):
+                raise ConfigError(
+                    f"mix_weight per strategy ({', '.join(self.mix_weight)}) needs strategy_per_step and one weight for "
+                    f"each of strategies ({', '.join(self.strategies)})"
+                )
+        if self.select_split == self.eval_split == "test":
+            raise ConfigError("select_split test would pick the epoch on the test split: select on val")
+        from .datasets.registry import SPLITS  # lazy: the CLI's --help does not need the readers
+
+        splits = SPLITS[self.dataset]
+        for name in ("select_split", "eval_split", "eval_reference"):
+            value = getattr(self, name)
+            if value is not None and value not in splits and not (name == "select_split" and value == "none"):
+                raise ConfigError(f"{name} must be a split of {self.dataset} ({', '.join(splits)}); got {value!r}")
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -103,22 +138,105 @@ class RunConfig:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
+@functools.lru_cache(maxsize=None)
+def field_types() -> Dict[str, Any]:
+    """RunConfig's field name -> type hint."""
+    return typing.get_type_hints(RunConfig)
+
+
+def base_type(kind: Any) -> Tuple[Any, bool]:
+    """``(X, optional)`` of a field's type hint ``Optional[X]`` or ``X``."""
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) is Union and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return kind, False
+
+
+def checked(f: dataclasses.Field, value: Any) -> Any:
+    """``value`` of field ``f`` with its type checked (and YAML's spellings converted), or a ConfigError."""
+    name, meta = f.name, f.metadata
+    kind, optional = base_type(field_types()[name])
+    if isinstance(value, str) and value.strip().lower() in ("none", "null") and optional:
+        return None
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{name} needs a value; got none")
+    if kind == Union[float, Dict[str, float]]:  # mix_weight: a number, or one per strategy
+        if not isinstance(value, dict):
+            return check_value(name, value, float, meta)
+        weights = {}
+        for strategy, weight in value.items():
+            check_value(f"{name}'s key", strategy, str, {"choices": STRATEGIES})
+            weights[strategy] = check_value(f"{name}[{strategy}]", weight, float, meta)
+        return weights
+    origin = typing.get_origin(kind)
+    if origin is list:
+        items = [value] if isinstance(value, (str, int, float)) and not isinstance(value, bool) else value
+        if not isinstance(items, (list, tuple)) or not items:
+            raise ConfigError(f"{name} must be a non-empty list; got {value!r}")
+        items = [check_value(f"{name} entry", item, typing.get_args(kind)[0], meta) for item in items]
+        if len(set(items)) != len(items):
+            raise ConfigError(f"{name} must not repeat an entry; got {value!r}")
+        return items
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+            raise ConfigError(f"{name} must be a mapping of option name to value; got {value!r}")
+        return dict(value)
+    return check_value(name, value, kind, meta)
+
+
+def check_value(name: str, value: Any, kind: type, meta: Dict[str, Any]) -> Any:
+    """One value of type ``kind`` (bool, int, float or str) within the metadata's bounds and choices."""
+    if kind is bool:
+        if isinstance(value, str) and value.strip().lower() in TRUE + FALSE:
+            return value.strip().lower() in TRUE
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false; got {value!r}")
+        return value
+    if kind in (int, float):
+        if isinstance(value, str):
+            try:
+                value = kind(value.strip())
+            except ValueError:
+                raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}; got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+            raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}; got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number; got {value!r}")
+        if meta.get("minimum") is not None and value < meta["minimum"]:
+            raise ConfigError(f"{name} must be >= {meta['minimum']}; got {value!r}")
+        if meta.get("above") is not None and value <= meta["above"]:
+            raise ConfigError(f"{name} must be > {meta['above']}; got {value!r}")
+        return kind(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string; got {value!r}")
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"{name} must be one of {', '.join(meta['choices'])}; got {value!r}")
+    return value
+
+
 def load_config(path: Optional[str] = None, **overrides: Any) -> RunConfig:
     """Defaults, then the YAML file at ``path``, then ``overrides`` (``None`` values are skipped)."""
     values: Dict[str, Any] = {}
     if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except yaml.YAMLError as error:
-            raise ConfigError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of option: value")
-        values.update(loaded)
+        values.update(read_yaml_mapping(path))
     values.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return RunConfig(**values)
+
+
+def read_yaml_mapping(path: str) -> Dict[str, Any]:
+    """The mapping a YAML file holds, or a ConfigError saying why not."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of option: value")
+    return loaded

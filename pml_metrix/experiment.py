@@ -1,119 +1,83 @@
-"""One training run from a :class:`~pml_metrix.config.RunConfig`: PML's trainer, tester and
-record-keeper, a checkpoint every epoch, exact resume, and the metrics history; in one process, or
-in each process of a process group (e.g. under ``torchrun``), sharing every batch."""
+"""One training run from a :class:`~pml_metrix.config.RunConfig`: PML's trainer and record-keeper,
+selection of the best epoch on the validation split, one final read of the test split, a checkpoint
+every epoch and exact resume; in one process, or in each process of a process group (e.g. under
+``torchrun``), sharing every batch.
 
+Files in the run's folder: ``config.yaml`` (resolved), ``checkpoint.pth`` (the last epoch),
+``best.pth`` (the epoch of best validation Recall@1), ``results.json`` (every evaluation, the
+selected epoch and its test metrics), ``logs/`` (record-keeper CSV and SQLite) and ``tensorboard/``.
+"""
+
+import json
 import logging
-import random
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
-import numpy as np
 import torch
-from pytorch_metric_learning import distances, losses, miners, trainers
+from pytorch_metric_learning import trainers
 from pytorch_metric_learning.utils import logging_presets
 from pytorch_metric_learning.utils.distributed import DistributedLossWrapper, DistributedMinerWrapper
 
-from . import models as model_zoo
-from .checkpoints import load_checkpoint, save_checkpoint
+from .build import build, load_dataset, resolve_device
+from .checkpoints import FORMAT, load_checkpoint, load_training_state, save_checkpoint, training_state
 from .config import ConfigError, RunConfig
-from .datasets import get_dataset
 from .distributed import DistributedMixupMiner, from_rank0, get_rank, get_world_size
-from .losses import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss
+from .evaluation import evaluate
 from .miners import MixupMiner
-from .samplers import DistributedMPerClassSampler
-from .testers import MetrixAccuracyCalculator, UtilizationTester
 from .trainers import MetrixTrainer
 
-CHECKPOINT = "checkpoint.pth"
+CHECKPOINT, BEST, RESULTS = "checkpoint.pth", "best.pth", "results.json"
+RUN_FILES = (CHECKPOINT, BEST, RESULTS, "config.yaml", "logs", "tensorboard")
+SELECTION_METRIC = "recall_at_1"
 # may differ on resume or eval
-RESUMABLE_CHANGES = {"epochs", "output", "device", "num_workers", "data_root", "eval_batch_size", "test_interval"}
-METRIC_PREFIXES = ("recall_at_", "mean_average_precision_at_r", "utilization", "alignment", "uniformity")
-LOSS_CLASSES = {
-    "contrastive": (losses.ContrastiveLoss, MetrixContrastiveLoss),
-    "ms": (losses.MultiSimilarityLoss, MetrixMSLoss),
-    "pa": (losses.ProxyAnchorLoss, MetrixProxyAnchorLoss),
-}
+RESUMABLE_CHANGES = {"description", "epochs", "output", "device", "num_workers", "data_root", "eval_batch_size", "test_interval", "patience"}
 
 
 @dataclass
 class RunResult:
-    """What a run leaves: the metrics after each epoch and where its files are."""
+    """What a run leaves.
+
+    Attributes:
+        history: the selection split's metrics after each evaluated epoch (with its ``epoch``).
+        best_epoch: the epoch of best ``recall_at_1`` on the selection split (the last epoch
+            without selection).
+        final: the evaluation split's metrics of that epoch's model: the one read of the test split.
+        final_with_mixes: whether ``final``'s utilization counts that epoch's mixed embeddings beside
+            the training set's (a resumed run no longer holds those of an epoch before the resume).
+    """
 
     config: RunConfig
     history: List[Dict[str, float]]
+    best_epoch: int
+    final: Dict[str, float]
     output: Path
+    final_with_mixes: bool = False
 
-    @property
-    def final(self) -> Dict[str, float]:
-        return self.history[-1]
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "selection": {"split": self.config.select_split, "metric": SELECTION_METRIC, "best_epoch": self.best_epoch},
+            "history": self.history,
+            "final": {"split": self.config.eval_split, "reference": self.config.eval_reference, "metrics": self.final,
+                      "utilization_with_mixed_embeddings": self.final_with_mixes},
+        }
 
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)  # PML's samplers draw from numpy's global generator
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when there is one, else the CPU. In a process group, CUDA without an index is
-    the process's current device (under ``torchrun``, ``cuda:LOCAL_RANK``)."""
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-    if device.type == "cuda" and device.index is None and get_world_size() > 1:
-        return torch.device("cuda", torch.cuda.current_device())
-    return device
-
-
-def build_models(config: RunConfig, in_channels: int) -> Dict[str, torch.nn.Module]:
-    if config.model == "resnet50":
-        return model_zoo.metrix_resnet50(config.embedding_size, pretrained=config.pretrained)
-    return model_zoo.small_cnn(in_channels, config.embedding_size, config.model_width)
-
-
-def build_loss(config: RunConfig, num_classes: int) -> torch.nn.Module:
-    """The PML loss for a baseline run, its Metrix twin for a Metrix run."""
-    pml_class, metrix_class = LOSS_CLASSES[config.loss]
-    kwargs = dict(config.loss_params)
-    if config.distance == "cosine":
-        kwargs["distance"] = distances.CosineSimilarity()
-    elif config.distance == "lp":
-        kwargs["distance"] = distances.LpDistance()
-    if config.loss == "pa":
-        kwargs.update(num_classes=num_classes, embedding_size=config.embedding_size)
-    try:
-        if config.mix_level == "none":
-            return pml_class(**kwargs)
-        return metrix_class(mix_weight=config.mix_weight, **kwargs)
-    except TypeError as error:  # an unknown key in loss_params
-        raise ConfigError(f"loss_params do not fit the {config.loss} loss: {error}") from None
-
-
-def build_miner(config: RunConfig, num_classes: int) -> Optional[torch.nn.Module]:
-    """The clean-pair miner (multi-similarity's, as in the paper), wrapped in a MixupMiner under Metrix."""
-    inner = None if config.miner_epsilon is None or config.loss == "pa" else miners.MultiSimilarityMiner(config.miner_epsilon)
-    if config.mix_level == "none":
-        return inner
-    return MixupMiner(
-        strategies=config.strategies,
-        alpha=config.mix_alpha,
-        num_mixes=config.num_mixes,
-        inner_miner=inner,
-        num_classes=num_classes if config.loss == "pa" else None,
-        seed=config.seed,
-    )
-
-
-def metric_names(accuracies: Dict[str, float]) -> Dict[str, float]:
-    """The tracked metrics of a tester's accuracies dict, without PML's ``_level0`` suffix."""
-    return {
-        name.replace("_level0", ""): float(value)
-        for name, value in accuracies.items()
-        if name.startswith(METRIC_PREFIXES)
-    }
+    @classmethod
+    def load(cls, output: Path) -> "RunResult":
+        """The result a finished run wrote into ``output/results.json``."""
+        saved = json.loads((Path(output) / RESULTS).read_text())
+        final = saved["final"]
+        return cls(RunConfig(**saved["config"]), saved["history"], saved["selection"]["best_epoch"],
+                   final["metrics"], Path(output), final["utilization_with_mixed_embeddings"])
 
 
 class Run:
-    """A training run: builds everything from the config, trains, evaluates and checkpoints.
+    """A training run: builds its components from the config (:func:`~pml_metrix.build.build`),
+    trains with PML's trainer, evaluates the selection split every ``test_interval`` epochs (and
+    after the last), keeps the best epoch's checkpoint, then evaluates that model on the evaluation
+    split once.
 
     In a process group (``pml-metrix train`` under ``torchrun`` makes one), every process trains on
     its share of each global batch of ``config.batch_size`` (:class:`~pml_metrix.samplers.DistributedMPerClassSampler`)
@@ -128,154 +92,89 @@ class Run:
         self.device = resolve_device(config.device)
         if config.deterministic:  # e.g. CPU index backward accumulates in thread order otherwise
             torch.use_deterministic_algorithms(True)
-        seed_everything(config.seed)
-        splits = ["train", config.eval_split] + ([config.eval_reference] if config.eval_reference else [])
-        options = dict(config.dataset_options)
-        if config.image_size is not None:  # else each dataset's own default
-            options["image_size"] = config.image_size
-        self.datasets = {split: get_dataset(config.dataset, split, config.data_root, **options) for split in splits}
-        train_set = self.datasets["train"]
-        self.num_classes = int(train_set.num_classes)
-        in_channels = train_set[0][0].shape[0]
-        self.models = {name: m.to(self.device) for name, m in build_models(config, in_channels).items()}
-        self.loss = build_loss(config, self.num_classes).to(self.device)
-        self.miner = build_miner(config, self.num_classes)
-        self.optimizers = {
-            f"{name}_optimizer": torch.optim.Adam(m.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-            for name, m in self.models.items()
-        }
-        if config.loss == "pa":
-            self.optimizers["metric_loss_optimizer"] = torch.optim.Adam(
-                self.loss.parameters(), lr=config.lr * config.proxy_lr_multiplier
-            )
-        if config.samples_per_class * self.num_classes < config.batch_size:
-            raise ConfigError(
-                f"batch_size {config.batch_size} needs {config.batch_size // config.samples_per_class} training classes "
-                f"at samples_per_class {config.samples_per_class}, but the {config.dataset} training split has "
-                f"{self.num_classes}: lower batch_size or raise samples_per_class"
-            )
-        share = config.samples_per_class * self.world_size
-        if config.batch_size % share:
-            raise ConfigError(
-                f"batch_size {config.batch_size} (the whole batch of all {self.world_size} processes) does not split into "
-                f"{self.world_size} shares of whole classes of samples_per_class {config.samples_per_class}: make it a "
-                f"multiple of {share}"
-            )
-        self.sampler = DistributedMPerClassSampler(
-            train_set.labels, config.samples_per_class, config.batch_size, len(train_set), self.rank, self.world_size
-        )
+        self.parts = build(config, self.device, self.rank, self.world_size)
+        self.datasets = {"train": self.parts.train_set}  # evaluation splits join when first read
         if self.world_size > 1:  # DistributedLossWrapper gives the loss's parameters world_size x their gradient
-            for p in self.loss.parameters():
+            for p in self.parts.loss.parameters():
                 p.register_hook(lambda grad: grad / self.world_size)
         self.history: List[Dict[str, float]] = []
-        self.hooks = None
-        if self.rank == 0:  # the process that writes the run's files
-            self.output.mkdir(parents=True, exist_ok=True)
-            record_keeper, _, _ = logging_presets.get_record_keeper(str(self.output / "logs"), str(self.output / "tensorboard"))
-            self.hooks = logging_presets.get_hook_container(record_keeper, primary_metric="recall_at_1")
+        self.last_epoch = 0
+        self.best_mixed_embeddings: Optional[torch.Tensor] = None  # the best epoch's mixes, for utilization
+        self.record_keeper = self.hooks = None
+
+    @property
+    def models(self) -> Dict[str, torch.nn.Module]:
+        return self.parts.models
 
     def evaluate(
         self,
+        split: str,
         epoch: int,
+        reference: Optional[str] = None,
         trunk: Optional[torch.nn.Module] = None,
         embedder: Optional[torch.nn.Module] = None,
         mixed_embeddings: Optional[torch.Tensor] = None,
     ) -> Dict[str, float]:
-        """Retrieval metrics on the evaluation split (against ``eval_reference`` when set, else
-        itself) and utilization of the train split (plus ``mixed_embeddings``) by it, for the run's
-        model or the given ``trunk`` and ``embedder``; logged to the run's record-keeper."""
-        calculator = MetrixAccuracyCalculator(
-            recall_at_k=tuple(self.config.recall_at_k),
-            include=tuple(f"recall_at_{k}" for k in self.config.recall_at_k)
-            + ("mean_average_precision_at_r", "alignment", "uniformity"),
-            k="max_bin_count",
-        )
-        tester = UtilizationTester(
-            accuracy_calculator=calculator,
-            end_of_testing_hook=self.hooks and self.hooks.end_of_testing_hook,
-            dataloader_num_workers=self.config.num_workers,
-            batch_size=self.config.eval_batch_size,
-            data_device=self.device,
-        )
-        if mixed_embeddings is not None and len(mixed_embeddings):
-            tester.mixed_embeddings = torch.nn.functional.normalize(mixed_embeddings, dim=1)
-        split = self.config.eval_split
-        reference = self.config.eval_reference or split
-        tester.test(
-            self.datasets,
-            epoch,
+        """:func:`~pml_metrix.evaluation.evaluate` of the run's model (or ``trunk`` and ``embedder``)
+        on ``split`` against ``reference`` (itself by default), logged to the run's record-keeper."""
+        for name in (split, reference):
+            if name is not None and name not in self.datasets:
+                self.datasets[name] = load_dataset(self.config, name)
+        return evaluate(
+            self.config, self.datasets, split, reference, epoch,
             self.models["trunk"] if trunk is None else trunk,
             self.models["embedder"] if embedder is None else embedder,
-            splits_to_eval=[(split, [reference])],
+            self.device, mixed_embeddings, self.hooks and self.hooks.end_of_testing_hook,
         )
-        return metric_names(tester.all_accuracies[split])
 
-    def state(self, epoch: int, trainer) -> Dict:
-        miner_generators = getattr(self.miner, "_generators", {})
-        return {
-            "epoch": epoch,
-            "config": self.config.to_dict(),
-            "models": {name: m.state_dict() for name, m in self.models.items()},
-            "loss": self.loss.state_dict(),
-            "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
-            "history": self.history,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": _numpy_state(),
-                "python": _python_state(),
-                "miner": {str(device): g.get_state() for device, g in miner_generators.items()},
-                # MPerClassSampler shuffles its class list in place each epoch: part of the RNG state
-                "sampler_classes": torch.tensor(self.sampler.labels),
-            },
-        }
-
-    def load_weights(self, state: Dict) -> None:
-        """Load a checkpoint's model weights (trunk and embedder) only."""
-        for name, m in self.models.items():
-            m.load_state_dict(state["models"][name])
-
-    def restore(self, state: Dict) -> int:
-        """Load a checkpoint's weights, optimizers, history and RNG states; returns its epoch."""
-        changed = sorted(
-            name for name, value in state["config"].items()
-            if name not in RESUMABLE_CHANGES and self.config.to_dict().get(name) != value
-        )
-        if changed:
-            raise ConfigError(
-                f"the checkpoint was trained with other settings ({', '.join(changed)}): resume with its config.yaml"
-            )
-        self.load_weights(state)
-        self.loss.load_state_dict(state["loss"])
-        for name, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][name])
-        self.history = list(state["history"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(("MT19937", rng["numpy"]["keys"].numpy().astype(np.uint32), *rng["numpy"]["rest"]))
-        random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
-        self.sampler.labels = rng["sampler_classes"].tolist()
-        for device, generator_state in rng["miner"].items():
-            self.miner._generator(torch.device(device)).set_state(generator_state)
-        return int(state["epoch"])
-
-    def train(self, resume: bool = False) -> RunResult:
-        """Train for ``config.epochs`` (from the saved epoch on with ``resume``), checkpointing after
-        each epoch and evaluating after every ``test_interval``-th and the last."""
+    def train(self, resume: bool = False, overwrite: bool = False) -> RunResult:
+        """Train for ``config.epochs`` (from the saved epoch on with ``resume``), then evaluate the
+        best epoch's model on the evaluation split. A folder that holds a run is refused unless
+        ``resume`` (continue it) or ``overwrite`` (replace it)."""
         config = self.config
         start_epoch = 1
         if resume:  # restore (and check the settings) before anything in the folder is written
             start_epoch = self.restore(load_checkpoint(self.output / CHECKPOINT)) + 1
+        elif self.rank == 0:
+            self.claim_output(overwrite)
         if self.rank == 0:
+            self.output.mkdir(parents=True, exist_ok=True)
             config.save(self.output / "config.yaml")
+            self.record_keeper, _, _ = logging_presets.get_record_keeper(
+                str(self.output / "logs"), str(self.output / "tensorboard")
+            )
+            self.hooks = logging_presets.get_hook_container(self.record_keeper, primary_metric=SELECTION_METRIC)
+        if start_epoch <= config.epochs and not self.stopped_early(start_epoch - 1):
+            logging.getLogger("PML").setLevel(logging.WARNING)
+            self.trainer(start_epoch).train(start_epoch=start_epoch, num_epochs=config.epochs)
+        return self.finish()
+
+    def claim_output(self, overwrite: bool) -> None:
+        """Refuse a folder that holds a run's files unless ``overwrite``, which removes them."""
+        present = [name for name in RUN_FILES if (self.output / name).exists()]
+        if not present:
+            return
+        if not overwrite:
+            raise ConfigError(
+                f"{self.output} holds a run ({', '.join(present)}): continue it with --resume, replace it with "
+                "--overwrite, or choose another --output"
+            )
+        for name in present:
+            path = self.output / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    def trainer(self, start_epoch: int) -> trainers.MetricLossOnly:
+        """PML's ``MetricLossOnly`` (a baseline) or a :class:`~pml_metrix.trainers.MetrixTrainer`."""
+        config, parts = self.config, self.parts
         frozen = ("trunk",) if start_epoch <= config.warmup_epochs else ()
         kwargs = dict(
             models={name: m if name in frozen else self.parallel(m) for name, m in self.models.items()},
-            optimizers=self.optimizers,
+            optimizers=parts.optimizers,
             batch_size=config.batch_size // self.world_size,
             loss_funcs={"metric_loss": self.parallel_loss()},
-            mining_funcs={} if self.miner is None else {"tuple_miner": self.parallel_miner()},
-            dataset=self.datasets["train"],
-            sampler=self.sampler,
+            mining_funcs={} if parts.miner is None else {"tuple_miner": self.parallel_miner()},
+            dataset=parts.train_set,
+            sampler=parts.sampler,
             dataloader_num_workers=config.num_workers,
             data_device=self.device,
             freeze_trunk_batchnorm=config.freeze_bn,
@@ -288,13 +187,97 @@ class Run:
                 f"{name}_grad_clipper": _clipper(m, config.grad_clip) for name, m in self.models.items()
             }
         if config.mix_level == "none":
-            trainer = trainers.MetricLossOnly(**kwargs)
-        else:
-            trainer = MetrixTrainer(mix_level=config.mix_level, keep_mixed_embeddings=True, **kwargs)
-        logging.getLogger("PML").setLevel(logging.WARNING)
-        if start_epoch <= config.epochs:
-            trainer.train(start_epoch=start_epoch, num_epochs=config.epochs)
-        return RunResult(config, self.history, self.output)
+            return trainers.MetricLossOnly(**kwargs)
+        return MetrixTrainer(mix_level=config.mix_level, keep_mixed_embeddings=True, **kwargs)
+
+    def end_of_epoch(self, trainer) -> bool:
+        """Evaluate the selection split when due (rank 0; the others wait for its metrics), keep the
+        best epoch, end the warm-up, checkpoint; False (stop) once ``patience`` runs out."""
+        config, epoch = self.config, trainer.epoch
+        mixed = getattr(trainer, "mixed_embeddings_seen", [])
+        mixed_embeddings = torch.cat(mixed) if mixed else None
+        mixed.clear()
+        is_best = False
+        if config.select_split != "none" and (epoch % config.test_interval == 0 or epoch == config.epochs):
+            metrics = None
+            if self.rank == 0:
+                metrics = self.evaluate(config.select_split, epoch, mixed_embeddings=mixed_embeddings)
+            self.history.append({**from_rank0(metrics), "epoch": epoch})
+            is_best = self.best_epoch() == epoch
+            if is_best:
+                self.best_mixed_embeddings = mixed_embeddings
+        self.last_epoch = epoch
+        if epoch == config.warmup_epochs:  # the head's warm-up ends: train the trunk too
+            trainer.freeze_these = ()
+            for p in self.models["trunk"].parameters():
+                p.requires_grad_(True)
+            trainer.models["trunk"] = self.parallel(self.models["trunk"])
+        if self.rank == 0:
+            state = self.state(epoch)
+            save_checkpoint(self.output / CHECKPOINT, state)
+            if is_best:
+                save_checkpoint(self.output / BEST, state)
+            self.record_keeper.save_records()
+        return not self.stopped_early(epoch)
+
+    def best_epoch(self) -> Optional[int]:
+        """The evaluated epoch of best selection metric (the first of ties); ``None`` before any."""
+        if not self.history:
+            return None
+        return max(self.history, key=lambda metrics: metrics[SELECTION_METRIC])["epoch"]  # max keeps the first
+
+    def stopped_early(self, epoch: int) -> bool:
+        """Whether ``patience`` epochs have passed since the best one, as PML's ``HookContainer`` counts."""
+        best = self.best_epoch()
+        return self.config.patience is not None and best is not None and epoch - best > self.config.patience
+
+    def finish(self) -> RunResult:
+        """Load the selected epoch's model and evaluate it on the evaluation split (rank 0), once;
+        write ``results.json``."""
+        config = self.config
+        best_epoch = self.last_epoch if config.select_split == "none" else self.best_epoch()
+        final = None
+        if self.rank == 0:
+            if best_epoch != self.last_epoch:
+                self.load_weights(load_checkpoint(self.output / BEST))
+            final = self.evaluate(
+                config.eval_split, best_epoch, config.eval_reference, mixed_embeddings=self.best_mixed_embeddings
+            )
+        with_mixes = self.best_mixed_embeddings is not None
+        result = RunResult(config, self.history, best_epoch, from_rank0(final), self.output, with_mixes)
+        if self.rank == 0:
+            (self.output / RESULTS).write_text(json.dumps(result.to_dict(), indent=1))
+            self.record_keeper.save_records()
+        return result
+
+    def state(self, epoch: int) -> Dict:
+        return {"epoch": epoch, "config": self.config.to_dict(), "history": self.history, **training_state(self.parts)}
+
+    def load_weights(self, state: Dict) -> None:
+        """Load a checkpoint's model weights (trunk and embedder) only."""
+        for name, m in self.models.items():
+            m.load_state_dict(state["models"][name])
+
+    def restore(self, state: Dict) -> int:
+        """Load a checkpoint's training state and history, after checking that it was trained with
+        this config (but for the settings a resume may change); returns its epoch."""
+        if state["format"] != FORMAT:
+            raise ConfigError(
+                f"the checkpoint was written by an older pml_metrix ({state['format']}): evaluate it with pml-metrix eval, "
+                "but start a new run rather than resuming it"
+            )
+        changed = sorted(
+            name for name, value in state["config"].items()
+            if name not in RESUMABLE_CHANGES and self.config.to_dict().get(name) != value
+        )
+        if changed:
+            raise ConfigError(
+                f"the checkpoint was trained with other settings ({', '.join(changed)}): resume with its config.yaml"
+            )
+        load_training_state(self.parts, state)
+        self.history = list(state["history"])
+        self.last_epoch = int(state["epoch"])
+        return self.last_epoch
 
     def parallel(self, model: torch.nn.Module) -> torch.nn.Module:
         """``model`` in DDP in a process group (each process keeps its own BatchNorm statistics, as
@@ -306,47 +289,16 @@ class Run:
 
     def parallel_loss(self) -> torch.nn.Module:
         """The loss of the whole batch: in a process group, in PML's ``DistributedLossWrapper``."""
-        return DistributedLossWrapper(self.loss) if self.world_size > 1 else self.loss
+        return DistributedLossWrapper(self.parts.loss) if self.world_size > 1 else self.parts.loss
 
     def parallel_miner(self) -> torch.nn.Module:
         """The miner of the whole batch: in a process group, a DistributedMixupMiner of a
         MixupMiner, PML's DistributedMinerWrapper of another miner."""
+        miner = self.parts.miner
         if self.world_size == 1:
-            return self.miner
-        return DistributedMixupMiner(self.miner) if isinstance(self.miner, MixupMiner) else DistributedMinerWrapper(self.miner)
-
-    def end_of_epoch(self, trainer) -> bool:
-        """Evaluate when due (rank 0; the other processes wait for its metrics), end the warm-up,
-        checkpoint."""
-        mixed = getattr(trainer, "mixed_embeddings_seen", [])
-        if trainer.epoch % self.config.test_interval == 0 or trainer.epoch == self.config.epochs:
-            metrics = None
-            if self.rank == 0:
-                metrics = self.evaluate(trainer.epoch, mixed_embeddings=torch.cat(mixed) if mixed else None)
-            metrics = from_rank0(metrics)
-            metrics["epoch"] = trainer.epoch
-            self.history.append(metrics)
-        mixed.clear()
-        if trainer.epoch == self.config.warmup_epochs:  # the head's warm-up ends: train the trunk too
-            trainer.freeze_these = ()
-            for p in self.models["trunk"].parameters():
-                p.requires_grad_(True)
-            trainer.models["trunk"] = self.parallel(self.models["trunk"])
-        if self.rank == 0:
-            save_checkpoint(self.output / CHECKPOINT, self.state(trainer.epoch, trainer))
-        return True
+            return miner
+        return DistributedMixupMiner(miner) if isinstance(miner, MixupMiner) else DistributedMinerWrapper(miner)
 
 
 def _clipper(module: torch.nn.Module, max_norm: float):
     return lambda: torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)
-
-
-def _numpy_state() -> Dict:
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"keys": torch.from_numpy(keys.astype(np.int64)), "rest": [int(pos), int(has_gauss), float(cached)]}
-
-
-def _python_state() -> list:
-    version, internal, gauss = random.getstate()
-    return [version, list(internal), gauss]
-

@@ -5,45 +5,64 @@ from typing import Dict, List
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from . import analysis
 from .compare import Comparison, format_cell, mean_std
 
-LOWER_IS_BETTER = {"utilization", "alignment", "uniformity"}
+MIN_SEEDS_FOR_STATISTICS = 3
 
 
 def plot_per_epoch(comparison: Comparison, metric: str, path: Path) -> Path:
-    """Mean over seeds of ``metric`` after each epoch, one line per variant, a band of one std."""
-    canvas = FigureCanvasAgg(Figure(figsize=(5, 3.5), layout="constrained"))
+    """Mean over seeds of ``metric`` on the selection split after each evaluated epoch, one line per
+    variant, a band of one std where several seeds have the epoch (runs stopped by patience end early)."""
+    canvas = FigureCanvasAgg(Figure(figsize=(5.5, 3.5), layout="constrained"))
     axes = canvas.figure.add_subplot()
     for name, results in comparison.runs.items():
-        epochs = [h["epoch"] for h in results[0].history]
-        stats = [mean_std([r.history[i][metric] for r in results]) for i in range(len(epochs))]
+        by_epoch: Dict[int, List[float]] = {}
+        for result in results:
+            for metrics in result.history:
+                by_epoch.setdefault(int(metrics["epoch"]), []).append(metrics[metric])
+        epochs = sorted(by_epoch)
+        stats = [mean_std(by_epoch[e]) for e in epochs]
         means = [m for m, _ in stats]
         axes.plot(epochs, means, marker="o", label=name)
-        axes.fill_between(epochs, [m - s for m, s in stats], [m + s for m, s in stats], alpha=0.2)
-    axes.set(xlabel="epoch", ylabel=metric, title=f"{metric} on the {comparison.base.eval_split} split")
+        spread = [(e, m, s) for e, (m, s) in zip(epochs, stats) if s == s]  # NaN std: one seed
+        if spread:
+            axes.fill_between([e for e, _, _ in spread], [m - s for _, m, s in spread], [m + s for _, m, s in spread], alpha=0.2)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set(xlabel="epoch", ylabel=metric, title=f"{metric} on the {comparison.base.select_split} split")
     axes.grid(alpha=0.3)
-    axes.legend()
+    axes.legend(fontsize="small")
     canvas.print_png(path)
     return path
 
 
 def results_table(comparison: Comparison) -> List[str]:
+    """Test scores per variant, mean ± std over seeds (the mean alone below 3 seeds)."""
     metrics = comparison.metrics()
-    rows = ["| | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    with_std = len(comparison.seeds) >= MIN_SEEDS_FOR_STATISTICS
+
+    def cell(values):
+        mean, std = mean_std(values)
+        return format_cell(mean, std if with_std else float("nan"))
+
+    rows = ["| | epoch picked | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
     for label, scores in (("raw pixels", comparison.raw_pixels), ("untrained network", comparison.untrained)):
-        rows.append(f"| {label} | " + " | ".join(format_cell(*mean_std([s[m] for s in scores])) for m in metrics) + " |")
-    for name, summary in comparison.summary().items():
-        rows.append(f"| **{name}** | " + " | ".join(format_cell(*summary[m]) for m in metrics) + " |")
+        rows.append(f"| {label} | | " + " | ".join(cell([s[m] for s in scores]) for m in metrics) + " |")
+    for name, results in comparison.runs.items():
+        epochs = ", ".join(str(r.best_epoch) for r in results)
+        rows.append(f"| **{name}** | {epochs} | " + " | ".join(cell([r.final[m] for r in results]) for m in metrics) + " |")
     return rows
 
 
 def paired_table(comparison: Comparison) -> List[str]:
     metrics = comparison.metrics()
+    with_p = len(comparison.seeds) >= MIN_SEEDS_FOR_STATISTICS
     rows = ["| vs " + comparison.baseline + " | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
     for name, paired in comparison.paired().items():
-        rows.append(f"| {name} | " + " | ".join(f"{d:+.4f} (p={p:.2f})" for d, p in (paired[m] for m in metrics)) + " |")
+        cells = [f"{d:+.4f}" + (f" (p={p:.3g})" if with_p else "") for d, p in (paired[m] for m in metrics)]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return rows
 
 
@@ -52,40 +71,57 @@ def write_report(comparison: Comparison, command: str) -> Path:
     output = Path(comparison.base.output)
     output.mkdir(parents=True, exist_ok=True)
     base = comparison.base
-    plots: Dict[str, Path] = {
+    plots = {
         "recall_at_1": plot_per_epoch(comparison, "recall_at_1", output / "recall_at_1.png"),
         "utilization": plot_per_epoch(comparison, "utilization", output / "utilization.png"),
     }
     if comparison.positivity:
         plots["positivity"] = analysis.plot_positive_share(comparison.positivity, output / "positivity.png")
     n = len(comparison.seeds)
+    if n >= MIN_SEEDS_FOR_STATISTICS:
+        statistics_note = f"With {n} seeds the smallest attainable p-value is {2 / 2 ** n:.3g}."
+    else:
+        statistics_note = (
+            f"With {n} seed(s) no spread or p-value can be read: the differences below are single "
+            f"observations; run at least {MIN_SEEDS_FOR_STATISTICS} seeds (5 for p = 0.0625)."
+        )
+    selection = (
+        f"each variant's epoch picked by Recall@1 on the `{base.select_split}` split (evaluated every "
+        f"{base.test_interval} epoch(s) and after the last), its model then evaluated once on `{base.eval_split}`"
+        if base.select_split != "none" else f"the last epoch's model evaluated on `{base.eval_split}`"
+    )
     lines = [
         f"# Metrix comparison on `{base.dataset}`",
         "",
         f"Command: `{command}`",
         "",
         *([base.description.strip(), ""] if base.description.strip() else []),
-        f"Model `{base.model}` ({base.embedding_size}-d), loss `{base.loss}`, {base.epochs} epochs, batch "
-        f"{base.batch_size}, seeds {comparison.seeds}; evaluated on the `{base.eval_split}` split"
+        f"Model `{base.model}` ({base.embedding_size}-d), loss `{base.loss}`, up to {base.epochs} epochs"
+        + (f" (patience {base.patience})" if base.patience is not None else "")
+        + f", batch {base.batch_size}, seeds {comparison.seeds}; {selection}"
         + (f" against `{base.eval_reference}`" if base.eval_reference else "")
-        + ". Each seed gives every variant the same initialisation and the same batches. Per-run configs, "
-        "logs, tensorboard files and checkpoints are in the sub-folders.",
+        + ". Each seed gives every variant the same initialisation and the same batches. Variants: "
+        + "; ".join(f"`{name}` {overrides}" for name, overrides in comparison.study.variants.items())
+        + ". Per-run configs, results.json, logs, tensorboard files and checkpoints are in the sub-folders; "
+        "every number here is in results.json.",
         "",
-        "## Scores after the last epoch (mean ± std over seeds)",
+        f"## Scores on `{base.eval_split}` at each variant's picked epoch (mean ± std over seeds)",
         "",
         "Raw pixels: cosine retrieval on the flattened images. Untrained network: the same model before "
-        "any training. If training does not beat both, it learned nothing useful for unseen classes.",
+        "any training. If training does not beat both, it learned nothing useful for unseen classes. "
         "Utilization, alignment: lower is better; uniformity: lower is more uniform.",
         "",
         *results_table(comparison),
         "",
         "## Paired difference to the baseline (mean over seeds, exact two-sided sign-flip p-value)",
         "",
-        f"With {n} seed(s) the smallest attainable p-value is {2 / 2 ** n:.3g}.",
+        statistics_note,
         "",
         *paired_table(comparison),
         "",
         "## Plots",
+        "",
+        f"Per epoch on the `{base.select_split}` split (the selection split), mean over seeds.",
         "",
         *[f"![{name}]({path.name})" for name, path in plots.items()],
         "",

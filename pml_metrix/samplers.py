@@ -1,8 +1,10 @@
 """Samplers for training in several processes."""
 
-from typing import Iterator, Sequence
+from typing import Dict, Iterator, Sequence
 
+import torch
 from pytorch_metric_learning.samplers import MPerClassSampler
+from torch import Tensor
 
 from .distributed import from_rank0, get_rank
 
@@ -55,6 +57,16 @@ class DistributedMPerClassSampler(MPerClassSampler):
 
     def __len__(self) -> int:
         return self.list_size // self.world_size
+
+    def state_dict(self) -> Dict[str, Tensor]:
+        """The sampler's draw state: PML's class order, which each epoch shuffles in place."""
+        return {"classes": torch.tensor(self.labels)}
+
+    def load_state_dict(self, state: Dict[str, Tensor]) -> None:
+        classes = state["classes"].tolist()
+        if sorted(classes) != sorted(self.labels):
+            raise ValueError("the sampler state lists other classes than this training set's: it belongs to another run")
+        self.labels = classes
 
     def __iter__(self) -> Iterator[int]:
         indices = from_rank0(list(super().__iter__()) if get_rank() == 0 else None)

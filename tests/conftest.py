@@ -23,3 +23,9 @@ def small_font_list(tmp_path):
     path = tmp_path / "fonts.txt"
     write_font_list(faces, str(path))
     return str(path), faces
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", 'slow: trains models, starts processes or builds the docs (CI runs them; scripts/test -m "not slow" skips them)'
+    )

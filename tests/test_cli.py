@@ -1,5 +1,6 @@
 """``pml-metrix train``, ``compare`` and ``eval`` end to end on a few fonts, and bad configurations."""
 
+import json
 import math
 import subprocess
 import sys
@@ -8,6 +9,8 @@ import pytest
 
 from pml_metrix.checkpoints import load_checkpoint
 from pml_metrix.cli import main
+
+pytestmark = pytest.mark.slow  # trains models, subprocesses
 
 TINY = ["--embedding-size", "16", "--batch-size", "24", "--samples-per-class", "4", "--epochs", "1"]
 
@@ -29,6 +32,10 @@ def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
     assert state["epoch"] == 1 and finite_metrics(state["history"][0])
     assert (out / "config.yaml").read_text().count("mix_level: feature") == 1
     assert any((out / "logs").iterdir()) and any((out / "tensorboard").iterdir())
+    # the same folder again: refused, the run kept
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "holds a run" in capsys.readouterr().err and load_checkpoint(out / "checkpoint.pth")["epoch"] == 1
     # the saved config, to epoch 4, evaluated after epochs 3 (every 3rd) and 4 (the last)
     assert main(["train", "--output", str(out), "--resume", "--epochs", "4", "--test-interval", "3"]) == 0
     resumed = load_checkpoint(out / "checkpoint.pth")
@@ -40,23 +47,54 @@ def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
     assert main(["eval", str(out / "checkpoint.pth")]) == 0
     printed = capsys.readouterr().out
     assert "recall_at_1" in printed and "epoch 4" in printed
+    assert main([*args, "--overwrite", "--epochs", "1"]) == 0  # replaced: a run of one epoch again
+    assert load_checkpoint(out / "checkpoint.pth")["epoch"] == 1 and len(list((out / "tensorboard").iterdir())) == 1
 
 
-def test_compare_writes_a_report_with_plots_and_finite_numbers(small_font_list, tmp_path, capsys):
+def test_compare_writes_a_report_results_and_plots(small_font_list, tmp_path, capsys):
     font_list, _ = small_font_list
     out = tmp_path / "compare"
-    args = ["compare", *options(font_list), *TINY, "--seeds", "0", "1", "--output", str(out)]
-    assert main([*args, "--description", "Settings chosen on the validation fonts."]) == 0
+    args = ["compare", *options(font_list), *TINY, "--seeds", "0", "1", "--output", str(out), "--description",
+            "Settings chosen on the validation fonts."]
+    assert main(args) == 0
     report = (out / "report.md").read_text()
-    for name in ("raw pixels", "untrained network", "baseline", "metrix_embedding", "metrix_feature", "p=", "chosen"):
+    for name in ("raw pixels", "untrained network", "baseline", "metrix_embedding", "metrix_feature", "chosen",
+                 "no spread or p-value can be read", "epoch picked"):
         assert name in report
+    assert "p=" not in report and "±" not in report.split("**baseline**")[1].splitlines()[0]  # 2 seeds: no spread
     for plot in ("recall_at_1.png", "utilization.png", "positivity.png"):
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "nan" not in report.split("## Paired")[0]
-    for variant in ("baseline", "metrix_embedding", "metrix_feature"):
-        for seed in (0, 1):
-            assert finite_metrics(load_checkpoint(out / variant / f"seed{seed}" / "checkpoint.pth")["history"][-1])
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["runs"]) == ["baseline", "metrix_embedding", "metrix_feature"] and results["seeds"] == [0, 1]
+    for variant, runs in results["runs"].items():
+        for run in runs:
+            assert finite_metrics(run["final"]) and run["best_epoch"] == 1
+            assert f"{run['final']['recall_at_1']:.4f}" in report or len(runs) > 1
+            run_results = json.loads((out / variant / f"seed{run['seed']}" / "results.json").read_text())
+            assert run_results["final"]["metrics"] == run["final"]
+    mean = results["summary"]["metrix_feature"]["recall_at_1"]["mean"]
+    assert f"| **metrix_feature** | 1, 1 | {mean:.4f} |" in report
     assert "report:" in capsys.readouterr().out
+    # resumed: every run read back, none trained again
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/checkpoint.pth")}
+    assert main([*args, "--resume"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/checkpoint.pth")} == stamps
+    assert json.loads((out / "results.json").read_text())["summary"] == results["summary"]
+
+
+def test_a_study_file_names_its_variants_and_seeds(small_font_list, tmp_path):
+    font_list, _ = small_font_list
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "description: two weights\nseeds: [4]\nvariants:\n  baseline: {mix_level: none}\n"
+        "  light: {mix_level: embedding, mix_weight: 0.1}\n  attract: {mix_level: embedding, ms_mixed_form: attract}\n"
+    )
+    out = tmp_path / "study"
+    assert main(["compare", "--config", str(study), *options(font_list), *TINY, "--variants", "baseline", "light",
+                 "--output", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["runs"]) == ["baseline", "light"] and results["seeds"] == [4]
+    assert load_checkpoint(out / "light" / "seed4" / "checkpoint.pth")["config"]["mix_weight"] == 0.1
 
 
 def test_too_few_training_classes_for_the_batch_is_one_clear_line(small_font_list, tmp_path, capsys):
@@ -77,7 +115,7 @@ def test_same_seed_gives_every_variant_the_same_initialisation(small_font_list, 
     "args,message",
     [
         (["train", "--loss", "triplet"], "loss must be one of contrastive, ms, pa"),
-        (["train", "--batch-size", "-8"], "batch_size must be a positive number"),
+        (["train", "--batch-size", "-8"], "batch_size must be >= 1; got -8"),
         (["train", "--dataset", "sop", "--data-root", "/nonexistent"], "/nonexistent"),
         (["train", "--dataset", "cub200", "--data-root", "/nonexistent"], "/nonexistent"),
         (["eval", "/nonexistent/checkpoint.pth"], "no checkpoint at /nonexistent/checkpoint.pth"),
@@ -103,11 +141,13 @@ def test_compare_writes_where_the_config_file_says(tmp_path, monkeypatch):
 
     outputs = []
 
-    def record_output(config, seeds, variants):
-        outputs.append(config.output)
+    def record_output(study, resume, overwrite):
+        outputs.append(study.base.output)
         raise Stop
 
-    monkeypatch.setattr(cli, "compare", record_output)
+    import pml_metrix.compare
+
+    monkeypatch.setattr(pml_metrix.compare, "compare", record_output)
     (tmp_path / "c.yaml").write_text(f"output: {tmp_path / 'from_file'}\n")
     for args in (["compare", "--config", str(tmp_path / "c.yaml")], ["compare"]):
         with pytest.raises(Stop):

@@ -51,6 +51,7 @@ def test_pages_exist():
     assert any(blocks(page, "python") for page in PAGES)
 
 
+@pytest.mark.slow  # builds the site
 def test_mkdocs_build_strict(tmp_path):
     # imported, never importorskip'ed: without the docs tooling this test fails
     for module in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"):

@@ -62,3 +62,19 @@ def test_a_dataloader_gives_a_process_its_share_of_each_batch():
 def test_bad_shares_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_sampler(**kwargs)
+
+
+def test_the_state_dict_resumes_the_class_order():
+    labels = torch.arange(10).repeat_interleave(4)
+    sampler = DistributedMPerClassSampler(labels, 4, 8, len(labels))
+    np.random.seed(0)
+    list(sampler)
+    state = sampler.state_dict()
+    other = DistributedMPerClassSampler(labels, 4, 8, len(labels))
+    other.load_state_dict(state)
+    np.random.seed(1)
+    expected = list(sampler)
+    np.random.seed(1)
+    assert list(other) == expected
+    with pytest.raises(ValueError, match="another run"):
+        DistributedMPerClassSampler(torch.arange(5).repeat_interleave(4), 4, 8, 20).load_state_dict(state)
