@@ -49,16 +49,16 @@ def load_dataset(config: RunConfig, split: str) -> Dataset:
 
 
 def build_models(config: RunConfig, in_channels: int) -> Dict[str, torch.nn.Module]:
-    """``{"trunk": ..., "embedder": ...}``: the paper's ResNet-50 or the small CNN."""
-    if config.model == "resnet50":
-        return model_zoo.metrix_resnet50(config.embedding_size, pretrained=config.pretrained)
-    return model_zoo.small_cnn(in_channels, config.embedding_size, config.model_width)
+    """``{"trunk": ..., "embedder": ...}``: a torchvision backbone with the paper's head, or the small CNN."""
+    if config.model == "small_cnn":
+        return model_zoo.small_cnn(in_channels, config.embedding_size, config.model_width)
+    return model_zoo.backbone(config.model, config.embedding_size, pretrained=config.pretrained)
 
 
 def build_loss(config: RunConfig, num_classes: int) -> torch.nn.Module:
     """The PML loss for a baseline run, its Metrix twin for a Metrix run."""
     pml_class, metrix_class = LOSS_CLASSES[config.loss]
-    kwargs = dict(config.loss_params)
+    kwargs = dict(config.loss_params, collect_stats=True)  # record-keeper logs the stats (e.g. clean_loss, mixed_loss)
     if config.distance == "cosine":
         kwargs["distance"] = distances.CosineSimilarity()
     elif config.distance == "lp":
@@ -76,8 +76,11 @@ def build_loss(config: RunConfig, num_classes: int) -> torch.nn.Module:
 
 
 def build_miner(config: RunConfig, num_classes: int) -> Optional[torch.nn.Module]:
-    """The clean-pair miner (multi-similarity's, as in the paper), wrapped in a MixupMiner under Metrix."""
-    inner = None if config.miner_epsilon is None or config.loss == "pa" else miners.MultiSimilarityMiner(config.miner_epsilon)
+    """The clean-pair miner (multi-similarity's, as in the paper), wrapped in a MixupMiner under Metrix;
+    both collect stats for record-keeper (pairs mined, mixes drawn)."""
+    inner = None
+    if config.miner_epsilon is not None and config.loss != "pa":
+        inner = miners.MultiSimilarityMiner(config.miner_epsilon, collect_stats=True)
     if config.mix_level == "none":
         return inner
     return MixupMiner(
@@ -90,19 +93,22 @@ def build_miner(config: RunConfig, num_classes: int) -> Optional[torch.nn.Module
         lam_per=config.lam_per,
         strategy_per_step=config.strategy_per_step,
         seed=config.seed,
+        collect_stats=True,
     )
 
 
 @dataclass
 class Components:
     """What one process trains: the training set, models, loss, miner (``None`` without one),
-    optimizers and the sampler of its share of each batch."""
+    optimizers, learning-rate schedulers (PML's names: ``<optimizer>_scheduler_by_epoch``) and the
+    sampler of its share of each batch."""
 
     train_set: Dataset
     models: Dict[str, torch.nn.Module]
     loss: torch.nn.Module
     miner: Optional[torch.nn.Module]
     optimizers: Dict[str, torch.optim.Optimizer]
+    lr_schedulers: Dict[str, torch.optim.lr_scheduler.LRScheduler]
     sampler: DistributedMPerClassSampler
 
     @property
@@ -125,10 +131,17 @@ def build(config: RunConfig, device: torch.device, rank: int = 0, world_size: in
     }
     if config.loss == "pa":
         optimizers["metric_loss_optimizer"] = torch.optim.Adam(loss.parameters(), lr=config.lr * config.proxy_lr_multiplier)
+    lr_schedulers = {}
+    if config.lr_decay_step is not None:
+        lr_schedulers = {
+            f"{name.removesuffix('_optimizer')}_scheduler_by_epoch":
+                torch.optim.lr_scheduler.StepLR(optimizer, config.lr_decay_step, config.lr_decay_gamma)
+            for name, optimizer in optimizers.items()
+        }
     sampler = DistributedMPerClassSampler(
         train_set.labels, config.samples_per_class, config.batch_size, len(train_set), rank, world_size
     )
-    return Components(train_set, models, loss, build_miner(config, num_classes), optimizers, sampler)
+    return Components(train_set, models, loss, build_miner(config, num_classes), optimizers, lr_schedulers, sampler)
 
 
 def check_batches(config: RunConfig, num_classes: int, world_size: int) -> None:

@@ -78,6 +78,7 @@ def training_state(components: "Components") -> Dict[str, Any]:
         "loss": components.loss.state_dict(),
         "miner": {} if components.miner is None else components.miner.state_dict(),
         "optimizers": {name: o.state_dict() for name, o in components.optimizers.items()},
+        "lr_schedulers": {name: s.state_dict() for name, s in components.lr_schedulers.items()},
         "sampler": components.sampler.state_dict(),
         "rng": rng_state(),
     }
@@ -92,5 +93,7 @@ def load_training_state(components: "Components", state: Dict[str, Any]) -> None
         components.miner.load_state_dict(state["miner"])
     for name, o in components.optimizers.items():
         o.load_state_dict(state["optimizers"][name])
+    for name, s in components.lr_schedulers.items():
+        s.load_state_dict(state["lr_schedulers"][name])
     components.sampler.load_state_dict(state["sampler"])
     set_rng_state(state["rng"])

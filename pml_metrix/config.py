@@ -18,7 +18,7 @@ import yaml
 
 LOSSES = ("contrastive", "ms", "pa")
 MIX_LEVELS = ("none", "input", "feature", "embedding")
-MODELS = ("small_cnn", "resnet50")
+MODELS = ("small_cnn", "resnet18", "resnet34", "resnet50", "resnet101", "googlenet")
 DISTANCES = ("default", "cosine", "lp")
 STRATEGIES = ("positive_negative", "anchor_negative", "negative_negative", "positive_positive")
 SHOWN_TO = ("matching_anchors", "drawing_anchor")
@@ -67,15 +67,19 @@ class RunConfig:
     strategy_per_step: bool = option(False, "draw one of the strategies per step (the reference code's coin flip)")
     ms_mixed_form: str = option("soft_labels", "multi-similarity's mixed term: the paper's two sums over soft labels, "
                                 "or the positive sum alone (mixes only attract)", choices=MS_MIXED_FORMS)
-    model: str = option("small_cnn", "network: the paper's ResNet-50 or a small CNN for CPUs", choices=MODELS)
+    model: str = option("small_cnn", "network: a torchvision backbone with the paper's head (resnet50: the "
+                        "paper's model) or a small CNN for CPUs", choices=MODELS)
     model_width: int = option(64, "channels of the small CNN's first block", minimum=1)
-    pretrained: bool = option(False, "ImageNet weights for resnet50 (downloaded once into torch's cache)")
+    pretrained: bool = option(False, "ImageNet weights for a torchvision backbone (downloaded once into torch's cache)")
     embedding_size: int = option(128, "embedding dimension", minimum=1)
     epochs: int = option(3, "epochs to train (at most, with patience)", minimum=1)
     batch_size: int = option(100, "batch size (of all processes together)", minimum=1)
     eval_batch_size: int = option(64, "batch size when embedding for evaluation", minimum=1)
     samples_per_class: int = option(4, "images of each class in a batch (PML's MPerClassSampler m)", minimum=1)
     lr: float = option(1e-3, "Adam learning rate", above=0)
+    lr_decay_step: Optional[int] = option(None, "multiply the learning rates by lr_decay_gamma every this many "
+                                          "epochs (the reference code: 10); none: constant", minimum=1)
+    lr_decay_gamma: float = option(0.1, "the step schedule's factor", above=0)
     weight_decay: float = option(1e-4, "Adam weight decay", minimum=0)
     proxy_lr_multiplier: float = option(100.0, "proxy anchor: the proxies' learning rate over lr", minimum=0)
     grad_clip: Optional[float] = option(10.0, "clip gradient norms at this value; none: no clipping", above=0)

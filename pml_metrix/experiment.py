@@ -170,6 +170,7 @@ class Run:
         kwargs = dict(
             models={name: m if name in frozen else self.parallel(m) for name, m in self.models.items()},
             optimizers=parts.optimizers,
+            lr_schedulers=parts.lr_schedulers,
             batch_size=config.batch_size // self.world_size,
             loss_funcs={"metric_loss": self.parallel_loss()},
             mining_funcs={} if parts.miner is None else {"tuple_miner": self.parallel_miner()},

@@ -1,5 +1,6 @@
 """The paper's model: ImageNet ResNet-50 trunk, global average + max pooling, a linear embedding,
-L2 normalisation. The trunk ends at the last convolutional map, so feature-level Metrix mixes it."""
+L2 normalisation; the same head on other torchvision backbones (ResNet-18/34/101, GoogLeNet), and a
+small CNN for CPUs. Each trunk ends at a convolutional map, so feature-level Metrix mixes it."""
 
 from typing import Dict, Optional
 from urllib.error import URLError
@@ -24,37 +25,78 @@ class PoolingEmbedder(nn.Module):
         return nn.functional.normalize(embeddings, dim=1) if self.normalize else embeddings
 
 
-def resnet50_trunk(pretrained: bool = True, weights_path: Optional[str] = None) -> nn.Module:
-    """ResNet-50 up to its last convolutional map (B x 2048 x H/32 x W/32).
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "googlenet")
+CHANNELS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048, "googlenet": 1024}
+HEADS = ("avgpool", "dropout", "fc")  # what follows the last convolutional map in torchvision's classifiers
+
+
+class GoogLeNetInput(nn.Module):
+    """torchvision's GoogLeNet ImageNet weights expect images scaled per channel from the ImageNet
+    normalisation ``(x - mean) / std`` to ``(x - 0.5) / 0.5``: ``x std / 0.5 + (mean - 0.5) / 0.5``
+    (its classifier's ``transform_input``, done in its own forward, which the trunk does not run)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("scale", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) / 0.5)
+        self.register_buffer("shift", (torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) - 0.5) / 0.5)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return images * self.scale + self.shift
+
+
+def backbone_trunk(name: str = "resnet50", pretrained: bool = True, weights_path: Optional[str] = None) -> nn.Module:
+    """A torchvision classifier (one of ``BACKBONES``) up to its last convolutional map:
+    B x C x H/32 x W/32, C in ``CHANNELS``.
 
     Args:
-        pretrained: load torchvision's ImageNet weights (downloaded once into torch's cache).
-        weights_path: load this local ``state_dict`` file of a torchvision ResNet-50 instead.
+        name: the torchvision model.
+        pretrained: load torchvision's ImageNet weights (IMAGENET1K_V1; downloaded once into torch's cache).
+        weights_path: load this local ``state_dict`` file of that torchvision model instead.
     """
-    resnet = torchvision.models.resnet50(weights=None)
+    if name not in BACKBONES:
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {name!r}")
+    options = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+    classifier = torchvision.models.get_model(name, weights=None, **options)
+    weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
+    state = None
     if weights_path is not None:
-        resnet.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
     elif pretrained:
-        weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
         try:
-            resnet.load_state_dict(weights.get_state_dict(progress=False))
+            state = weights.get_state_dict(progress=False)
         except (URLError, OSError) as error:
             raise RuntimeError(
-                f"could not fetch the ImageNet ResNet-50 weights ({error}). Offline, either pass "
+                f"could not fetch the ImageNet {name} weights ({error}). Offline, either pass "
                 "pretrained=False (random initialisation), or download "
                 f"{weights.url} elsewhere and pass weights_path=<that file>"
             ) from error
-    return nn.Sequential(*list(resnet.children())[:-2])
+    layers = [module for child, module in classifier.named_children() if child not in HEADS]
+    if state is not None:
+        aux = [key for key in state if key.startswith(("aux1.", "aux2."))]  # GoogLeNet's training heads
+        classifier.load_state_dict({k: v for k, v in state.items() if k not in aux})
+        if name == "googlenet":
+            layers.insert(0, GoogLeNetInput())
+    return nn.Sequential(*layers)
+
+
+def backbone(
+    name: str = "resnet50", embedding_size: int = 512, pretrained: bool = True, weights_path: Optional[str] = None
+) -> Dict[str, nn.Module]:
+    """``{"trunk": ..., "embedder": ...}`` ready for PML trainers and testers: the backbone's last
+    convolutional map (:func:`backbone_trunk`), average + max pooling, a linear embedding,
+    L2 normalisation (:class:`PoolingEmbedder`)."""
+    return {
+        "trunk": backbone_trunk(name, pretrained, weights_path),
+        "embedder": PoolingEmbedder(CHANNELS[name], embedding_size),
+    }
 
 
 def metrix_resnet50(
     embedding_size: int = 512, pretrained: bool = True, weights_path: Optional[str] = None
 ) -> Dict[str, nn.Module]:
-    """``{"trunk": ..., "embedder": ...}`` ready for PML trainers and testers."""
-    return {
-        "trunk": resnet50_trunk(pretrained, weights_path),
-        "embedder": PoolingEmbedder(2048, embedding_size),
-    }
+    """The paper's model: :func:`backbone` with ResNet-50."""
+    return backbone("resnet50", embedding_size, pretrained, weights_path)
 
 
 def small_cnn(in_channels: int = 1, embedding_size: int = 128, width: int = 64) -> Dict[str, nn.Module]:

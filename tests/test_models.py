@@ -7,7 +7,7 @@ import torch
 import torchvision
 
 import pml_metrix
-from pml_metrix.models import metrix_resnet50
+from pml_metrix.models import BACKBONES, CHANNELS, GoogLeNetInput, backbone, metrix_resnet50
 
 
 @pytest.mark.parametrize("mix_level", ["input", "feature", "embedding"])
@@ -46,3 +46,28 @@ def test_offline_pretrained_weights_give_a_clear_error(monkeypatch):
     monkeypatch.setattr(torchvision.models.ResNet50_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
     with pytest.raises(RuntimeError, match="pretrained=False.*weights_path"):
         metrix_resnet50(pretrained=True)
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_each_backbone_runs_a_feature_level_metrix_step(name):
+    torch.manual_seed(0)
+    model = backbone(name, embedding_size=16, pretrained=False)
+    images, labels = torch.randn(4, 3, 64, 64), torch.tensor([0, 0, 1, 1])
+    features = model["trunk"](images)
+    assert features.shape == (4, CHANNELS[name], 2, 2)
+    embeddings = model["embedder"](features)
+    plan = pml_metrix.MixupMiner(seed=0).plan(embeddings, labels)
+    loss = pml_metrix.MetrixMSLoss()(embeddings, labels, plan.mixed_batch(model["embedder"](plan.mix(features))))
+    loss.backward()
+    assert all(p.grad is not None for p in model["trunk"].parameters() if p.requires_grad)
+
+
+def test_googlenet_weights_get_their_input_transform_and_lose_their_aux_heads(tmp_path):
+    state = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True).state_dict()
+    path = tmp_path / "googlenet.pth"
+    torch.save(state, path)
+    trunk = backbone("googlenet", pretrained=True, weights_path=str(path))["trunk"]
+    assert isinstance(trunk[0], GoogLeNetInput) and torch.equal(trunk[1].conv.weight, state["conv1.conv.weight"])
+    images = torch.randn(2, 3, 8, 8)
+    reference = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True, transform_input=True)
+    assert torch.allclose(trunk[0](images), reference._transform_input(images), atol=1e-6)
