@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
+import yaml
 
 from . import analysis
 from .config import ConfigError, RunConfig, load_config, read_yaml_mapping
@@ -60,6 +61,12 @@ class Study:
     @property
     def baseline(self) -> str:
         return next(iter(self.variants))
+
+    def save(self, path: Path) -> None:
+        """The resolved study as a YAML file that ``pml-metrix compare --config`` runs again."""
+        Path(path).write_text(yaml.safe_dump(
+            {**self.base.to_dict(), "seeds": self.seeds, "variants": self.variants}, sort_keys=False
+        ))
 
     def config(self, name: str, seed: int) -> RunConfig:
         """The config of variant ``name`` at ``seed``, written into ``<output>/<name>/seed<seed>``."""
@@ -197,6 +204,8 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
     picked on the selection split and tested once. With ``resume``, a run that finished (its
     ``results.json`` written) is read back and an unfinished one continued."""
     comparison = Comparison(study)
+    Path(study.base.output).mkdir(parents=True, exist_ok=True)
+    study.save(Path(study.base.output) / "config.yaml")
     for seed in study.seeds:
         base = study.base.replace(seed=seed, mix_level="none")
         reference = Run(base.replace(output=str(Path(study.base.output) / "reference" / f"seed{seed}")))

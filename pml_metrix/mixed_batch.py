@@ -140,6 +140,9 @@ class MixedBatch:
 
     __len__ = __getitem__ = __iter__ = _not_a_tuple
 
+    def __bool__(self) -> bool:  # ``if indices_tuple:`` would otherwise call __len__
+        return True
+
     def soft_pairs(self, labels: Tensor) -> SoftPairs:
         """Resolve the plan against the batch for the batch's own anchors: A = B.
 

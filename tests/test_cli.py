@@ -2,13 +2,15 @@
 
 import json
 import math
+import sqlite3
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from pml_metrix.checkpoints import load_checkpoint
-from pml_metrix.cli import main
+from pml_metrix.cli import build_parser, main
 
 pytestmark = pytest.mark.slow  # trains models, subprocesses
 
@@ -31,7 +33,8 @@ def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
     state = load_checkpoint(out / "checkpoint.pth")
     assert state["epoch"] == 1 and finite_metrics(state["history"][0])
     assert (out / "config.yaml").read_text().count("mix_level: feature") == 1
-    assert any((out / "logs").iterdir()) and any((out / "tensorboard").iterdir())
+    assert any((out / "tensorboard").iterdir()) and (out / "best.pth").is_file()
+    assert_logged(out)
     # the same folder again: refused, the run kept
     capsys.readouterr()
     assert main(args) == 2
@@ -49,6 +52,34 @@ def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
     assert "recall_at_1" in printed and "epoch 4" in printed
     assert main([*args, "--overwrite", "--epochs", "1"]) == 0  # replaced: a run of one epoch again
     assert load_checkpoint(out / "checkpoint.pth")["epoch"] == 1 and len(list((out / "tensorboard").iterdir())) == 1
+
+
+def assert_logged(out):
+    """record-keeper's SQLite and CSV logs hold the accuracies, the losses (clean and mixed parts) and
+    the miner's stats."""
+    with sqlite3.connect(out / "logs" / "logs.db") as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        columns = {t: {c[1] for c in db.execute(f"PRAGMA table_info('{t}')")} for t in tables}
+        rows = {t: db.execute(f"SELECT COUNT(*) FROM '{t}'").fetchone()[0] for t in tables}
+    val = next(t for t in tables if t.startswith("accuracies") and "VAL" in t)
+    assert rows[val] >= 1 and "recall_at_1_level0" in columns[val] and rows["loss_histories"] >= 1
+    assert {"clean_loss", "mixed_loss"} <= columns["metric_loss_MetrixMSLoss"]
+    assert {"num_mixed", "num_pos_pairs", "num_neg_pairs"} <= columns["tuple_miner_MixupMiner"]
+    assert rows["metric_loss_MetrixMSLoss"] >= 1 and rows["tuple_miner_MixupMiner"] >= 1
+    assert {p.stem for p in (out / "logs").glob("*.csv")} >= {val, "loss_histories", "metric_loss_MetrixMSLoss"}
+
+
+def test_help_describes_every_option_with_its_default():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # argparse keeps its subparsers there
+    for name, command in commands.items():
+        for action in command._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help and len(action.help) > 10, (name, action.option_strings)
+    train_help = commands["train"].format_help()
+    assert "(default: 0.4)" in train_help and "choices: none, input, feature, embedding" in train_help
+    result = subprocess.run([sys.executable, "-m", "pml_metrix.cli", "--version"], capture_output=True, text=True)
+    assert result.stdout.startswith("pml-metrix ")
 
 
 def test_compare_writes_a_report_results_and_plots(small_font_list, tmp_path, capsys):
@@ -75,6 +106,8 @@ def test_compare_writes_a_report_results_and_plots(small_font_list, tmp_path, ca
     mean = results["summary"]["metrix_feature"]["recall_at_1"]["mean"]
     assert f"| **metrix_feature** | 1, 1 | {mean:.4f} |" in report
     assert "report:" in capsys.readouterr().out
+    study = yaml.safe_load((out / "config.yaml").read_text())
+    assert study["seeds"] == [0, 1] and list(study["variants"]) == ["baseline", "metrix_embedding", "metrix_feature"]
     # resumed: every run read back, none trained again
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/checkpoint.pth")}
     assert main([*args, "--resume"]) == 0

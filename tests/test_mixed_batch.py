@@ -1,5 +1,7 @@
 """Bad input to MixedBatch, SoftPairs and the Metrix losses raises a ValueError naming the problem."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -159,3 +161,23 @@ def test_class_soft_pairs_are_the_soft_pairs_of_one_anchor_per_class():
     expected = lam * (labels[source_index[:, 0]] == classes) + (1 - lam) * (labels[source_index[:, 1]] == classes)
     assert torch.allclose(by_class.soft_labels, expected) and by_class.pair_mask is mb.pair_mask
     assert by_class.soft_labels[4].eq(0).all()
+
+
+def test_a_short_repr_and_pml_s_tuple_handling_names_mixed_batch():
+    mb = mixed(pair_mask=torch.tensor([[True, False, True, False, True]] * B))
+    text = repr(mb)
+    assert text.startswith("MixedBatch(K=5, embeddings=(5, 4), anchors=batch items, pair_mask=0.600 of the pairs kept")
+    assert "tensor" not in text and len(text) < 200
+    assert "strategy=anchor_negative" in repr(dataclasses.replace(mb, strategy="anchor_negative"))
+    for use in (len, lambda m: m[0], lambda m: tuple(m)):
+        with pytest.raises(TypeError, match="MixedBatch is no PML indices tuple"):
+            use(mb)
+    from pytorch_metric_learning import losses
+    from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
+
+    embeddings, labels = batch()
+    with pytest.raises(TypeError, match="pass it to a Metrix loss"):
+        losses.MultiSimilarityLoss()(embeddings, labels, mb)  # a PML loss given a MixedBatch
+    with pytest.raises(TypeError, match="MixedBatch"):
+        lmu.convert_to_pairs(mb, labels)
+    assert bool(mb)
