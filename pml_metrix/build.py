@@ -35,6 +35,12 @@ def resolve_device(name: str) -> torch.device:
     """``auto`` is CUDA when there is one, else the CPU. In a process group, CUDA without an index is
     the process's current device (under ``torchrun``, ``cuda:LOCAL_RANK``)."""
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name}: this machine has no CUDA device torch can use; use --device cpu (or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name}: there are {torch.cuda.device_count()} CUDA devices; use cuda:0 ... or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {name}: this machine has no MPS device torch can use; use --device cpu (or auto)")
     if device.type == "cuda" and device.index is None and get_world_size() > 1:
         return torch.device("cuda", torch.cuda.current_device())
     return device

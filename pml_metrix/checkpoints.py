@@ -1,16 +1,14 @@
 """Checkpoints that load with ``torch.load(weights_only=True)`` and are written atomically, and the
 training state they hold."""
 
-import os
-import pickle
 import random
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict
 
 import numpy as np
 import torch
+
+from .files import write_atomically
 
 if TYPE_CHECKING:
     from .build import Components
@@ -20,21 +18,8 @@ READABLE_FORMATS = ("pml_metrix-checkpoint-v1", FORMAT)  # v1 (pml_metrix 0.1): 
 
 
 def save_checkpoint(path: Path, state: Dict[str, Any]) -> None:
-    """Write ``state`` (tensors, numbers, strings, lists, dicts) to a temporary file beside
-    ``path``, then rename it over ``path``: a crash never leaves a half-written checkpoint, and the
-    previous good one stays until the new one is complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as tmp:
-            torch.save({"format": FORMAT, **state}, tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    """Write ``state`` (tensors, numbers, strings, lists, dicts) atomically (:func:`write_atomically`)."""
+    write_atomically(path, lambda file: torch.save({"format": FORMAT, **state}, file))
 
 
 def load_checkpoint(path: Path) -> Dict[str, Any]:
@@ -44,13 +29,31 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
+    except Exception as error:  # noqa: BLE001 - truncated or foreign bytes fail anywhere in the unpickler
         raise ValueError(
             f"{path} is not a readable checkpoint (truncated, or not written by pml_metrix): {error}"
         ) from None
     if not isinstance(state, dict) or state.get("format") not in READABLE_FORMATS:
         raise ValueError(f"{path} is not a pml_metrix checkpoint (expected format {FORMAT!r})")
+    missing = [key for key in ("epoch", "config", "models") if key not in state]
+    if missing or not isinstance(state["models"], dict) or not isinstance(state["config"], dict):
+        raise ValueError(f"{path} is a damaged pml_metrix checkpoint (no {', '.join(missing) or 'models or config'})")
     return state
+
+
+def load_fitting(module: torch.nn.Module, states: Dict[str, Any], name: str) -> None:
+    """Load ``states[name]`` into ``module``, or a ValueError saying that the checkpoint's weights do
+    not fit the model its config builds."""
+    if name not in states:
+        raise ValueError(f"the checkpoint holds no weights for the {name} (it has {', '.join(states) or 'none'})")
+    try:
+        module.load_state_dict(states[name])
+    except RuntimeError as error:
+        first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
+        raise ValueError(
+            f"the checkpoint's {name} weights do not fit the {name} its config builds ({first}): the checkpoint was "
+            "edited or written by another program"
+        ) from None
 
 
 def rng_state() -> Dict[str, Any]:
@@ -87,7 +90,7 @@ def training_state(components: "Components") -> Dict[str, Any]:
 def load_training_state(components: "Components", state: Dict[str, Any]) -> None:
     """Load :func:`training_state` into the components and the global generators."""
     for name, m in components.models.items():
-        m.load_state_dict(state["models"][name])
+        load_fitting(m, state["models"], name)
     components.loss.load_state_dict(state["loss"])
     if components.miner is not None:
         components.miner.load_state_dict(state["miner"])

@@ -174,6 +174,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command != "train" and torchrun_world_size() > 1:
             raise ConfigError(f"{args.command} runs in one process: launch only train with torchrun")
         args.func(args)
+    except KeyboardInterrupt:
+        sys.stderr.write(
+            f"pml-metrix {args.command}: interrupted; every finished epoch is checkpointed: continue with --resume\n"
+        )
+        return 130
     except (ValueError, TypeError, OSError) as error:  # ConfigError is a ValueError
         # one write of the whole line: under torchrun every process reports, and print's two writes
         # (text, then newline) from two processes on one unbuffered stderr can interleave

@@ -21,6 +21,7 @@ from . import analysis
 from .config import ConfigError, RunConfig, load_config, read_yaml_mapping
 from .checkpoints import load_checkpoint
 from .experiment import BEST, CHECKPOINT, RESULTS, Run, RunResult
+from .files import write_text
 from .trainers import mix_at_level
 
 DEFAULT_VARIANTS: Dict[str, Dict[str, Any]] = {
@@ -64,9 +65,8 @@ class Study:
 
     def save(self, path: Path) -> None:
         """The resolved study as a YAML file that ``pml-metrix compare --config`` runs again."""
-        Path(path).write_text(yaml.safe_dump(
-            {**self.base.to_dict(), "seeds": self.seeds, "variants": self.variants}, sort_keys=False
-        ))
+        write_text(path, yaml.safe_dump({**self.base.to_dict(), "seeds": self.seeds, "variants": self.variants},
+                                        sort_keys=False))
 
     def config(self, name: str, seed: int) -> RunConfig:
         """The config of variant ``name`` at ``seed``, written into ``<output>/<name>/seed<seed>``."""
@@ -224,7 +224,7 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
             comparison.runs.setdefault(name, []).append(result)
             if seed == study.seeds[-1] and config.mix_level != "none":
                 comparison.positivity[name] = positive_share(run)
-    (Path(study.base.output) / "results.json").write_text(json.dumps(comparison.to_dict(), indent=1))
+    write_text(Path(study.base.output) / "results.json", json.dumps(comparison.to_dict(), indent=1))
     return comparison
 
 

@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import yaml
 
+from .files import write_text
+
 LOSSES = ("contrastive", "ms", "pa")
 MIX_LEVELS = ("none", "input", "feature", "embedding")
 MODELS = ("small_cnn", "resnet18", "resnet34", "resnet50", "resnet101", "googlenet")
@@ -139,7 +141,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 @functools.lru_cache(maxsize=None)
@@ -186,6 +188,8 @@ def checked(f: dataclasses.Field, value: Any) -> Any:
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
             raise ConfigError(f"{name} must be a mapping of option name to value; got {value!r}")
+        if typing.get_args(kind)[1] is float:  # loss_params: numbers, finite
+            return {key: check_value(f"{name}[{key}]", item, float, {}) for key, item in value.items()}
         return dict(value)
     return check_value(name, value, kind, meta)
 
@@ -233,10 +237,21 @@ def load_config(path: Optional[str] = None, **overrides: Any) -> RunConfig:
     return RunConfig(**values)
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (it would keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        repeated = sorted({str(key) for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise ConfigError(f"{', '.join(repeated)} given twice (line {node.start_mark.line + 1}): keep one")
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml_mapping(path: str) -> Dict[str, Any]:
     """The mapping a YAML file holds, or a ConfigError saying why not."""
     try:
-        loaded = yaml.safe_load(Path(path).read_text())
+        loaded = yaml.load(Path(path).read_text(), Loader=UniqueKeyLoader)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except yaml.YAMLError as error:

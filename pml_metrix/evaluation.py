@@ -5,7 +5,7 @@ from typing import Callable, Dict, Optional
 import torch
 from torch.utils.data import Dataset
 
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .testers import MetrixAccuracyCalculator, UtilizationTester
 
 METRIC_PREFIXES = ("recall_at_", "mean_average_precision_at_r", "utilization", "alignment", "uniformity")
@@ -18,6 +18,21 @@ def metric_names(accuracies: Dict[str, float]) -> Dict[str, float]:
         for name, value in accuracies.items()
         if name.startswith(METRIC_PREFIXES)
     }
+
+
+def check_recall_at_k(config: RunConfig, datasets: Dict[str, Dataset]) -> None:
+    """Refuse a Recall@K that an evaluation cannot measure: K at least the number of references a
+    query has (the reference split, less the query itself when a split retrieves from itself)."""
+    pairs = [(config.eval_split, config.eval_reference or config.eval_split)]
+    if config.select_split != "none":
+        pairs.append((config.select_split, config.select_split))
+    for split, reference in pairs:
+        neighbours = len(datasets[reference]) - (split == reference)
+        if max(config.recall_at_k) >= neighbours:
+            raise ConfigError(
+                f"recall_at_k {max(config.recall_at_k)} cannot be measured on {split}: a query has {neighbours} "
+                f"references in {reference}; give recall_at_k below that"
+            )
 
 
 def evaluate(

@@ -21,10 +21,11 @@ from pytorch_metric_learning.utils import logging_presets
 from pytorch_metric_learning.utils.distributed import DistributedLossWrapper, DistributedMinerWrapper
 
 from .build import build, load_dataset, resolve_device
-from .checkpoints import FORMAT, load_checkpoint, load_training_state, save_checkpoint, training_state
+from .checkpoints import FORMAT, load_checkpoint, load_fitting, load_training_state, save_checkpoint, training_state
 from .config import ConfigError, RunConfig
 from .distributed import DistributedMixupMiner, from_rank0, get_rank, get_world_size
-from .evaluation import evaluate
+from .evaluation import check_recall_at_k, evaluate
+from .files import write_text
 from .miners import MixupMiner
 from .trainers import MetrixTrainer
 
@@ -93,7 +94,10 @@ class Run:
         if config.deterministic:  # e.g. CPU index backward accumulates in thread order otherwise
             torch.use_deterministic_algorithms(True)
         self.parts = build(config, self.device, self.rank, self.world_size)
-        self.datasets = {"train": self.parts.train_set}  # evaluation splits join when first read
+        self.datasets = {"train": self.parts.train_set}
+        for split in {config.select_split, config.eval_split, config.eval_reference} - {None, "none"}:
+            self.datasets[split] = load_dataset(config, split)  # loaded, not read: its items are read when evaluated
+        check_recall_at_k(config, self.datasets)
         if self.world_size > 1:  # DistributedLossWrapper gives the loss's parameters world_size x their gradient
             for p in self.parts.loss.parameters():
                 p.register_hook(lambda grad: grad / self.world_size)
@@ -247,7 +251,7 @@ class Run:
         with_mixes = self.best_mixed_embeddings is not None
         result = RunResult(config, self.history, best_epoch, from_rank0(final), self.output, with_mixes)
         if self.rank == 0:
-            (self.output / RESULTS).write_text(json.dumps(result.to_dict(), indent=1))
+            write_text(self.output / RESULTS, json.dumps(result.to_dict(), indent=1))
             self.record_keeper.save_records()
         return result
 
@@ -257,7 +261,7 @@ class Run:
     def load_weights(self, state: Dict) -> None:
         """Load a checkpoint's model weights (trunk and embedder) only."""
         for name, m in self.models.items():
-            m.load_state_dict(state["models"][name])
+            load_fitting(m, state["models"], name)
 
     def restore(self, state: Dict) -> int:
         """Load a checkpoint's training state and history, after checking that it was trained with

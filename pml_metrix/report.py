@@ -9,6 +9,7 @@ from matplotlib.ticker import MaxNLocator
 
 from . import analysis
 from .compare import Comparison, format_cell, mean_std
+from .files import write_text
 
 MIN_SEEDS_FOR_STATISTICS = 3
 
@@ -127,5 +128,5 @@ def write_report(comparison: Comparison, command: str) -> Path:
         "",
     ]
     report = output / "report.md"
-    report.write_text("\n".join(lines))
+    write_text(report, "\n".join(lines))
     return report

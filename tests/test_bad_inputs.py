@@ -6,15 +6,17 @@ the case's folder (``tmp_path``); ``…`` separates the parts of a message shown
 """
 
 import builtins
+import errno
 import re
 import types
 from pathlib import Path
 
 import pytest
 import torch
+from pytorch_metric_learning import losses
 from torch.utils.data import TensorDataset
 
-from pml_metrix import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss, MixedBatch, MixupMiner, SoftPairs, experiment
+from pml_metrix import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss, MixedBatch, MixupMiner, SoftPairs, experiment, files
 from pml_metrix.checkpoints import save_checkpoint
 from pml_metrix.cli import main
 from pml_metrix.config import RunConfig
@@ -469,6 +471,105 @@ def _(ctx):
     alignment(embeddings, labels[:-1])
 
 
+@case("loss-mix-weight-unknown-strategy")
+def _(ctx):
+    MetrixMSLoss(mix_weight={"positive": 0.4})
+
+
+@case("loss-mix-weight-per-strategy-unnamed-batch")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixMSLoss(mix_weight={"positive_negative": 0.4, "anchor_negative": 0.3})(embeddings, labels, mixed())
+
+
+@case("loss-nan-alpha")
+def _(ctx):
+    MetrixMSLoss(alpha=float("nan"))
+
+
+@case("loss-inf-margin")
+def _(ctx):
+    MetrixContrastiveLoss(neg_margin=float("inf"))
+
+
+@case("loss-unknown-mixed-form")
+def _(ctx):
+    MetrixMSLoss(mixed_form="pull")
+
+
+@case("loss-class-rows-for-batch-anchors")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixMSLoss()(embeddings, labels, mixed(pair_mask=torch.ones(B, K, dtype=torch.bool), num_classes=B))
+
+
+@case("loss-pml-given-a-mixed-batch")
+def _(ctx):
+    embeddings, labels = batch()
+    losses.MultiSimilarityLoss()(embeddings, labels, mixed())
+
+
+@case("mixed-num-classes-zero")
+def _(ctx):
+    mixed(num_classes=0)
+
+
+@case("mixed-class-rows-wrong-count")
+def _(ctx):
+    mixed(pair_mask=torch.ones(B, K, dtype=torch.bool), num_classes=3)
+
+
+@case("plan-mix-integer-batch")
+def _(ctx):
+    embeddings, labels = batch()
+    MixupMiner(seed=0).plan(embeddings, labels).mix(torch.zeros(B, 1, 4, 4, dtype=torch.uint8))
+
+
+@case("miner-unknown-shown-to")
+def _(ctx):
+    MixupMiner(shown_to="all")
+
+
+@case("miner-unknown-lam-per")
+def _(ctx):
+    MixupMiner(lam_per="step")
+
+
+@case("miner-strategy-per-step-not-bool")
+def _(ctx):
+    MixupMiner(strategy_per_step="yes")
+
+
+@case("miner-repeated-strategy")
+def _(ctx):
+    MixupMiner(strategies=["positive_negative", "positive_negative"])
+
+
+@case("miner-alpha-inf")
+def _(ctx):
+    MixupMiner(alpha=float("inf"))
+
+
+@case("miner-state-without-seed")
+def _(ctx):
+    embeddings, labels = batch()
+    seeded = MixupMiner(seed=1)
+    seeded.plan(embeddings, labels)
+    MixupMiner().load_state_dict(seeded.state_dict())
+
+
+@case("sampler-state-of-another-run")
+def _(ctx):
+    state = DistributedMPerClassSampler(torch.arange(6).repeat_interleave(4), 4, 8, 24).state_dict()
+    DistributedMPerClassSampler(torch.arange(4).repeat_interleave(4), 4, 8, 16).load_state_dict(state)
+
+
+@case("data-fonts-train-fraction-zero")
+def _(ctx):
+    font_list, _ = ctx.request.getfixturevalue("small_font_list")
+    FontGlyphs("train", font_list=font_list, train_fraction=0, cache_dir=str(ctx.root))
+
+
 # ---- CLI (each returns the pml-metrix arguments) -------------------------------------------------
 
 
@@ -603,6 +704,166 @@ def _(ctx):
     ctx.monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")  # what torchrun sets in each process
     ctx.monkeypatch.setenv("WORLD_SIZE", "2")
     return ["compare", "--output", str(ctx.root)]
+
+
+def fonts(ctx, *args):
+    """``train`` on the small font list."""
+    font_list, _ = ctx.request.getfixturevalue("small_font_list")
+    return train(ctx, "--dataset-options", f"font_list={font_list}", *args)
+
+
+@case("cli-output-holds-a-run")
+def _(ctx):
+    save_checkpoint(ctx.root / "run" / "checkpoint.pth", {"epoch": 1, "config": {}, "models": {}})
+    return fonts(ctx, "--batch-size", "24")
+
+
+@case("cli-bool-misspelled")
+def _(ctx):
+    return config_file(ctx, "bool.yaml", "freeze_bn: maybe\n")
+
+
+@case("cli-epochs-not-integer")
+def _(ctx):
+    return train(ctx, "--epochs", "2.5")
+
+
+@case("cli-nan-lr")
+def _(ctx):
+    return train(ctx, "--lr", "nan")
+
+
+@case("cli-inf-mix-weight")
+def _(ctx):
+    return train(ctx, "--mix-weight", "inf")
+
+
+@case("cli-nan-loss-param")
+def _(ctx):
+    return train(ctx, "--loss-params", "alpha=.nan")
+
+
+@case("cli-repeated-recall-k")
+def _(ctx):
+    return train(ctx, "--recall-at-k", "1", "2", "1")
+
+
+@case("cli-recall-k-too-large")
+def _(ctx):
+    return fonts(ctx, "--batch-size", "24", "--recall-at-k", "1", "100000")
+
+
+@case("cli-select-on-test")
+def _(ctx):
+    return train(ctx, "--select-split", "test")
+
+
+@case("cli-one-sample-per-class")
+def _(ctx):
+    return train(ctx, "--samples-per-class", "1", "--batch-size", "10")
+
+
+@case("cli-one-class-batch")
+def _(ctx):
+    return fonts(ctx, "--batch-size", "4", "--samples-per-class", "4")
+
+
+@case("cli-mix-weight-per-strategy-alone")
+def _(ctx):
+    return train(ctx, "--mix-weight", "positive_negative=0.4")
+
+
+@case("cli-yaml-key-twice")
+def _(ctx):
+    return config_file(ctx, "twice.yaml", "lr: 0.1\nepochs: 2\nlr: 0.01\n")
+
+
+@case("cli-unknown-model")
+def _(ctx):
+    return train(ctx, "--model", "vgg16")
+
+
+@case("cli-lr-decay-step-zero")
+def _(ctx):
+    return train(ctx, "--lr-decay-step", "0")
+
+
+@case("cli-device-unavailable")
+def _(ctx):
+    ctx.monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    return train(ctx, "--device", "cuda")
+
+
+@case("cli-full-disk")
+def _(ctx):
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    ctx.monkeypatch.setattr(files.os, "fsync", full)
+    return fonts(ctx, "--batch-size", "24", "--epochs", "1", "--embedding-size", "8", "--model-width", "8")
+
+
+def tiny_config(ctx, **changes):
+    font_list, _ = ctx.request.getfixturevalue("small_font_list")
+    values = dict(dataset_options={"font_list": font_list}, batch_size=24, model_width=8, embedding_size=8,
+                  output=str(ctx.root))
+    return RunConfig(**{**values, **changes})
+
+
+def tiny_checkpoint(ctx, run_config, **changes):
+    """A checkpoint (untrained weights) and config.yaml of a run of ``run_config`` in ``ctx.root``, its
+    entries ``changes`` replaced."""
+    state = {"format": "pml_metrix-checkpoint-v2", **experiment.Run(run_config).state(1), **changes}
+    torch.save(state, ctx.root / "checkpoint.pth")
+    run_config.save(ctx.root / "config.yaml")
+
+
+@case("cli-resume-older-checkpoint")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx), format="pml_metrix-checkpoint-v1")
+    return ["train", "--resume", "--output", str(ctx.root)]
+
+
+@case("cli-eval-damaged-checkpoint")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx))
+    state = torch.load(ctx.root / "checkpoint.pth", weights_only=True)
+    del state["models"]
+    torch.save(state, ctx.root / "checkpoint.pth")
+    return ["eval", str(ctx.root / "checkpoint.pth")]
+
+
+@case("cli-eval-weights-do-not-fit")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx), config=tiny_config(ctx, model_width=16).to_dict())
+    return ["eval", str(ctx.root / "checkpoint.pth")]
+
+
+def compare(ctx, *args, study=None):
+    if study is not None:
+        (ctx.root / "study.yaml").write_text(study)
+        args = ("--config", str(ctx.root / "study.yaml"), *args)
+    return ["compare", *args, "--output", str(ctx.root / "compare")]
+
+
+@case("cli-compare-repeated-seeds")
+def _(ctx):
+    return compare(ctx, "--seeds", "0", "0")
+
+
+@case("cli-compare-baseline-not-first")
+def _(ctx):
+    return compare(ctx, study="variants:\n  metrix: {mix_level: feature}\n  baseline: {mix_level: none}\n")
+
+
+@case("cli-compare-unknown-variant")
+def _(ctx):
+    return compare(ctx, "--variants", "nope")
+
+
+@case("cli-compare-variant-sets-seed")
+def _(ctx):
+    return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  fixed: {mix_level: feature, seed: 3}\n")
 
 
 # ---- dataset readers ----------------------------------------------------------------------------

@@ -92,7 +92,10 @@ def _render_split(
     """F x G x R x S x S uint8 renders (R = 1 clean + jitter.copies), from the cache when present."""
     path = os.path.join(cache_dir, f"glyphs-{_cache_key(faces, image_size, jitter, seed)}.pt")
     if os.path.isfile(path):
-        return torch.load(path, weights_only=True)
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception as error:  # noqa: BLE001 - a damaged file (its error depends on where it breaks): render again
+            logger.warning("the cached renders %s are unreadable (%s): rendering them again", path, error)
     start = time.perf_counter()
     renders = []
     for face in faces:

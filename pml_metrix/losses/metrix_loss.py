@@ -1,15 +1,16 @@
+import math
 from numbers import Real
 from typing import Dict, Mapping, Optional, Union
 
 from pytorch_metric_learning.utils import common_functions as c_f
 from torch import Tensor
 
-from .. import functional as F
 from ..checks import check_embeddings, check_labels, check_references
 from ..mixed_batch import MixedBatch, SoftPairs
 from ..mixing import STRATEGIES
 
 MixWeight = Union[float, Mapping[str, float]]
+NUMERIC_OPTIONS = ("alpha", "beta", "base", "margin", "pos_margin", "neg_margin")  # of the PML losses
 
 
 class MetrixLossMixin:
@@ -34,6 +35,10 @@ class MetrixLossMixin:
 
     def __init__(self, *args, mix_weight: MixWeight = 0.4, **kwargs):
         super().__init__(*args, **kwargs)
+        for name in NUMERIC_OPTIONS:  # PML takes them as given: a NaN would train on NaN losses
+            value = getattr(self, name, None)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
         self.mix_weight = mix_weight
         self.add_to_recordable_attributes(name="mix_weight", is_stat=False)
         self.add_to_recordable_attributes(list_of_names=["clean_loss", "mixed_loss"], is_stat=True)

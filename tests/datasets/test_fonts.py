@@ -112,3 +112,13 @@ def test_train_fraction_keeps_nested_whole_families_and_leaves_val_and_test(smal
         ]
     with pytest.raises(ValueError, match="train_fraction must lie in"):
         make("train", path, tmp_path, train_fraction=0)
+
+
+def test_a_damaged_cache_file_is_rendered_again(small_font_list, tmp_path):
+    path, _ = small_font_list
+    first = make("test", path, tmp_path / "cache")
+    (cached,) = os.listdir(tmp_path / "cache")
+    (tmp_path / "cache" / cached).write_bytes(b"truncated")
+    again = make("test", path, tmp_path / "cache")
+    assert torch.equal(again.images, first.images)
+    assert torch.load(tmp_path / "cache" / cached, weights_only=True).numel() > 0  # written anew
