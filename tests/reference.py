@@ -61,3 +61,13 @@ def proxy_anchor_soft(mat, y, mask, alpha, margin_, inverted):
         if neg_items:
             neg_total += log1p_sum((1 - y[p][k], alpha * margin(-margin_, mat[p][k], inverted)) for k in neg_items)
     return (pos_total / with_pos if with_pos else 0.0) + neg_total / len(mat)
+
+
+def ms_attract_soft(mat, y, mask, alpha, base, inverted):
+    """Mean over anchors with at least one masked pair of the positive sum alone (mixes only attract)."""
+    losses = []
+    for a in range(len(mat)):
+        items = [k for k in range(len(mat[a])) if mask[a][k]]
+        if items:
+            losses.append(log1p_sum((y[a][k], alpha * margin(mat[a][k], base, inverted)) for k in items) / alpha)
+    return sum(losses) / len(losses) if losses else 0.0
