@@ -1,5 +1,5 @@
-"""Slow per-anchor references for the soft-label losses, written straight from DESIGN.md with
-Python floats (float64), one anchor and one pair at a time."""
+"""Slow per-anchor references for the soft-label losses, written straight from the formulas of
+docs/method.md with Python floats (float64), one anchor and one pair at a time."""
 
 import math
 

@@ -69,8 +69,8 @@ def test_contrastive_terms():
 @pytest.mark.parametrize("dim", [0, 1])
 @pytest.mark.parametrize("masked", [False, True])
 def test_soft_logsumexp_equals_log_weights_added_inside(dim, masked):
-    """The shifted weighted sum is the log-sum-exp with ``log w`` added to the kept logits (DESIGN.md's
-    form): values and gradients to rounding, rows and columns without terms giving 0."""
+    """The shifted weighted sum is the log-sum-exp with ``log w`` added to the kept logits (the
+    textbook form): values and gradients to rounding, rows and columns without terms giving 0."""
     torch.manual_seed(0)
     shape = (9, 11)
     logits = (torch.randn(shape, dtype=torch.float64) * 30).requires_grad_()
