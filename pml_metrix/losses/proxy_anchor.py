@@ -52,10 +52,8 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
 
     def soft_loss(self, embeddings, soft_pairs):
         soft_pairs.check_anchors(self.num_classes, "one per proxy, num_classes")
-        # PML's layout, references x proxies, made contiguous: the arithmetic mixes them with the
-        # (contiguous) logits, and an elementwise op over two layouts is slower
-        mask = None if soft_pairs.pair_mask is None else soft_pairs.pair_mask.T.contiguous()
-        return self._loss_dict(soft_pairs.embeddings, soft_pairs.soft_labels.T.contiguous(), mask, None)
+        mask = None if soft_pairs.pair_mask is None else soft_pairs.pair_mask.T  # PML's layout: references x proxies
+        return self._loss_dict(soft_pairs.embeddings, soft_pairs.soft_labels.T, mask, None)
 
     def _loss_dict(self, ref_emb, soft_labels, pair_mask, ref_log_weights):
         """Loss dict over references ``ref_emb`` (R x d), labels and mask R x num_classes."""
