@@ -1,7 +1,7 @@
 """The documentation builds, and every example in it runs.
 
 1. ``mkdocs build --strict`` (mkdocs, mkdocs-material and mkdocstrings[python] come with the
-   ``test`` extra; a missing one fails the test, it is never skipped).
+   ``docs`` extra, which scripts/env.sh installs; a missing one fails the test, it is never skipped).
 2. Every ```python block of docs/*.md runs; the blocks of one page run in order in one namespace.
    A block whose first line is ``# raises: SomeError`` must raise an exception of that class name
    (or a subclass), e.g. to show an error message; any other block must not raise.
