@@ -25,11 +25,7 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-__all__ = [
-    "loss_dtype",
-    "label_weights",
-    "label_masks",
-    "kept_terms",
+__all__ = [  # the functions users call; loss_dtype, label_weights, label_masks and kept_terms are helpers
     "weighted_logsumexp",
     "multi_similarity_loss",
     "multi_similarity_pos",

@@ -503,6 +503,12 @@ def _(ctx):
     MetrixMSLoss()(embeddings, labels, mixed(pair_mask=torch.ones(B, K, dtype=torch.bool), num_classes=B))
 
 
+@case("loss-soft-pairs-with-ref-emb")
+def _(ctx):
+    embeddings, _ = batch()
+    MetrixMSLoss()(embeddings, None, SoftPairs(embeddings, torch.ones(B, B)), ref_emb=embeddings)
+
+
 @case("loss-pml-given-a-mixed-batch")
 def _(ctx):
     embeddings, labels = batch()

@@ -21,7 +21,10 @@ class MetrixLossMixin:
       loss with the MixedBatch's ``indices_tuple`` and ``mixed`` the loss over the mixed embeddings
       with their soft labels (:meth:`mixed_soft_pairs`), each reduced by the loss's ``reducer``;
     - a :class:`~pml_metrix.SoftPairs`: the loss over its soft-labelled references alone, reduced
-      by the ``reducer`` (what ``mixed`` is for a MixedBatch).
+      by the ``reducer`` (what ``mixed`` is for a MixedBatch). For proxy anchor the anchors are the
+      proxies, so ``embeddings`` only fix the dimension, dtype and device; ``ref_emb`` is refused.
+
+    ``ref_emb`` and ``ref_labels`` with a MixedBatch reach its clean part only.
 
     ``mix_weight`` is a number, or a mapping strategy -> weight for a miner that draws one strategy
     per step (``MixupMiner(strategy_per_step=True)``); the reference code weights positive-negative
@@ -80,6 +83,8 @@ class MetrixLossMixin:
             if ref_labels is None and indices_tuple is None:
                 raise ValueError("ref_emb needs ref_labels (or an indices_tuple saying which pairs are positive)")
         if isinstance(indices_tuple, SoftPairs):
+            if ref_emb is not None:
+                raise ValueError("a SoftPairs holds its references: pass ref_emb only with a PML tuple or a MixedBatch")
             self.reset_stats()
             return self.reduced_soft_loss(embeddings, labels, indices_tuple)
         if not isinstance(indices_tuple, MixedBatch):

@@ -27,10 +27,12 @@ class MixupMiner(BaseMiner):
             ``positive_positive``.
         alpha: the Beta parameter of lam.
         mixes: ``per_anchor`` (``num_mixes`` per eligible anchor and strategy) or ``per_batch``
-            (``num_mixes`` per strategy, at anchors drawn uniformly among the eligible ones).
+            (``num_mixes`` per strategy, at anchors drawn uniformly, with replacement, among the
+            eligible ones).
         num_mixes: how many mixes, as ``mixes`` says.
-        negatives: ``random`` or ``hardest`` (the anchor's most similar negatives first, by
-            ``distance``; the reference code mixes the hardest negative).
+        negatives: ``random`` or ``hardest``: the r-th mix of an anchor takes its r-th most similar
+            negative by ``distance`` (PML's ``distance`` argument; cosine by default; used for nothing
+            else), the least similar one when it has fewer.
         inner_miner: a PML miner whose tuple the clean part of the loss uses, so that "MS + miner"
             stays the baseline that Metrix adds to. Its pair counts are this miner's
             ``num_pos_pairs`` / ``num_neg_pairs`` (or ``num_triplets``) stats, as PML's miners record.
@@ -47,6 +49,8 @@ class MixupMiner(BaseMiner):
             MixedBatch names it, so that a loss can weight it (``mix_weight`` per strategy).
         seed: seeds the miner's own ``torch.Generator``; ``None`` uses torch's global generator. Its
             state is the miner's ``state_dict`` (extra state), so a checkpoint resumes its draws.
+
+    Other keyword arguments are PML's miner's (``distance``, ``collect_stats``).
     """
 
     def __init__(
@@ -214,8 +218,8 @@ class MixupMiner(BaseMiner):
         """``num_mixed`` factors from Beta(alpha, alpha): one each, or one for all (``lam_per="batch"``)."""
         device = generator.device if generator is not None else "cpu"
         seed = int(torch.randint(2**62, (1,), generator=generator, device=device))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with torch.random.fork_rng(devices=[]):  # the CPU generator, restored after; CUDA's untouched
+            torch.default_generator.manual_seed(seed)
             beta = torch.distributions.Beta(float(self.alpha), float(self.alpha))
             if self.lam_per == "batch":
                 return beta.sample((1,)).expand(num_mixed).clone()

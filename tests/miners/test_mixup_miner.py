@@ -263,3 +263,12 @@ def test_integer_batches_are_refused_not_rounded():
     plan = MixupMiner(seed=0).plan(*eight_classes())
     with pytest.raises(ValueError, match="mixing needs a floating-point batch, got torch.uint8"):
         plan.mix(torch.zeros(32, 1, 4, 4, dtype=torch.uint8))
+
+
+def test_drawing_lam_leaves_the_global_generators_alone(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: calls.append(seed))
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: calls.append(seed))
+    state = torch.get_rng_state()
+    MixupMiner(seed=3).plan(*eight_classes())
+    assert calls == [] and torch.equal(torch.get_rng_state(), state)
