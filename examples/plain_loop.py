@@ -3,9 +3,9 @@
 Data: a seeded synthetic retrieval task (class centres on a random low-dimensional manifold,
 observed through a fixed random nonlinear map, plus strong class-independent nuisance
 variation that raw-input retrieval cannot ignore), 60 training classes and 40 unseen test
-classes. Until the main job lands (font identity, `pml-metrix compare`), this shows the wiring:
-draw a mixing plan, mix the embeddings (or images, or features: the plan
-mixes any batch-first tensor), pass a MixedBatch. Scores are Recall@1 on the unseen
+classes. It shows the wiring: the MixupMiner wraps the clean-pair miner and returns a MixedBatch
+(its ``mix`` argument mixes images or features instead of embeddings: see docs/migrating.md), and
+the Metrix loss takes it where PML takes the miner's tuple. Scores are Recall@1 on the unseen
 classes, with raw inputs and the untrained network beside the trained ones.
 """
 
@@ -40,7 +40,8 @@ def train(use_metrix: bool, x, labels, steps: int, seed: int):
     model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.ReLU(), torch.nn.Linear(256, 64))
     loss_fn = pml_metrix.MetrixMSLoss() if use_metrix else losses.MultiSimilarityLoss()
     miner = miners.MultiSimilarityMiner(epsilon=0.1)
-    mixup = pml_metrix.MixupMiner(seed=seed)
+    if use_metrix:  # the extra line: the miner mixes too
+        miner = pml_metrix.MixupMiner(inner_miner=miner, seed=seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(seed)
     classes = labels.unique()
@@ -48,11 +49,7 @@ def train(use_metrix: bool, x, labels, steps: int, seed: int):
         batch_classes = classes[torch.randperm(len(classes), generator=g)[:16]]
         idx = torch.cat([torch.where(labels == c)[0][torch.randperm(20, generator=g)[:4]] for c in batch_classes])
         emb, lab = model(x[idx]), labels[idx]
-        indices_tuple = miner(emb, lab)
-        if use_metrix:  # the extra lines: draw a plan, mix (here the embeddings), pass a MixedBatch
-            plan = mixup.plan(emb, lab)
-            indices_tuple = plan.mixed_batch(plan.mix(emb), indices_tuple)
-        loss = loss_fn(emb, lab, indices_tuple)
+        loss = loss_fn(emb, lab, miner(emb, lab))  # a PML tuple, or a MixedBatch with it inside
         opt.zero_grad()
         loss.backward()
         opt.step()
