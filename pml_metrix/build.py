@@ -51,7 +51,12 @@ def load_dataset(config: RunConfig, split: str) -> Dataset:
     options = dict(config.dataset_options)
     if config.image_size is not None:  # else each dataset's own default
         options["image_size"] = config.image_size
-    return get_dataset(config.dataset, split, config.data_root, **options)
+    try:
+        return get_dataset(config.dataset, split, config.data_root, **options)
+    except TypeError as error:  # an unknown option, or one of the wrong type
+        raise ConfigError(
+            f"dataset_options {options} do not fit the {config.dataset} reader ({error}); see pml_metrix.datasets.get_dataset"
+        ) from None
 
 
 def build_models(config: RunConfig, in_channels: int) -> Dict[str, torch.nn.Module]:

@@ -34,11 +34,12 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         if kind is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif typing.get_origin(kind) is list:
-            parser.add_argument(flag, dest=f.name, nargs="+", default=None, help=text,
+            parser.add_argument(flag, dest=f.name, nargs="+", action="extend", default=None, help=text,
                                 metavar="NAME" if choices else "VALUE")
         elif typing.get_origin(kind) is dict or f.name == "mix_weight":
             metavar = "WEIGHT" if f.name == "mix_weight" else "KEY=VALUE"
-            parser.add_argument(flag, dest=f.name, nargs="+", type=yaml_value, default=None, metavar=metavar, help=text)
+            parser.add_argument(flag, dest=f.name, nargs="+", action="extend", type=yaml_value, default=None,
+                                metavar=metavar, help=text)
         else:
             metavar = "NAME" if choices else ("VALUE|none" if optional else "VALUE")
             parser.add_argument(flag, dest=f.name, default=None, metavar=metavar, help=text)
@@ -68,8 +69,12 @@ def flag_values(args: argparse.Namespace) -> dict:
     """The RunConfig values the flags give (``None``: not given)."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)}
     for name, given in values.items():
-        if given is None or typing.get_origin(base_type(field_types()[name])[0]) is list:
+        if given is None or not (name == "mix_weight" or typing.get_origin(base_type(field_types()[name])[0]) is dict):
             continue
+        keys = [item[0] for item in given if isinstance(item, tuple)]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise ConfigError(f"--{name.replace('_', '-')} gives {', '.join(repeated)} twice: keep one")
         if name == "mix_weight":  # one number, or strategy=weight pairs
             pairs = [item for item in given if isinstance(item, tuple)]
             if pairs and len(pairs) == len(given):
@@ -78,7 +83,7 @@ def flag_values(args: argparse.Namespace) -> dict:
                 values[name] = given[0]
             else:
                 raise ConfigError(f"--mix-weight takes one number or strategy=weight pairs; got {' '.join(map(str, given))}")
-        elif typing.get_origin(base_type(field_types()[name])[0]) is dict:
+        else:
             if not all(isinstance(item, tuple) for item in given):
                 raise ConfigError(f"--{name.replace('_', '-')} takes KEY=VALUE pairs; got {given}")
             values[name] = dict(given)
@@ -123,9 +128,13 @@ def cmd_eval(args) -> None:
     state = load_checkpoint(Path(args.checkpoint))
     saved = dict(state["config"])
     changes = {k: v for k, v in vars(args).items() if k in ("dataset", "data_root", "eval_split", "eval_reference") and v}
-    if changes.get("dataset", saved["dataset"]) != saved["dataset"]:
+    if changes.get("dataset", saved.get("dataset")) != saved.get("dataset"):
         changes["dataset_options"] = {}  # the saved options belong to the saved dataset
-    config = RunConfig(**{**saved, **changes, "output": str(Path(args.checkpoint).parent / "eval")})
+    changes["device"] = args.device or "auto"  # where it trained does not matter here
+    try:
+        config = load_config(None, **{**saved, **changes, "output": str(Path(args.checkpoint).parent / "eval")})
+    except ConfigError as error:
+        raise ConfigError(f"the checkpoint's config: {error}") from None
     run = Run(config)
     run.load_weights(state)
     metrics = run.evaluate(config.eval_split, int(state["epoch"]), config.eval_reference)
@@ -133,8 +142,16 @@ def cmd_eval(args) -> None:
     print("  " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, its errors one line (``pml-metrix train: error: ...``) as the command's own."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="pml-metrix", description="Metrix (mixup for deep metric learning) for pytorch-metric-learning"
     )
     parser.add_argument("--version", action="version", version=f"pml-metrix {__version__}")
@@ -162,12 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("dataset", "data_root", "eval_split", "eval_reference"):
         f = RunConfig.__dataclass_fields__[name]
         evaluate.add_argument("--" + name.replace("_", "-"), dest=name, help=f.metadata["help"] + " (default: the checkpoint's)")
+    evaluate.add_argument("--device", help="auto (CUDA when there is one), cpu, cuda, cuda:N or mps (default: auto)")
     evaluate.set_defaults(func=cmd_eval)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        sys.stderr.write(f"pml-metrix {args.command}: error: unrecognized arguments: {' '.join(unknown)}\n")
+        return 2
     try:
         from .distributed import torchrun_world_size
 

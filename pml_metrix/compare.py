@@ -204,27 +204,33 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
     picked on the selection split and tested once. With ``resume``, a run that finished (its
     ``results.json`` written) is read back and an unfinished one continued."""
     comparison = Comparison(study)
-    Path(study.base.output).mkdir(parents=True, exist_ok=True)
-    study.save(Path(study.base.output) / "config.yaml")
+    output = Path(study.base.output)
+    present = [name for name in ("config.yaml", "results.json", "report.md", CHECKPOINT) if (output / name).exists()]
+    if present and not (resume or overwrite):
+        raise ConfigError(
+            f"{output} holds a study or a run ({', '.join(present)}): continue it with --resume, replace it with "
+            "--overwrite, or choose another --output"
+        )
     for seed in study.seeds:
         base = study.base.replace(seed=seed, mix_level="none")
-        reference = Run(base.replace(output=str(Path(study.base.output) / "reference" / f"seed{seed}")))
+        reference = Run(base.replace(output=str(output / "reference" / f"seed{seed}")))
         comparison.raw_pixels.append(reference.evaluate(base.eval_split, 0, base.eval_reference,
                                                         torch.nn.Flatten(), torch.nn.Identity()))
         comparison.untrained.append(reference.evaluate(base.eval_split, 0, base.eval_reference))
         for name in study.variants:
             config = study.config(name, seed)
-            output = Path(config.output)
+            run_output = Path(config.output)
             run = Run(config)
-            if resume and (output / RESULTS).is_file() and RunResult.load(output).config == config:
-                result = RunResult.load(output)  # finished: its picked model, not trained again
-                run.load_weights(load_checkpoint(output / (BEST if (output / BEST).is_file() else CHECKPOINT)))
+            if resume and (run_output / RESULTS).is_file() and RunResult.load(run_output).config == config:
+                result = RunResult.load(run_output)  # finished: its picked model, not trained again
+                run.load_weights(load_checkpoint(run_output / (BEST if (run_output / BEST).is_file() else CHECKPOINT)))
             else:
-                result = run.train(resume=resume and (output / CHECKPOINT).is_file(), overwrite=overwrite)
+                result = run.train(resume=resume and (run_output / CHECKPOINT).is_file(), overwrite=overwrite)
             comparison.runs.setdefault(name, []).append(result)
             if seed == study.seeds[-1] and config.mix_level != "none":
                 comparison.positivity[name] = positive_share(run)
-    write_text(Path(study.base.output) / "results.json", json.dumps(comparison.to_dict(), indent=1))
+    study.save(output / "config.yaml")  # written once every run has been checked and trained
+    write_text(output / "results.json", json.dumps(comparison.to_dict(), indent=1))
     return comparison
 
 

@@ -9,6 +9,7 @@ for an optional value are converted; anything else of the wrong type is refused,
 import dataclasses
 import functools
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ SHOWN_TO = ("matching_anchors", "drawing_anchor")
 LAM_PER = ("mix", "batch")
 MS_MIXED_FORMS = ("soft_labels", "attract")
 TRUE, FALSE = ("true", "yes", "on", "y", "1"), ("false", "no", "off", "n", "0")
+CONFIG_SET_LOSS_PARAMS = {"mix_weight", "mixed_form", "num_classes", "embedding_size", "distance", "collect_stats"}
 
 
 class ConfigError(ValueError):
@@ -34,10 +36,10 @@ class ConfigError(ValueError):
 
 
 def option(default: Any, help: str, choices: Optional[Tuple] = None, minimum: Optional[float] = None,
-           above: Optional[float] = None) -> Any:
+           above: Optional[float] = None, maximum: Optional[float] = None) -> Any:
     """A RunConfig field: its default, help text and allowed values (``choices``; numbers
-    ``>= minimum`` or ``> above``)."""
-    metadata = {"help": help, "choices": choices, "minimum": minimum, "above": above}
+    ``>= minimum`` or ``> above``, and ``<= maximum``)."""
+    metadata = {"help": help, "choices": choices, "minimum": minimum, "above": above, "maximum": maximum}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -62,7 +64,7 @@ class RunConfig:
     mix_weight: Union[float, Dict[str, float]] = option(
         0.4, "weight of the mixed loss; or one per strategy (strategy=weight ...) with --strategy-per-step", minimum=0
     )
-    num_mixes: int = option(1, "mixes per eligible anchor and strategy", minimum=1)
+    num_mixes: int = option(1, "mixes per eligible anchor and strategy", minimum=1, maximum=256)
     shown_to: str = option("matching_anchors", "anchors that see a mix: every one it is of a chosen type for, "
                            "or the one it was drawn for (the reference code)", choices=SHOWN_TO)
     lam_per: str = option("mix", "draw lam per mix, or once per batch (the reference code)", choices=LAM_PER)
@@ -107,8 +109,25 @@ class RunConfig:
 
     def validate(self) -> None:
         """The checks that involve several options."""
-        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
             raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}")
+        smallest = 8 if self.model == "small_cnn" else 32  # what the network's poolings leave at least 1 x 1 of
+        if self.image_size is not None and self.image_size < smallest:
+            raise ConfigError(f"image_size {self.image_size} is too small for {self.model}: give at least {smallest}")
+        taken = sorted(set(self.loss_params) & CONFIG_SET_LOSS_PARAMS)
+        if taken:
+            raise ConfigError(
+                f"loss_params may not set {', '.join(taken)}: the run sets it (its own option, or the dataset and "
+                "embedding_size); give the run's option instead"
+            )
+        for name in ("alpha", "beta"):
+            if name in self.loss_params and self.loss_params[name] <= 0:
+                raise ConfigError(f"loss_params[{name}] must be > 0 (the loss divides by it); got {self.loss_params[name]}")
+        if self.eval_reference not in (None, self.eval_split) and {self.eval_split, self.eval_reference} != {"query", "gallery"}:
+            raise ConfigError(
+                f"eval_reference {self.eval_reference} holds other classes than {self.eval_split}, numbered apart: "
+                "retrieval across them would count false matches; only In-Shop's query and gallery share classes"
+            )
         if self.batch_size % self.samples_per_class:
             raise ConfigError(
                 f"batch_size ({self.batch_size}) must be a multiple of samples_per_class ({self.samples_per_class})"
@@ -216,6 +235,8 @@ def check_value(name: str, value: Any, kind: type, meta: Dict[str, Any]) -> Any:
             raise ConfigError(f"{name} must be >= {meta['minimum']}; got {value!r}")
         if meta.get("above") is not None and value <= meta["above"]:
             raise ConfigError(f"{name} must be > {meta['above']}; got {value!r}")
+        if meta.get("maximum") is not None and value > meta["maximum"]:
+            raise ConfigError(f"{name} must be <= {meta['maximum']}; got {value!r}")
         return kind(value)
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be a string; got {value!r}")

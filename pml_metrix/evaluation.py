@@ -20,13 +20,18 @@ def metric_names(accuracies: Dict[str, float]) -> Dict[str, float]:
     }
 
 
-def check_recall_at_k(config: RunConfig, datasets: Dict[str, Dataset]) -> None:
-    """Refuse a Recall@K that an evaluation cannot measure: K at least the number of references a
-    query has (the reference split, less the query itself when a split retrieves from itself)."""
+def check_evaluations(config: RunConfig, datasets: Dict[str, Dataset]) -> None:
+    """Refuse an evaluation that cannot measure anything: a split of fewer than 2 classes (every
+    query's neighbours are of its class: Recall@K is 1 whatever the model), or a Recall@K with K at
+    least the number of references a query has (the reference split, less the query itself when a
+    split retrieves from itself)."""
     pairs = [(config.eval_split, config.eval_reference or config.eval_split)]
     if config.select_split != "none":
         pairs.append((config.select_split, config.select_split))
     for split, reference in pairs:
+        if int(datasets[split].num_classes) < 2:
+            raise ConfigError(f"the {split} split of {config.dataset} holds {datasets[split].num_classes} class: "
+                              "retrieval on it measures nothing; give it at least 2")
         neighbours = len(datasets[reference]) - (split == reference)
         if max(config.recall_at_k) >= neighbours:
             raise ConfigError(

@@ -24,7 +24,7 @@ from .build import build, load_dataset, resolve_device
 from .checkpoints import FORMAT, load_checkpoint, load_fitting, load_training_state, save_checkpoint, training_state
 from .config import ConfigError, RunConfig
 from .distributed import DistributedMixupMiner, from_rank0, get_rank, get_world_size
-from .evaluation import check_recall_at_k, evaluate
+from .evaluation import check_evaluations, evaluate
 from .files import write_text
 from .miners import MixupMiner
 from .trainers import MetrixTrainer
@@ -97,7 +97,7 @@ class Run:
         self.datasets = {"train": self.parts.train_set}
         for split in {config.select_split, config.eval_split, config.eval_reference} - {None, "none"}:
             self.datasets[split] = load_dataset(config, split)  # loaded, not read: its items are read when evaluated
-        check_recall_at_k(config, self.datasets)
+        check_evaluations(config, self.datasets)
         if self.world_size > 1:  # DistributedLossWrapper gives the loss's parameters world_size x their gradient
             for p in self.parts.loss.parameters():
                 p.register_hook(lambda grad: grad / self.world_size)
@@ -138,6 +138,9 @@ class Run:
         config = self.config
         start_epoch = 1
         if resume:  # restore (and check the settings) before anything in the folder is written
+            if not (self.output / CHECKPOINT).is_file():
+                raise ConfigError(f"nothing to resume in {self.output}: no epoch finished (no {CHECKPOINT}); "
+                                  "start the run again with --overwrite")
             start_epoch = self.restore(load_checkpoint(self.output / CHECKPOINT)) + 1
         elif self.rank == 0:
             self.claim_output(overwrite)

@@ -4,12 +4,14 @@ Pass either object where PML passes ``indices_tuple``: ``loss(embeddings, labels
 """
 
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from .checks import check_embeddings, check_pair_mask, check_same_device, in_unit_interval
+from .config import STRATEGIES
 from .functional import loss_dtype
 
 IndicesTuple = Optional[Tuple[Tensor, ...]]
@@ -113,10 +115,12 @@ class MixedBatch:
                 f"lam must be a float tensor of shape ({num_mixed},), one factor per mixed embedding, "
                 f"got {getattr(lam, 'dtype', type(lam))} {tuple(getattr(lam, 'shape', ()))}"
             )
-        if self.num_classes is not None and (
-            isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1
-        ):
-            raise ValueError(f"num_classes must be None or a positive int, got {self.num_classes!r}")
+        if self.num_classes is not None:
+            if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, Integral) or self.num_classes < 1:
+                raise ValueError(f"num_classes must be None or a positive int, got {self.num_classes!r}")
+            self.num_classes = int(self.num_classes)
+        if self.strategy is not None and self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be None or one of {STRATEGIES}, got {self.strategy!r}")
         if self.pair_mask is not None:
             rows = self.pair_mask.shape[0] if self.num_classes is None else self.num_classes
             check_pair_mask(self.pair_mask, (rows, num_mixed), "anchors x mixed items")

@@ -12,8 +12,6 @@ from torch import Tensor
 from .functional import loss_dtype
 from .mixed_batch import IndicesTuple, MixedBatch
 
-STRATEGIES = ("positive_negative", "anchor_negative", "negative_negative", "positive_positive")
-
 
 @dataclass
 class MixingPlan:
@@ -44,6 +42,12 @@ class MixingPlan:
 
     def mix(self, batch: Tensor) -> Tensor:
         """Mix any batch-first floating-point tensor (B x ...): returns K x ... ."""
+        rows = self.pair_mask.shape[0] if self.num_classes is None else None  # the batch's size, when anchors are items
+        if (rows is not None and len(batch) != rows) or (len(self) and len(batch) <= int(self.source_index.max())):
+            raise ValueError(
+                f"the plan was drawn on a batch of {rows if rows is not None else 'more'} items, got a batch of "
+                f"{len(batch)}: mix the batch the plan was drawn on"
+            )
         if not batch.is_floating_point():
             raise ValueError(
                 f"mixing needs a floating-point batch, got {batch.dtype}: convert it first (e.g. images.float() / 255); "

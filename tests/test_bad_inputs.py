@@ -872,6 +872,114 @@ def _(ctx):
     return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  fixed: {mix_level: feature, seed: 3}\n")
 
 
+@case("loss-alpha-zero")
+def _(ctx):
+    MetrixMSLoss(alpha=0)
+
+
+@case("loss-mix-weight-empty")
+def _(ctx):
+    MetrixMSLoss(mix_weight={})
+
+
+@case("mixed-unknown-strategy")
+def _(ctx):
+    mixed(strategy="positive")
+
+
+@case("plan-mix-other-batch")
+def _(ctx):
+    embeddings, labels = batch()
+    MixupMiner(seed=0).plan(embeddings, labels).mix(torch.randn(8, D))
+
+
+@case("miner-seed-not-int")
+def _(ctx):
+    MixupMiner(seed=1.5)
+
+
+@case("data-font-list-malformed-line")
+def _(ctx):
+    (ctx.root / "fonts.txt").write_text("pkg\tfamily\tface\n")
+    FontGlyphs("train", font_list=str(ctx.root / "fonts.txt"), cache_dir=str(ctx.root))
+
+
+@case("data-font-list-file-twice")
+def _(ctx):
+    (ctx.root / "fonts.txt").write_text("pkg\tA\tA Regular\t/f.ttf\npkg\tB\tB Regular\t/f.ttf\n")
+    FontGlyphs("train", font_list=str(ctx.root / "fonts.txt"), cache_dir=str(ctx.root))
+
+
+@case("data-fonts-val-fraction-out-of-range")
+def _(ctx):
+    font_list, _ = ctx.request.getfixturevalue("small_font_list")
+    FontGlyphs("train", font_list=font_list, val_fraction=-0.5, cache_dir=str(ctx.root))
+
+
+@case("cli-eval-reference-other-split")
+def _(ctx):
+    return train(ctx, "--eval-reference", "val")
+
+
+@case("cli-loss-params-set-by-the-run")
+def _(ctx):
+    return train(ctx, "--loss-params", "mix_weight=5")
+
+
+@case("cli-loss-params-alpha-zero")
+def _(ctx):
+    return train(ctx, "--loss-params", "alpha=0")
+
+
+@case("cli-device-misspelled")
+def _(ctx):
+    return train(ctx, "--device", "cuda:x")
+
+
+@case("cli-image-size-too-small")
+def _(ctx):
+    return train(ctx, "--image-size", "4")
+
+
+@case("cli-num-mixes-too-many")
+def _(ctx):
+    return train(ctx, "--num-mixes", "1000000")
+
+
+@case("cli-dict-key-twice")
+def _(ctx):
+    return train(ctx, "--loss-params", "alpha=1", "alpha=2")
+
+
+@case("cli-unrecognized-argument")
+def _(ctx):
+    return train(ctx, "--lr", "0.1", "0.2")
+
+
+@case("cli-dataset-options-unknown")
+def _(ctx):
+    return train(ctx, "--dataset-options", "colour=red")
+
+
+@case("cli-compare-into-a-run")
+def _(ctx):
+    (ctx.root / "compare").mkdir()
+    (ctx.root / "compare" / "config.yaml").write_text("seeds: [0]\n")
+    return compare(ctx)
+
+
+@case("cli-resume-nothing-finished")
+def _(ctx):
+    tiny_config(ctx).save(ctx.root / "config.yaml")
+    return ["train", "--resume", "--output", str(ctx.root)]
+
+
+@case("cli-eval-checkpoint-unknown-option")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx), config={**tiny_config(ctx).to_dict(), "learning_rate": 0.1})
+    return ["eval", str(ctx.root / "checkpoint.pth")]
+
+
 # ---- dataset readers ----------------------------------------------------------------------------
 
 

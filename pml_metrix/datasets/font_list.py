@@ -45,9 +45,22 @@ class FontFace:
 
 
 def read_font_list(path: str = FONT_LIST_PATH) -> list[FontFace]:
-    """The faces listed in ``path``, in file order."""
+    """The faces listed in ``path``, in file order; a malformed line or a font file listed twice is refused."""
+    faces = []
     with open(path) as lines:
-        return [FontFace(*line.rstrip("\n").split("\t")) for line in lines if not line.startswith("#")]
+        for number, line in enumerate(lines, 1):
+            if line.startswith("#"):
+                continue
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 4:
+                raise ValueError(f"{path} line {number}: expected package, family, face, path separated by tabs, "
+                                 f"got {len(fields)} field(s)")
+            faces.append(FontFace(*fields))
+    paths = [face.path for face in faces]
+    repeated = sorted({p for p in paths if paths.count(p) > 1})
+    if repeated:
+        raise ValueError(f"{path} lists {', '.join(repeated)} twice: two classes of the same images; keep one line each")
+    return faces
 
 
 def missing_fonts(faces: Optional[list[FontFace]] = None) -> list[FontFace]:

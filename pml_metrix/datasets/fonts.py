@@ -17,9 +17,10 @@ Pillow and FreeType.
 import hashlib
 import logging
 import os
-import tempfile
 import time
 from dataclasses import astuple
+from numbers import Real
+from pathlib import Path
 from typing import Optional
 
 import PIL
@@ -27,6 +28,7 @@ import torch
 from PIL import features
 from torch.utils.data import Dataset
 
+from ..files import write_atomically
 from .font_list import FONT_LIST_PATH, FontFace, installed_fonts, read_font_list
 from .glyphs import GLYPHS, Jitter, render_face
 
@@ -102,10 +104,7 @@ def _render_split(
         clean, jittered = render_face(face.path, image_size, jitter, seed)
         renders.append(torch.cat([clean.unsqueeze(1), jittered], dim=1))
     images = torch.stack(renders)
-    os.makedirs(cache_dir, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".tmp", delete=False) as temporary:
-        torch.save(images, temporary)
-    os.replace(temporary.name, path)  # atomic: readers see the whole file or none
+    write_atomically(Path(path), lambda file: torch.save(images, file))  # readers see the whole file or none
     logger.info("rendered %d faces in %.1f s into %s", len(faces), time.perf_counter() - start, path)
     return images
 
@@ -132,6 +131,13 @@ class FontGlyphs(Dataset):
     ):
         if split not in SPLITS:
             raise ValueError(f"Unknown fonts split {split!r}; valid: {', '.join(SPLITS)}")
+        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not isinstance(value, Real) or isinstance(value, bool) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+        if not isinstance(train_fraction, Real) or isinstance(train_fraction, bool):
+            raise ValueError(f"train_fraction must be a number in (0, 1], got {train_fraction!r}")
+        if not isinstance(jitter_copies, int) or isinstance(jitter_copies, bool) or jitter_copies < 0:
+            raise ValueError(f"jitter_copies must be an integer >= 0, got {jitter_copies!r}")
         if not os.path.isfile(font_list):
             raise FileNotFoundError(
                 f"Font list {font_list} not found; regenerate it with python -m pml_metrix.datasets.make_font_list"
@@ -143,7 +149,10 @@ class FontGlyphs(Dataset):
             in_split = subset_families(in_split, train_fraction, seed)
         self.faces = installed_fonts(in_split)
         if not self.faces:
-            raise ValueError(f"No installed font in the {split!r} split of {font_list} ({len(in_split)} listed)")
+            raise ValueError(
+                f"No installed font in the {split!r} split of {font_list} ({len(in_split)} listed; is val_fraction or "
+                "test_fraction 0?)"
+            )
         jitter = Jitter(copies=jitter_copies if split == "train" else 0)
         renders = _render_split(self.faces, image_size, jitter, seed, cache_dir or default_cache_dir())
         self.images = renders.flatten(0, 2).unsqueeze(1)

@@ -7,10 +7,11 @@ from torch import Tensor
 
 from ..checks import check_embeddings, check_labels, check_references
 from ..mixed_batch import MixedBatch, SoftPairs
-from ..mixing import STRATEGIES
+from ..config import STRATEGIES
 
 MixWeight = Union[float, Mapping[str, float]]
 NUMERIC_OPTIONS = ("alpha", "beta", "base", "margin", "pos_margin", "neg_margin")  # of the PML losses
+POSITIVE_OPTIONS = ("alpha", "beta")
 
 
 class MetrixLossMixin:
@@ -42,6 +43,8 @@ class MetrixLossMixin:
             value = getattr(self, name, None)
             if value is not None and (isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
+            if name in POSITIVE_OPTIONS and value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0 (the loss divides by it), got {value!r}")
         self.mix_weight = mix_weight
         self.add_to_recordable_attributes(name="mix_weight", is_stat=False)
         self.add_to_recordable_attributes(list_of_names=["clean_loss", "mixed_loss"], is_stat=True)
@@ -52,6 +55,8 @@ class MetrixLossMixin:
 
     @mix_weight.setter
     def mix_weight(self, value: MixWeight) -> None:
+        if isinstance(value, Mapping) and not value:
+            raise ValueError("mix_weight per strategy must name at least one strategy")
         weights = dict(value) if isinstance(value, Mapping) else {"": value}
         for strategy, weight in weights.items():
             if strategy and strategy not in STRATEGIES:
@@ -76,6 +81,7 @@ class MetrixLossMixin:
         """The PML loss, ``clean + mix_weight * mixed`` for a MixedBatch, or the soft loss for SoftPairs."""
         check_embeddings(embeddings)
         check_labels(labels, embeddings.shape[0])
+        labels = None if labels is None else labels.long()  # PML's twins index with them
         if ref_emb is not None:
             check_embeddings(ref_emb, "ref_emb", allow_empty=True)
             check_references(embeddings, ref_emb, "ref_emb")

@@ -1,3 +1,4 @@
+from numbers import Integral, Real
 from typing import Callable, Optional, Sequence, Union
 
 import torch
@@ -8,7 +9,8 @@ from torch import Tensor
 
 from ..checks import check_embeddings, check_labels
 from ..mixed_batch import MixedBatch
-from ..mixing import STRATEGIES, MixingPlan, pair_type_masks
+from ..config import STRATEGIES
+from ..mixing import MixingPlan, pair_type_masks
 
 SHOWN_TO = ("matching_anchors", "drawing_anchor")
 LAM_PER = ("mix", "batch")
@@ -75,13 +77,13 @@ class MixupMiner(BaseMiner):
             raise ValueError(f"strategies must be among {STRATEGIES}, got {self.strategies}")
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError(f"strategies must not repeat, got {self.strategies}")
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < float("inf"):
+        if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0 < alpha < float("inf"):
             raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
         if mixes not in ("per_anchor", "per_batch"):
             raise ValueError(f"mixes must be 'per_anchor' or 'per_batch', got {mixes!r}")
-        if isinstance(num_mixes, bool) or not isinstance(num_mixes, int) or num_mixes < 1:
+        if isinstance(num_mixes, bool) or not isinstance(num_mixes, Integral) or num_mixes < 1:
             raise ValueError(f"num_mixes must be a positive int, got {num_mixes!r}")
-        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, Integral) or num_classes < 1):
             raise ValueError(f"num_classes must be a positive int (the number of proxies), got {num_classes!r}")
         if negatives not in ("random", "hardest"):
             raise ValueError(f"negatives must be 'random' or 'hardest', got {negatives!r}")
@@ -89,11 +91,13 @@ class MixupMiner(BaseMiner):
             raise ValueError(f"shown_to must be one of {SHOWN_TO}, got {shown_to!r}")
         if lam_per not in LAM_PER:
             raise ValueError(f"lam_per must be one of {LAM_PER}, got {lam_per!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0):
+            raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
         if not isinstance(strategy_per_step, bool):
             raise ValueError(f"strategy_per_step must be True or False, got {strategy_per_step!r}")
-        self.alpha, self.mixes, self.num_mixes, self.negatives = alpha, mixes, num_mixes, negatives
+        self.alpha, self.mixes, self.num_mixes, self.negatives = float(alpha), mixes, int(num_mixes), negatives
         self.inner_miner = inner_miner
-        self.num_classes = num_classes
+        self.num_classes = None if num_classes is None else int(num_classes)
         self.shown_to, self.lam_per, self.strategy_per_step = shown_to, lam_per, strategy_per_step
         self.seed = seed
         self._generators = {}
@@ -111,7 +115,7 @@ class MixupMiner(BaseMiner):
         if labels is None:
             raise ValueError("MixupMiner needs the class labels: call miner(embeddings, labels)")
         check_labels(labels, embeddings.shape[0])
-        return self.mixed_batch(embeddings, c_f.to_device(labels, embeddings))
+        return self.mixed_batch(embeddings, c_f.to_device(labels, embeddings).long())
 
     def mixed_batch(
         self,

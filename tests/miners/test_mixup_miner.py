@@ -10,7 +10,8 @@ from pytorch_metric_learning import miners, trainers
 
 import pml_metrix
 from pml_metrix.miners import MixupMiner
-from pml_metrix.mixing import STRATEGIES, pair_type_masks
+from pml_metrix.config import STRATEGIES
+from pml_metrix.mixing import pair_type_masks
 
 
 @st.composite

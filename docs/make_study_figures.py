@@ -1,0 +1,179 @@
+"""Draws the figures of docs/benchmarks.md's "When does Metrix help?" from the study's output folders.
+
+    python docs/make_study_figures.py runs/studies
+
+``runs/studies`` holds one folder per ``pml-metrix compare`` of the study (the commands are in
+docs/benchmarks.md), each with its results.json and its runs' best.pth. Writes into docs/:
+
+- study_val_recall.png: validation Recall@1 per epoch, mean over seeds, one panel per study;
+- study_gain.png: the paired gain of Metrix in best validation Recall@1 against the training-set
+  size (contrastive) and against mix_weight (contrastive, a quarter of the fonts), one dot per seed;
+- study_positivity.png: the share of mixes the mixed loss pulls towards their anchor against lam, on
+  the trained models (seed 0, the epoch picked on val) of each loss, and for multi-similarity the
+  mixes' median similarity to their anchor beside the threshold ``base + ln(lam / (1 - lam)) / (alpha + beta)``
+  under which a mix is pulled (docs/metrics.md).
+
+Prints every number it draws.
+"""
+
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from pml_metrix import analysis
+from pml_metrix.checkpoints import load_checkpoint
+from pml_metrix.compare import positive_share
+from pml_metrix.config import RunConfig
+from pml_metrix.experiment import Run
+
+DOCS = Path(__file__).resolve().parent
+SIZES = {"contrastive_quarter": 0.25, "contrastive_half": 0.5, "contrastive_full": 1.0}
+PANELS = ("contrastive_quarter", "contrastive_half", "contrastive_full", "ms_quarter", "ms_paper_quarter", "pa_quarter")
+POSITIVITY = {  # label -> (study, variant)
+    "contrastive": ("contrastive_quarter", "metrix_feature"),
+    "multi-similarity": ("ms_quarter", "metrix_feature"),
+    "multi-similarity, attract": ("ms_quarter", "attract_feature"),
+    "multi-similarity, paper's settings": ("ms_paper_quarter", "metrix_feature"),
+    "proxy anchor": ("pa_quarter", "metrix_feature"),
+}
+
+
+def load(root: Path, study: str):
+    path = root / study / "results.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def best_val(run) -> float:
+    return max(metrics["recall_at_1"] for metrics in run["history"])
+
+
+def paired_gains(results, variant):
+    """Per seed, best val Recall@1 of ``variant`` minus the baseline's."""
+    base = {run["seed"]: best_val(run) for run in results["runs"][results["baseline"]]}
+    return [best_val(run) - base[run["seed"]] for run in results["runs"][variant]]
+
+
+def canvas(width, height):
+    figure_canvas = FigureCanvasAgg(Figure(figsize=(width, height), layout="constrained"))
+    return figure_canvas, figure_canvas.figure
+
+
+def val_recall(root: Path) -> None:
+    studies = [(name, load(root, name)) for name in PANELS if load(root, name)]
+    figure_canvas, figure = canvas(4.2 * len(studies), 3.4)
+    for axes, (name, results) in zip(figure.subplots(1, len(studies), squeeze=False)[0], studies):
+        for variant, runs in results["runs"].items():
+            by_epoch = {}
+            for run in runs:
+                for metrics in run["history"]:
+                    by_epoch.setdefault(metrics["epoch"], []).append(metrics["recall_at_1"])
+            epochs = sorted(by_epoch)
+            axes.plot(epochs, [statistics.fmean(by_epoch[e]) for e in epochs], marker=".", label=variant)
+            print(f"{name} {variant}: best val R@1 per seed {[round(best_val(r), 4) for r in runs]}")
+        axes.set(title=name, xlabel="epoch", ylabel="val Recall@1")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="x-small")
+    figure_canvas.print_png(DOCS / "study_val_recall.png")
+
+
+def gains(root: Path) -> None:
+    figure_canvas, figure = canvas(9, 3.4)
+    by_size, by_weight = figure.subplots(1, 2)
+    for variant, marker in (("metrix_embedding", "o"), ("metrix_feature", "s")):
+        points = [(size, gain) for study, size in SIZES.items() if load(root, study)
+                  for gain in paired_gains(load(root, study), variant)]
+        if points:
+            by_size.scatter([s for s, _ in points], [g for _, g in points], marker=marker, label=variant, alpha=0.7)
+            means = {s: statistics.fmean(g for t, g in points if t == s) for s in sorted({s for s, _ in points})}
+            by_size.plot(list(means), list(means.values()), alpha=0.7)
+            print(f"gain of {variant} by training-set size: {means}")
+    by_size.axhline(0, color="grey", lw=0.8)
+    by_size.set(xlabel="share of the training fonts", ylabel="gain in best val Recall@1", title="contrastive: data")
+    by_size.legend(fontsize="x-small")
+    variants = load(root, "contrastive_variants_quarter")
+    if variants:
+        weights = {0.1: "weight_0.1", 0.2: "weight_0.2", 0.4: "weight_0.4", 1.0: "weight_1.0"}
+        for weight, name in weights.items():
+            values = paired_gains(variants, name)
+            by_weight.scatter([weight] * len(values), values, color="C1", alpha=0.7)
+            print(f"gain at mix_weight {weight}: {[round(v, 4) for v in values]}")
+        by_weight.plot(list(weights), [statistics.fmean(paired_gains(variants, n)) for n in weights.values()], color="C1")
+    by_weight.axhline(0, color="grey", lw=0.8)
+    by_weight.set(xscale="log", xlabel="mix_weight", title="contrastive, feature level, a quarter of the fonts")
+    figure_canvas.print_png(DOCS / "study_gain.png")
+
+
+def trained_run(root: Path, study: str, variant: str) -> Run:
+    folder = root / study / variant / "seed0"
+    config = RunConfig(**json.loads((folder / "results.json").read_text())["config"])
+    run = Run(config.replace(output=str(folder / "positivity")))
+    run.load_weights(load_checkpoint(folder / ("best.pth" if (folder / "best.pth").is_file() else "checkpoint.pth")))
+    return run
+
+
+def positivity(root: Path) -> None:
+    figure_canvas, figure = canvas(9, 3.6)
+    shares_axes, similarity_axes = figure.subplots(1, 2)
+    shares = {}
+    for label, (study, variant) in POSITIVITY.items():
+        if not (root / study / variant / "seed0" / "results.json").is_file():
+            continue
+        run = trained_run(root, study, variant)
+        shares[label] = positive_share(run)
+        print(f"positivity, {label}: {[round(v, 3) for v in shares[label].share.tolist()]}")
+        if label.startswith("multi-similarity") and "attract" not in label:
+            loss = run.parts.loss
+            pairs = pair_positivity_of(run)
+            edges = torch.linspace(0, 1, 11, dtype=torch.float64)
+            centres = ((edges[:-1] + edges[1:]) / 2).tolist()
+            bins = torch.bucketize(pairs.lam.double(), edges[1:-1], right=True)
+            medians = [pairs.distance[bins == b].median().item() if (bins == b).any() else math.nan for b in range(10)]
+            line = similarity_axes.plot(centres, medians, marker="o", label=f"{label}: median s(a, v)")[0]
+            threshold = [loss.base + math.log(c / (1 - c)) / (loss.alpha + loss.beta) for c in centres]
+            similarity_axes.plot(centres, threshold, ls="--", color=line.get_color(), label=f"{label}: threshold")
+            print(f"similarity vs threshold, {label}: {[round(m, 3) for m in medians]} vs {[round(t, 3) for t in threshold]}")
+    for label, share in shares.items():
+        edges = share.edges
+        shares_axes.plot(((edges[:-1] + edges[1:]) / 2).tolist(), share.share.tolist(), marker="o", label=label)
+    shares_axes.set(xlabel="λ", ylabel="share of mixes pulled in", ylim=(-0.03, 1.03), title="positivity, trained models")
+    similarity_axes.set(xlabel="λ", ylabel="similarity to the anchor", title="multi-similarity: why it falls")
+    for axes in (shares_axes, similarity_axes):
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="x-small")
+    figure_canvas.print_png(DOCS / "study_positivity.png")
+
+
+def pair_positivity_of(run: Run) -> analysis.PairPositivity:
+    """The pairs behind :func:`~pml_metrix.compare.positive_share` (same batch and plan)."""
+    captured = {}
+    pair_positivity = analysis.pair_positivity
+
+    def capture(*args, **kwargs):
+        captured["pairs"] = pair_positivity(*args, **kwargs)
+        return captured["pairs"]
+
+    analysis.pair_positivity = capture
+    try:
+        positive_share(run)
+    finally:
+        analysis.pair_positivity = pair_positivity
+    return captured["pairs"]
+
+
+def main(root: str) -> None:
+    root = Path(root)
+    val_recall(root)
+    gains(root)
+    positivity(root)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "runs/studies")
