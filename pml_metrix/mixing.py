@@ -21,14 +21,14 @@ class MixingPlan:
         source_index: K x 2 long, the items (i, j) mixed into item k.
         lam: K factors; mix k is ``lam_k x_i + (1 - lam_k) x_j``.
         pair_mask: A x K bool, which anchors see mix k: the B batch items, or the classes
-            0, ..., C - 1 (proxy anchor's proxies) when ``num_classes`` is C.
+            0, ..., C - 1 (proxy anchor's proxies) when ``num_classes`` is C; ``None``: all.
         num_classes: ``None`` (anchors are batch items) or C (anchors are classes).
         strategy: the one strategy of every mix when the miner drew one for the step, else ``None``.
     """
 
     source_index: Tensor
     lam: Tensor
-    pair_mask: Tensor
+    pair_mask: Optional[Tensor]
     num_classes: Optional[int] = None
     strategy: Optional[str] = None
 
@@ -37,12 +37,13 @@ class MixingPlan:
 
     def to(self, device: torch.device) -> "MixingPlan":
         """The plan with its tensors on ``device``."""
-        return replace(self, source_index=self.source_index.to(device), lam=self.lam.to(device),
-                       pair_mask=self.pair_mask.to(device))
+        pair_mask = None if self.pair_mask is None else self.pair_mask.to(device)
+        return replace(self, source_index=self.source_index.to(device), lam=self.lam.to(device), pair_mask=pair_mask)
 
     def mix(self, batch: Tensor) -> Tensor:
         """Mix any batch-first floating-point tensor (B x ...): returns K x ... ."""
-        rows = self.pair_mask.shape[0] if self.num_classes is None else None  # the batch's size, when anchors are items
+        # the batch's size, when the mask's rows are its items
+        rows = self.pair_mask.shape[0] if self.pair_mask is not None and self.num_classes is None else None
         if (rows is not None and len(batch) != rows) or (len(self) and len(batch) <= int(self.source_index.max())):
             raise ValueError(
                 f"the plan was drawn on a batch of {rows if rows is not None else 'more'} items, got a batch of "

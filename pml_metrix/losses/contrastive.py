@@ -42,7 +42,8 @@ class MetrixContrastiveLoss(MetrixLossMixin, ContrastiveLoss):
         anchors, references = torch.where(kept)
         if len(anchors) == 0:
             return self.zero_loss()
-        losses = terms(mat[anchors, references], soft_labels[anchors, references])
+        flat = anchors * kept.shape[1] + references  # one gather: its backward adds, where mat[a, r]'s puts
+        losses = terms(mat.flatten().index_select(0, flat), soft_labels.flatten().index_select(0, flat))
         return {"losses": losses, "indices": (anchors, references), "reduction_type": reduction_type}
 
     def _pos_terms(self, pair_dists, soft_labels=None):
