@@ -111,7 +111,7 @@ def build_miner(config: RunConfig, num_classes: int) -> Optional[torch.nn.Module
 @dataclass
 class Components:
     """What one process trains: the training set, models, loss, miner (``None`` without one),
-    optimizers, learning-rate schedulers (PML's names: ``<optimizer>_scheduler_by_epoch``) and the
+    optimizers, learning-rate schedulers (PML's names: ``<model>_scheduler_by_epoch``) and the
     sampler of its share of each batch."""
 
     train_set: Dataset
@@ -121,10 +121,6 @@ class Components:
     optimizers: Dict[str, torch.optim.Optimizer]
     lr_schedulers: Dict[str, torch.optim.lr_scheduler.LRScheduler]
     sampler: DistributedMPerClassSampler
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.train_set.num_classes)
 
 
 def build(config: RunConfig, device: torch.device, rank: int = 0, world_size: int = 1) -> Components:

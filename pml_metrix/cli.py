@@ -131,6 +131,7 @@ def cmd_eval(args) -> None:
     if changes.get("dataset", saved.get("dataset")) != saved.get("dataset"):
         changes["dataset_options"] = {}  # the saved options belong to the saved dataset
     changes["device"] = args.device or "auto"  # where it trained does not matter here
+    changes["pretrained"] = False  # the checkpoint holds the weights: nothing to download
     try:
         config = load_config(None, **{**saved, **changes, "output": str(Path(args.checkpoint).parent / "eval")})
     except ConfigError as error:

@@ -20,7 +20,8 @@ import yaml
 from . import analysis
 from .config import ConfigError, RunConfig, load_config, read_yaml_mapping
 from .checkpoints import load_checkpoint
-from .experiment import BEST, CHECKPOINT, RESULTS, Run, RunResult
+from .build import build_miner
+from .experiment import BEST, CHECKPOINT, RESULTS, SELECTION_METRIC, Run, RunResult
 from .files import write_text
 from .trainers import mix_at_level
 
@@ -148,7 +149,7 @@ class Comparison:
             "variants": self.study.variants,
             "seeds": self.seeds,
             "baseline": self.baseline,
-            "selection": {"split": self.base.select_split, "metric": "recall_at_1"},
+            "selection": {"split": self.base.select_split, "metric": SELECTION_METRIC},
             "references": {"raw_pixels": self.raw_pixels, "untrained": self.untrained},
             "runs": {
                 name: [{"seed": r.config.seed, "best_epoch": r.best_epoch, "final": r.final, "history": r.history}
@@ -179,7 +180,7 @@ def sign_flip_p_value(differences: Sequence[float]) -> float:
 
 def positive_share(run: Run, num_items: int = 200) -> analysis.PositiveShare:
     """Share of positives against lam for a trained Metrix run, on a batch of its training set
-    mixed at its level with its miner's strategies."""
+    mixed at its level by a fresh miner of its settings (the same draws, resumed or not)."""
     dataset, config = run.datasets["train"], run.config
     per_class = config.samples_per_class
     classes = torch.unique(dataset.labels)[: max(2, num_items // per_class)]
@@ -190,7 +191,8 @@ def positive_share(run: Run, num_items: int = 200) -> analysis.PositiveShare:
     with torch.no_grad():
         features = trunk(images)
         embeddings = embedder(features)
-        mixed_batch = run.parts.miner.mixed_batch(
+        miner = build_miner(config, int(dataset.num_classes)).to(run.device)
+        mixed_batch = miner.mixed_batch(
             embeddings,
             labels,
             lambda plan: mix_at_level(plan, config.mix_level, images, features, embeddings, embedder, lambda x: embedder(trunk(x))),
@@ -225,7 +227,8 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
                 result = RunResult.load(run_output)  # finished: its picked model, not trained again
                 run.load_weights(load_checkpoint(run_output / (BEST if (run_output / BEST).is_file() else CHECKPOINT)))
             else:
-                result = run.train(resume=resume and (run_output / CHECKPOINT).is_file(), overwrite=overwrite)
+                started = (run_output / CHECKPOINT).is_file()  # else nothing to continue: start it afresh
+                result = run.train(resume=resume and started, overwrite=overwrite or (resume and not started))
             comparison.runs.setdefault(name, []).append(result)
             if seed == study.seeds[-1] and config.mix_level != "none":
                 comparison.positivity[name] = positive_share(run)

@@ -143,8 +143,8 @@ class RunConfig:
                     f"mix_weight per strategy ({', '.join(self.mix_weight)}) needs strategy_per_step and one weight for "
                     f"each of strategies ({', '.join(self.strategies)})"
                 )
-        if self.select_split == self.eval_split == "test":
-            raise ConfigError("select_split test would pick the epoch on the test split: select on val")
+        if self.select_split in ("test", "query", "gallery"):
+            raise ConfigError(f"select_split {self.select_split} would pick the epoch on a test split: select on val")
         from .datasets.registry import SPLITS  # lazy: the CLI's --help does not need the readers
 
         splits = SPLITS[self.dataset]

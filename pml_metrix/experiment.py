@@ -33,7 +33,8 @@ CHECKPOINT, BEST, RESULTS = "checkpoint.pth", "best.pth", "results.json"
 RUN_FILES = (CHECKPOINT, BEST, RESULTS, "config.yaml", "logs", "tensorboard")
 SELECTION_METRIC = "recall_at_1"
 # may differ on resume or eval
-RESUMABLE_CHANGES = {"description", "epochs", "output", "device", "num_workers", "data_root", "eval_batch_size", "test_interval", "patience"}
+RESUMABLE_CHANGES = {"description", "epochs", "output", "num_workers", "data_root", "eval_batch_size", "test_interval", "patience"}
+FINISHED_RUN_CHANGES = {"description", "output", "num_workers", "data_root", "eval_batch_size"}  # a finished run: reading
 
 
 @dataclass
@@ -141,9 +142,15 @@ class Run:
             if not (self.output / CHECKPOINT).is_file():
                 raise ConfigError(f"nothing to resume in {self.output}: no epoch finished (no {CHECKPOINT}); "
                                   "start the run again with --overwrite")
+            finished = self.finished_result()
+            if finished is not None:  # read back, not tested again
+                return finished
             start_epoch = self.restore(load_checkpoint(self.output / CHECKPOINT)) + 1
-        elif self.rank == 0:
-            self.claim_output(overwrite)
+        else:  # rank 0 decides, every process raises alike (a lone raise would leave the others waiting)
+            refusal = self.claim_output(overwrite) if self.rank == 0 else None
+            refusal = from_rank0(refusal)
+            if refusal:
+                raise ConfigError(refusal)
         if self.rank == 0:
             self.output.mkdir(parents=True, exist_ok=True)
             config.save(self.output / "config.yaml")
@@ -151,24 +158,42 @@ class Run:
                 str(self.output / "logs"), str(self.output / "tensorboard")
             )
             self.hooks = logging_presets.get_hook_container(self.record_keeper, primary_metric=SELECTION_METRIC)
-        if start_epoch <= config.epochs and not self.stopped_early(start_epoch - 1):
+        evaluated_last = bool(self.history) and self.history[-1]["epoch"] == start_epoch - 1
+        if start_epoch <= config.epochs and not (evaluated_last and self.stopped_early(start_epoch - 1)):
             logging.getLogger("PML").setLevel(logging.WARNING)
             self.trainer(start_epoch).train(start_epoch=start_epoch, num_epochs=config.epochs)
         return self.finish()
 
-    def claim_output(self, overwrite: bool) -> None:
-        """Refuse a folder that holds a run's files unless ``overwrite``, which removes them."""
+    def claim_output(self, overwrite: bool) -> Optional[str]:
+        """Why the folder may not take this run (it holds a run's files, and not ``overwrite``), or
+        ``None``; with ``overwrite`` the files are removed."""
         present = [name for name in RUN_FILES if (self.output / name).exists()]
-        if not present:
-            return
-        if not overwrite:
-            raise ConfigError(
-                f"{self.output} holds a run ({', '.join(present)}): continue it with --resume, replace it with "
-                "--overwrite, or choose another --output"
-            )
+        if present and not overwrite:
+            return (f"{self.output} holds a run ({', '.join(present)}): continue it with --resume, replace it with "
+                    "--overwrite, or choose another --output")
         for name in present:
             path = self.output / name
             shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return None
+
+    def finished_result(self) -> Optional[RunResult]:
+        """The result of a run that ended in this folder, when resuming it has nothing to train: the
+        same settings (but for where files are) and ``epochs``. Another ``patience`` or
+        ``test_interval``, or fewer ``epochs``, would have ended it elsewhere: refused. More
+        ``epochs``: ``None``, the run continues."""
+        if not (self.output / RESULTS).is_file():
+            return None
+        saved = RunResult.load(self.output)
+        if self.config.epochs > saved.config.epochs:
+            return None  # more epochs: continue from the checkpoint (restore checks the other settings)
+        changed = sorted(name for name, value in saved.config.to_dict().items()
+                         if name not in FINISHED_RUN_CHANGES | {"epochs"} and self.config.to_dict()[name] != value)
+        if changed or self.config.epochs < saved.config.epochs:
+            raise ConfigError(
+                f"the run in {self.output} has ended with other settings ({', '.join(changed) or 'epochs'}): "
+                "only more epochs continue it; start it again with --overwrite"
+            )
+        return saved
 
     def trainer(self, start_epoch: int) -> trainers.MetricLossOnly:
         """PML's ``MetricLossOnly`` (a baseline) or a :class:`~pml_metrix.trainers.MetrixTrainer`."""
@@ -203,10 +228,13 @@ class Run:
         best epoch, end the warm-up, checkpoint; False (stop) once ``patience`` runs out."""
         config, epoch = self.config, trainer.epoch
         mixed = getattr(trainer, "mixed_embeddings_seen", [])
-        mixed_embeddings = torch.cat(mixed) if mixed else None
+        mixed_embeddings = torch.cat(mixed) if mixed and self.rank == 0 else None  # utilization: rank 0's job
         mixed.clear()
-        is_best = False
+        if config.select_split == "none":  # the last epoch is the one tested
+            self.best_mixed_embeddings = mixed_embeddings
+        is_best = evaluated = False
         if config.select_split != "none" and (epoch % config.test_interval == 0 or epoch == config.epochs):
+            evaluated = True
             metrics = None
             if self.rank == 0:
                 metrics = self.evaluate(config.select_split, epoch, mixed_embeddings=mixed_embeddings)
@@ -222,11 +250,11 @@ class Run:
             trainer.models["trunk"] = self.parallel(self.models["trunk"])
         if self.rank == 0:
             state = self.state(epoch)
-            save_checkpoint(self.output / CHECKPOINT, state)
-            if is_best:
+            if is_best:  # first: checkpoint.pth, whose history names this epoch best, is the commit point
                 save_checkpoint(self.output / BEST, state)
+            save_checkpoint(self.output / CHECKPOINT, state)
             self.record_keeper.save_records()
-        return not self.stopped_early(epoch)
+        return not (evaluated and self.stopped_early(epoch))
 
     def best_epoch(self) -> Optional[int]:
         """The evaluated epoch of best selection metric (the first of ties); ``None`` before any."""
@@ -235,7 +263,8 @@ class Run:
         return max(self.history, key=lambda metrics: metrics[SELECTION_METRIC])["epoch"]  # max keeps the first
 
     def stopped_early(self, epoch: int) -> bool:
-        """Whether ``patience`` epochs have passed since the best one, as PML's ``HookContainer`` counts."""
+        """Whether ``patience`` epochs have passed since the best one at the evaluated ``epoch``, as
+        PML's ``HookContainer`` counts at its evaluations."""
         best = self.best_epoch()
         return self.config.patience is not None and best is not None and epoch - best > self.config.patience
 
@@ -247,7 +276,11 @@ class Run:
         final = None
         if self.rank == 0:
             if best_epoch != self.last_epoch:
-                self.load_weights(load_checkpoint(self.output / BEST))
+                best = load_checkpoint(self.output / BEST)
+                if best["epoch"] != best_epoch:
+                    raise ValueError(f"{self.output / BEST} holds epoch {best['epoch']}, not the best one, {best_epoch}: "
+                                     "it was not written whole; start the run again with --overwrite")
+                self.load_weights(best)
             final = self.evaluate(
                 config.eval_split, best_epoch, config.eval_reference, mixed_embeddings=self.best_mixed_embeddings
             )

@@ -7,17 +7,23 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 
-def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def write_atomically(path: Path, write: Callable[[BinaryIO], None], remove_stale: bool = True) -> None:
     """Write a file through ``write(file)`` into a temporary file beside ``path``, then rename it over
     ``path``: a crash never leaves a half-written file, and the previous one stays until the new one
-    is complete. Temporary files that a killed earlier write left are removed first. A full disk is
-    an OSError that says so, the previous file intact."""
+    is complete. Temporary files that a killed earlier write left are removed first (``remove_stale``;
+    not in a folder that several processes write at once, where they may be another's live ones). A
+    full disk is an OSError that says so, the previous file intact. The file gets the usual mode
+    (0666 less the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(path.name + ".*.tmp"):
-        stale.unlink(missing_ok=True)
+    if remove_stale:
+        for stale in path.parent.glob(path.name + ".*.tmp"):
+            stale.unlink(missing_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(handle, 0o666 & ~umask)
         with os.fdopen(handle, "wb") as tmp:
             write(tmp)
             tmp.flush()

@@ -28,10 +28,10 @@ class SoftPairs:
         pair_mask: A x R bool, which pairs count; ``None`` means all. Mask out each anchor's own
             row when the references are the batch itself.
 
-    With ``SoftPairs`` the loss is its mixed part over these references (the PML loss with these
-    labels in place of the class labels, for the paper's form; the positive sum alone for
-    ``MetrixMSLoss(mixed_form="attract")``), averaged over the anchors with a pair in ``pair_mask``;
-    ``labels`` may then be ``None``.
+    With ``SoftPairs`` the loss is its mixed part over these references: the PML loss with these
+    labels in place of the class labels (for ``MetrixMSLoss(mixed_form="attract")``, its positive
+    sum alone), reduced as the loss reduces it (multi-similarity: over the anchors with a pair in
+    ``pair_mask``); ``labels`` may then be ``None``.
     """
 
     embeddings: Tensor

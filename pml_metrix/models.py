@@ -75,8 +75,8 @@ def backbone_trunk(name: str = "resnet50", pretrained: bool = True, weights_path
     if state is not None:
         aux = [key for key in state if key.startswith(("aux1.", "aux2."))]  # GoogLeNet's training heads
         classifier.load_state_dict({k: v for k, v in state.items() if k not in aux})
-        if name == "googlenet":
-            layers.insert(0, GoogLeNetInput())
+    if name == "googlenet":  # always, so that a trunk's weights load whether it was built pretrained or not
+        layers.insert(0, GoogLeNetInput())
     return nn.Sequential(*layers)
 
 

@@ -37,7 +37,7 @@ def test_defaults_yaml_and_overrides(tmp_path):
         (dict(mix_weight={"positive_negative": 0.4}), "mix_weight per strategy .* needs strategy_per_step"),
         (dict(grad_clip=0), "grad_clip must be > 0; got 0"),
         (dict(samples_per_class=1, batch_size=10), "samples_per_class 1 gives the ms loss no positive pair"),
-        (dict(select_split="test"), "select_split test would pick the epoch on the test split"),
+        (dict(select_split="test"), "select_split test would pick the epoch on a test split"),
         (dict(eval_split="gallery"), "eval_split must be a split of fonts"),
         (dict(dataset_options=["train_fraction=0.5"]), "dataset_options must be a mapping"),
         (dict(epochs=None), "epochs needs a value"),

@@ -87,3 +87,24 @@ def test_without_selection_the_last_epoch_is_tested(small_font_list, tmp_path, e
     result = experiment.Run(tiny_config(font_list, tmp_path, epochs=2, select_split="none")).train()
     assert result.history == [] and result.best_epoch == 2 and "read val" not in events
     assert not (tmp_path / experiment.BEST).exists()
+
+
+def test_patience_is_counted_at_evaluated_epochs_only(small_font_list, tmp_path, monkeypatch):
+    font_list, _ = small_font_list
+    scores = iter([0.5, 0.4, 0.3, 0.9])  # epochs 3, 6, 9 evaluated; 6 - 3 > 2 at epoch 6, not at 4 or 5
+    monkeypatch.setattr(experiment.Run, "evaluate", lambda self, split, epoch, *args, **kwargs: {"recall_at_1": next(scores)})
+    result = experiment.Run(tiny_config(font_list, tmp_path, epochs=9, test_interval=3, patience=2)).train()
+    assert [m["epoch"] for m in result.history] == [3, 6] and load_checkpoint(tmp_path / experiment.CHECKPOINT)["epoch"] == 6
+
+
+def test_resuming_a_finished_run_reads_it_back_and_refuses_other_endings(small_font_list, tmp_path, events):
+    font_list, _ = small_font_list
+    config = tiny_config(font_list, tmp_path, epochs=2)
+    first = experiment.Run(config).train()
+    reads = events.count("read test")
+    again = experiment.Run(config.replace(description="the same run")).train(resume=True)
+    assert again.final == first.final and events.count("read test") == reads  # not tested again
+    with pytest.raises(ValueError, match="has ended with other settings \\(patience\\)"):
+        experiment.Run(config.replace(patience=1)).train(resume=True)
+    more = experiment.Run(config.replace(epochs=3)).train(resume=True)  # more epochs continue it
+    assert [m["epoch"] for m in more.history] == [1, 2, 3]

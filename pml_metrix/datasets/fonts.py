@@ -104,7 +104,8 @@ def _render_split(
         clean, jittered = render_face(face.path, image_size, jitter, seed)
         renders.append(torch.cat([clean.unsqueeze(1), jittered], dim=1))
     images = torch.stack(renders)
-    write_atomically(Path(path), lambda file: torch.save(images, file))  # readers see the whole file or none
+    # readers see the whole file or none; other processes may render into the cache at once
+    write_atomically(Path(path), lambda file: torch.save(images, file), remove_stale=False)
     logger.info("rendered %d faces in %.1f s into %s", len(faces), time.perf_counter() - start, path)
     return images
 

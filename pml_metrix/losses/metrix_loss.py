@@ -2,6 +2,7 @@ import math
 from numbers import Real
 from typing import Dict, Mapping, Optional, Union
 
+import torch
 from pytorch_metric_learning.utils import common_functions as c_f
 from torch import Tensor
 
@@ -104,6 +105,12 @@ class MetrixLossMixin:
         # the mixed part first, so that the reducer's own stats are the clean part's, as in PML
         mixed = self.reduced_soft_loss(embeddings, labels, self.mixed_soft_pairs(mixed_batch, labels))
         clean = super().forward(embeddings, labels, mixed_batch.indices_tuple, ref_emb, ref_labels)
+        if not (torch.is_tensor(clean) and torch.is_tensor(mixed)):
+            raise ValueError(
+                f"the reducer {type(self.reducer).__name__} returns no loss tensor (DoNothingReducer: the loss dicts), so "
+                "there is nothing to add clean + mix_weight * mixed to: call the loss with a SoftPairs for the mixed "
+                "part's dict, or use a reducing reducer"
+            )
         if self.collect_stats:
             self.clean_loss, self.mixed_loss = clean.item(), mixed.item()
         return clean + mix_weight * mixed

@@ -9,11 +9,9 @@ from torch import Tensor
 
 from ..checks import check_embeddings, check_labels
 from ..mixed_batch import MixedBatch
-from ..config import STRATEGIES
+from ..config import LAM_PER, SHOWN_TO, STRATEGIES
 from ..mixing import MixingPlan, pair_type_masks
 
-SHOWN_TO = ("matching_anchors", "drawing_anchor")
-LAM_PER = ("mix", "batch")
 
 
 class MixupMiner(BaseMiner):
@@ -114,8 +112,7 @@ class MixupMiner(BaseMiner):
         check_embeddings(embeddings)
         if labels is None:
             raise ValueError("MixupMiner needs the class labels: call miner(embeddings, labels)")
-        check_labels(labels, embeddings.shape[0])
-        return self.mixed_batch(embeddings, c_f.to_device(labels, embeddings).long())
+        return self.mixed_batch(embeddings, labels)
 
     def mixed_batch(
         self,
@@ -136,6 +133,8 @@ class MixupMiner(BaseMiner):
                 processes); ``None`` draws one with :meth:`plan`.
         """
         self.reset_stats()
+        check_labels(labels, embeddings.shape[0])
+        labels = c_f.to_device(labels, embeddings).long()
         indices_tuple = None
         if self.inner_miner is not None:
             indices_tuple = self.inner_miner(embeddings, labels)

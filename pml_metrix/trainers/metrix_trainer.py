@@ -5,12 +5,13 @@ import torch
 from pytorch_metric_learning import trainers
 from pytorch_metric_learning.utils import common_functions as c_f
 
+from ..config import MIX_LEVELS as CONFIG_MIX_LEVELS
 from ..distributed import DistributedMixupMiner, embed_share, gather_rows, without_parameter_gradients
 from ..miners import MixupMiner
 from ..mixed_batch import MixedBatch
 from ..mixing import MixingPlan
 
-MIX_LEVELS = ("input", "feature", "embedding")
+MIX_LEVELS = tuple(level for level in CONFIG_MIX_LEVELS if level != "none")
 
 
 class MetrixTrainer(trainers.MetricLossOnly):
@@ -25,7 +26,7 @@ class MetrixTrainer(trainers.MetricLossOnly):
     - ``input``: the inputs are mixed and go through trunk and embedder (one extra forward).
 
     With ``keep_mixed_embeddings=True`` the mixed embeddings of each step are kept, detached, in
-    ``mixed_embeddings_seen`` (clear it when read), e.g. for
+    ``mixed_embeddings_seen`` on the CPU (clear it when read), e.g. for
     :attr:`~pml_metrix.testers.UtilizationTester.mixed_embeddings`.
 
     In several processes, give it DDP-wrapped models, ``DistributedLossWrapper(loss,
@@ -56,7 +57,7 @@ class MetrixTrainer(trainers.MetricLossOnly):
         labels = c_f.to_device(labels, embeddings)
         mixed_batch = self.mix(data, trunk_output, embeddings, labels)
         if self.keep_mixed_embeddings:
-            self.mixed_embeddings_seen.append(mixed_batch.embeddings.detach())
+            self.mixed_embeddings_seen.append(mixed_batch.embeddings.detach().cpu())
         self.losses["metric_loss"] = self.maybe_get_metric_loss(embeddings, labels, mixed_batch)
 
     def mix(self, data: torch.Tensor, trunk_output: torch.Tensor, embeddings: torch.Tensor, labels: torch.Tensor) -> MixedBatch:

@@ -279,3 +279,11 @@ def test_soft_pairs_give_the_pml_loss_with_soft_labels_and_bool_labels_match_pml
         expected = theirs(embeddings, labels, ref_emb=ref, ref_labels=ref_labels)
         assert torch.equal(ours(embeddings, None, pml_metrix.SoftPairs(ref, same)), expected)
         assert torch.equal(ours(embeddings, None, pml_metrix.SoftPairs(ref, same.float())), expected)
+
+
+def test_a_reducer_that_does_not_reduce_is_refused_with_a_mixed_batch():
+    embeddings, labels = torch.randn(8, 4), torch.arange(4).repeat(2)
+    loss_fn = pml_metrix.MetrixMSLoss(reducer=reducers.DoNothingReducer())
+    assert isinstance(loss_fn(embeddings, labels), dict)  # PML's behaviour, untouched
+    with pytest.raises(ValueError, match="returns no loss tensor"):
+        loss_fn(embeddings, labels, random_mixed_batch(embeddings, 0, 6))
