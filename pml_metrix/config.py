@@ -254,7 +254,8 @@ def load_config(path: Optional[str] = None, **overrides: Any) -> RunConfig:
     known = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        study = " (seeds and variants are a study's: run it with pml-metrix compare)" if {"seeds", "variants"} & set(unknown) else ""
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)}{study}; known: {', '.join(sorted(known))}")
     return RunConfig(**values)
 
 

@@ -652,6 +652,11 @@ def _(ctx):
     return config_file(ctx, "options.yaml", "learning_rate: 0.1\n")
 
 
+@case("cli-study-file-to-train")
+def _(ctx):
+    return config_file(ctx, "study.yaml", "seeds: [0, 1]\nvariants: {baseline: {mix_level: none}}\n")
+
+
 @case("cli-bad-yaml")
 def _(ctx):
     return config_file(ctx, "bad.yaml", "loss: [ms\n")

@@ -1,5 +1,5 @@
-"""Every committed study (configs/studies/*.yaml) loads, and each of its variants runs one training
-step on a few fonts."""
+"""Every committed study (configs/studies/*.yaml, and the main job's configs/main.yaml) loads, and
+each of its variants runs one training step on a few fonts."""
 
 from pathlib import Path
 
@@ -9,7 +9,8 @@ import torch
 from pml_metrix.compare import load_study
 from pml_metrix.experiment import Run
 
-STUDIES = sorted((Path(__file__).parents[1] / "configs" / "studies").glob("*.yaml"))
+CONFIGS = Path(__file__).parents[1] / "configs"
+STUDIES = sorted((CONFIGS / "studies").glob("*.yaml")) + [CONFIGS / "main.yaml"]
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
