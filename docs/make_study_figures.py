@@ -7,7 +7,8 @@ docs/benchmarks.md), each with its results.json and its runs' best.pth. Writes i
 
 - study_val_recall.png: validation Recall@1 per epoch, mean over seeds, one panel per study;
 - study_gain.png: the paired gain of Metrix in best validation Recall@1 against the training-set
-  size (contrastive) and against mix_weight (contrastive, a quarter of the fonts), one dot per seed;
+  size (the main job's setting: contrastive, feature level, mix_weight 0.1) and against mix_weight
+  (contrastive, feature level, a quarter of the fonts), one dot per seed;
 - study_positivity.png: the share of mixes the mixed loss pulls towards their anchor against lam, on
   the trained models (seed 0, the epoch picked on val) of each loss, and for multi-similarity the
   mixes' median similarity to their anchor beside the threshold ``base + ln(lam / (1 - lam)) / (alpha + beta)``
@@ -29,18 +30,24 @@ from matplotlib.ticker import MaxNLocator
 
 from pml_metrix import analysis
 from pml_metrix.checkpoints import load_checkpoint
-from pml_metrix.compare import positive_share
+from pml_metrix.compare import trained_pair_positivity
 from pml_metrix.config import RunConfig
 from pml_metrix.experiment import Run
 
 DOCS = Path(__file__).resolve().parent
-SIZES = {"contrastive_quarter": 0.25, "contrastive_half": 0.5, "contrastive_full": 1.0}
-PANELS = ("contrastive_quarter", "contrastive_half", "contrastive_full", "ms_quarter", "ms_paper_quarter", "pa_quarter")
+PANELS = ("contrastive_quarter", "contrastive_variants_quarter", "main_half", "ms_quarter", "ms_paper_quarter", "pa_quarter")
+SIZES = {0.25: ("contrastive_variants_quarter", "weight_0.1"), 0.5: ("main_half", "metrix_feature")}  # (study, variant)
+WEIGHTS = {
+    0.1: ("contrastive_variants_quarter", "weight_0.1"),
+    0.2: ("contrastive_variants_quarter", "weight_0.2"),
+    0.4: ("contrastive_quarter", "metrix_feature"),  # the same settings as contrastive_variants' weight_0.4
+    1.0: ("contrastive_variants_quarter", "weight_1.0"),
+}
 POSITIVITY = {  # label -> (study, variant)
     "contrastive": ("contrastive_quarter", "metrix_feature"),
     "multi-similarity": ("ms_quarter", "metrix_feature"),
     "multi-similarity, attract": ("ms_quarter", "attract_feature"),
-    "multi-similarity, paper's settings": ("ms_paper_quarter", "metrix_feature"),
+    "multi-similarity, attract, paper's settings": ("ms_paper_quarter", "attract_feature"),
     "proxy anchor": ("pa_quarter", "metrix_feature"),
 }
 
@@ -67,8 +74,9 @@ def canvas(width, height):
 
 def val_recall(root: Path) -> None:
     studies = [(name, load(root, name)) for name in PANELS if load(root, name)]
-    figure_canvas, figure = canvas(4.2 * len(studies), 3.4)
-    for axes, (name, results) in zip(figure.subplots(1, len(studies), squeeze=False)[0], studies):
+    rows = math.ceil(len(studies) / 3)
+    figure_canvas, figure = canvas(4.2 * min(3, len(studies)), 3.4 * rows)
+    for axes, (name, results) in zip(figure.subplots(rows, min(3, len(studies)), squeeze=False).flat, studies):
         for variant, runs in results["runs"].items():
             by_epoch = {}
             for run in runs:
@@ -87,26 +95,18 @@ def val_recall(root: Path) -> None:
 def gains(root: Path) -> None:
     figure_canvas, figure = canvas(9, 3.4)
     by_size, by_weight = figure.subplots(1, 2)
-    for variant, marker in (("metrix_embedding", "o"), ("metrix_feature", "s")):
-        points = [(size, gain) for study, size in SIZES.items() if load(root, study)
-                  for gain in paired_gains(load(root, study), variant)]
-        if points:
-            by_size.scatter([s for s, _ in points], [g for _, g in points], marker=marker, label=variant, alpha=0.7)
-            means = {s: statistics.fmean(g for t, g in points if t == s) for s in sorted({s for s, _ in points})}
-            by_size.plot(list(means), list(means.values()), alpha=0.7)
-            print(f"gain of {variant} by training-set size: {means}")
-    by_size.axhline(0, color="grey", lw=0.8)
-    by_size.set(xlabel="share of the training fonts", ylabel="gain in best val Recall@1", title="contrastive: data")
-    by_size.legend(fontsize="x-small")
-    variants = load(root, "contrastive_variants_quarter")
-    if variants:
-        weights = {0.1: "weight_0.1", 0.2: "weight_0.2", 0.4: "weight_0.4", 1.0: "weight_1.0"}
-        for weight, name in weights.items():
-            values = paired_gains(variants, name)
-            by_weight.scatter([weight] * len(values), values, color="C1", alpha=0.7)
-            print(f"gain at mix_weight {weight}: {[round(v, 4) for v in values]}")
-        by_weight.plot(list(weights), [statistics.fmean(paired_gains(variants, n)) for n in weights.values()], color="C1")
-    by_weight.axhline(0, color="grey", lw=0.8)
+    for axes, points, name in ((by_size, SIZES, "training-set share"), (by_weight, WEIGHTS, "mix_weight")):
+        means = {}
+        for x, (study, variant) in points.items():
+            if load(root, study):
+                values = paired_gains(load(root, study), variant)
+                axes.scatter([x] * len(values), values, color="C1", alpha=0.7)
+                means[x] = statistics.fmean(values)
+                print(f"gain at {name} {x} ({study}, {variant}): {[round(v, 4) for v in values]}")
+        axes.plot(list(means), list(means.values()), color="C1")
+        axes.axhline(0, color="grey", lw=0.8)
+    by_size.set(xlabel="share of the training fonts", ylabel="gain in best val Recall@1",
+                title="contrastive, feature level, mix_weight 0.1")
     by_weight.set(xscale="log", xlabel="mix_weight", title="contrastive, feature level, a quarter of the fonts")
     figure_canvas.print_png(DOCS / "study_gain.png")
 
@@ -127,11 +127,11 @@ def positivity(root: Path) -> None:
         if not (root / study / variant / "seed0" / "results.json").is_file():
             continue
         run = trained_run(root, study, variant)
-        shares[label] = positive_share(run)
+        pairs = trained_pair_positivity(run)
+        shares[label] = analysis.positive_share_by_lam(pairs)
         print(f"positivity, {label}: {[round(v, 3) for v in shares[label].share.tolist()]}")
         if label.startswith("multi-similarity") and "attract" not in label:
             loss = run.parts.loss
-            pairs = pair_positivity_of(run)
             edges = torch.linspace(0, 1, 11, dtype=torch.float64)
             centres = ((edges[:-1] + edges[1:]) / 2).tolist()
             bins = torch.bucketize(pairs.lam.double(), edges[1:-1], right=True)
@@ -149,23 +149,6 @@ def positivity(root: Path) -> None:
         axes.grid(alpha=0.3)
         axes.legend(fontsize="x-small")
     figure_canvas.print_png(DOCS / "study_positivity.png")
-
-
-def pair_positivity_of(run: Run) -> analysis.PairPositivity:
-    """The pairs behind :func:`~pml_metrix.compare.positive_share` (same batch and plan)."""
-    captured = {}
-    pair_positivity = analysis.pair_positivity
-
-    def capture(*args, **kwargs):
-        captured["pairs"] = pair_positivity(*args, **kwargs)
-        return captured["pairs"]
-
-    analysis.pair_positivity = capture
-    try:
-        positive_share(run)
-    finally:
-        analysis.pair_positivity = pair_positivity
-    return captured["pairs"]
 
 
 def main(root: str) -> None:

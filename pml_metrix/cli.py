@@ -130,6 +130,8 @@ def cmd_eval(args) -> None:
     changes = {k: v for k, v in vars(args).items() if k in ("dataset", "data_root", "eval_split", "eval_reference") and v}
     if changes.get("dataset", saved.get("dataset")) != saved.get("dataset"):
         changes["dataset_options"] = {}  # the saved options belong to the saved dataset
+        # eval trains nothing: the smallest batch the run's checks accept, whatever the new training split holds
+        changes["batch_size"] = 2 * saved.get("samples_per_class", 4)
     changes["device"] = args.device or "auto"  # where it trained does not matter here
     changes["pretrained"] = False  # the checkpoint holds the weights: nothing to download
     try:

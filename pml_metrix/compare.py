@@ -178,9 +178,10 @@ def sign_flip_p_value(differences: Sequence[float]) -> float:
     return extreme / len(flips)
 
 
-def positive_share(run: Run, num_items: int = 200) -> analysis.PositiveShare:
-    """Share of positives against lam for a trained Metrix run, on a batch of its training set
-    mixed at its level by a fresh miner of its settings (the same draws, resumed or not)."""
+def trained_pair_positivity(run: Run, num_items: int = 200) -> analysis.PairPositivity:
+    """Each mixed pair's positivity (:func:`~pml_metrix.analysis.pair_positivity`) for a trained
+    Metrix run, on a batch of its training set mixed at its level by a fresh miner of its settings
+    (the same draws, resumed or not)."""
     dataset, config = run.datasets["train"], run.config
     per_class = config.samples_per_class
     classes = torch.unique(dataset.labels)[: max(2, num_items // per_class)]
@@ -197,8 +198,7 @@ def positive_share(run: Run, num_items: int = 200) -> analysis.PositiveShare:
             labels,
             lambda plan: mix_at_level(plan, config.mix_level, images, features, embeddings, embedder, lambda x: embedder(trunk(x))),
         )
-    positivity = analysis.pair_positivity(run.parts.loss, embeddings, labels, mixed_batch)
-    return analysis.positive_share_by_lam(positivity)
+    return analysis.pair_positivity(run.parts.loss, embeddings, labels, mixed_batch)
 
 
 def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comparison:
@@ -231,7 +231,7 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
                 result = run.train(resume=resume and started, overwrite=overwrite or (resume and not started))
             comparison.runs.setdefault(name, []).append(result)
             if seed == study.seeds[-1] and config.mix_level != "none":
-                comparison.positivity[name] = positive_share(run)
+                comparison.positivity[name] = analysis.positive_share_by_lam(trained_pair_positivity(run))
     study.save(output / "config.yaml")  # written once every run has been checked and trained
     write_text(output / "results.json", json.dumps(comparison.to_dict(), indent=1))
     return comparison

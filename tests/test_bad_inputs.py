@@ -915,6 +915,23 @@ def _(ctx):
     FontGlyphs("train", font_list=str(ctx.root / "fonts.txt"), cache_dir=str(ctx.root))
 
 
+@case("data-font-list-not-a-font")
+def _(ctx):
+    font_list, _ = ctx.request.getfixturevalue("small_font_list")
+    lines = []
+    for number, line in enumerate(open(font_list).read().splitlines()):  # every face a text file
+        (ctx.root / f"face{number}").mkdir()
+        (ctx.root / f"face{number}" / "notes.txt").write_text("no font\n")
+        lines.append("\t".join(line.split("\t")[:3] + [str(ctx.root / f"face{number}" / "notes.txt")]))
+    (ctx.root / "fonts.txt").write_text("\n".join(lines) + "\n")
+    FontGlyphs("train", font_list=str(ctx.root / "fonts.txt"), cache_dir=str(ctx.root))
+
+
+@case("miner-alpha-underflow")
+def _(ctx):
+    MixupMiner(alpha=1e-50)
+
+
 @case("data-fonts-val-fraction-out-of-range")
 def _(ctx):
     font_list, _ = ctx.request.getfixturevalue("small_font_list")

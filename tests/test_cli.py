@@ -11,6 +11,7 @@ import yaml
 
 from pml_metrix.checkpoints import load_checkpoint
 from pml_metrix.cli import build_parser, main
+from tests.test_torchrun import write_tiny_fashion_mnist
 
 pytestmark = pytest.mark.slow  # trains models, subprocesses
 
@@ -50,6 +51,10 @@ def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
     assert main(["eval", str(out / "checkpoint.pth")]) == 0
     printed = capsys.readouterr().out
     assert "recall_at_1" in printed and "epoch 4" in printed
+    # another dataset, whose 5 training classes could not fill the run's batch of 6: eval trains nothing
+    fashion = write_tiny_fashion_mnist(tmp_path / "fashion")
+    assert main(["eval", str(out / "best.pth"), "--dataset", "fashion_mnist", "--data-root", fashion]) == 0
+    assert "on fashion_mnist/test" in capsys.readouterr().out
     assert main([*args, "--overwrite", "--epochs", "1"]) == 0  # replaced: a run of one epoch again
     assert load_checkpoint(out / "checkpoint.pth")["epoch"] == 1 and len(list((out / "tensorboard").iterdir())) == 1
 

@@ -32,7 +32,10 @@ class Jitter:
 
 def load_face(path: str, pixel_size: int) -> ImageFont.FreeTypeFont:
     """Load a font file at ``pixel_size`` pixels per em with PIL's basic (deterministic) layout."""
-    return ImageFont.truetype(path, pixel_size, layout_engine=ImageFont.Layout.BASIC)
+    try:
+        return ImageFont.truetype(path, pixel_size, layout_engine=ImageFont.Layout.BASIC)
+    except OSError as error:  # FreeType's "unknown file format", or an unreadable file
+        raise OSError(f"{path} is not a font file FreeType can read ({error}): list font files only") from error
 
 
 def _glyph_mask(font: ImageFont.FreeTypeFont, char: str) -> tuple[tuple[int, int, int, int], bytes]:

@@ -77,6 +77,8 @@ class MixupMiner(BaseMiner):
             raise ValueError(f"strategies must not repeat, got {self.strategies}")
         if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0 < alpha < float("inf"):
             raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
+        if alpha < torch.finfo(torch.float32).tiny:
+            raise ValueError(f"alpha {alpha!r} rounds to 0 in float32, where lam is drawn: make it at least 1e-30")
         if mixes not in ("per_anchor", "per_batch"):
             raise ValueError(f"mixes must be 'per_anchor' or 'per_batch', got {mixes!r}")
         if isinstance(num_mixes, bool) or not isinstance(num_mixes, Integral) or num_mixes < 1:
