@@ -133,13 +133,20 @@ def cmd_eval(args) -> None:
         # eval trains nothing: the smallest batch the run's checks accept, whatever the new training split holds
         changes["batch_size"] = 2 * saved.get("samples_per_class", 4)
     changes["device"] = args.device or "auto"  # where it trained does not matter here
+    changes["select_split"] = "none"  # eval picks no epoch: only eval_split is read
     changes["pretrained"] = False  # the checkpoint holds the weights: nothing to download
     try:
         config = load_config(None, **{**saved, **changes, "output": str(Path(args.checkpoint).parent / "eval")})
     except ConfigError as error:
         raise ConfigError(f"the checkpoint's config: {error}") from None
     run = Run(config)
-    run.load_weights(state)
+    try:
+        run.load_weights(state)
+    except ValueError as error:
+        if config.dataset == saved.get("dataset"):
+            raise
+        raise ValueError(f"a model trained on {saved.get('dataset')} cannot read {config.dataset}'s images "
+                         f"(their channels differ?): {error}") from None
     metrics = run.evaluate(config.eval_split, int(state["epoch"]), config.eval_reference)
     print(f"{args.checkpoint} (epoch {state['epoch']}) on {config.dataset}/{config.eval_split}:")
     print("  " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))

@@ -850,6 +850,13 @@ def _(ctx):
     return ["eval", str(ctx.root / "checkpoint.pth")]
 
 
+@case("cli-eval-other-dataset-channels")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx))  # fonts: gray images
+    write_cub(ctx.root / "cub", per_class=10)  # colour images, enough of each class for Recall@8
+    return ["eval", str(ctx.root / "checkpoint.pth"), "--dataset", "cub200", "--data-root", str(ctx.root / "cub")]
+
+
 def compare(ctx, *args, study=None):
     if study is not None:
         (ctx.root / "study.yaml").write_text(study)
