@@ -14,7 +14,8 @@ docs/benchmarks.md), each with its results.json and its runs' best.pth. Writes i
   mixes' median similarity to their anchor beside the threshold ``base + ln(lam / (1 - lam)) / (alpha + beta)``
   under which a mix is pulled (docs/metrics.md).
 
-Prints every number it draws.
+Prints every number it draws, and the mixed part's share of the gradient (analysis.gradient_share)
+of the final rows' Metrix runs and of the runs of the positivity figure.
 """
 
 import json
@@ -30,7 +31,7 @@ from matplotlib.ticker import MaxNLocator
 
 from pml_metrix import analysis
 from pml_metrix.checkpoints import load_checkpoint
-from pml_metrix.compare import trained_pair_positivity
+from pml_metrix.compare import trained_mixed_batch, trained_pair_positivity
 from pml_metrix.config import RunConfig
 from pml_metrix.experiment import Run
 
@@ -111,8 +112,8 @@ def gains(root: Path) -> None:
     figure_canvas.print_png(DOCS / "study_gain.png")
 
 
-def trained_run(root: Path, study: str, variant: str) -> Run:
-    folder = root / study / variant / "seed0"
+def trained_run(root: Path, study: str, variant: str, seed: int = 0) -> Run:
+    folder = root / study / variant / f"seed{seed}"
     config = RunConfig(**json.loads((folder / "results.json").read_text())["config"])
     run = Run(config.replace(output=str(folder / "positivity")))
     run.load_weights(load_checkpoint(folder / ("best.pth" if (folder / "best.pth").is_file() else "checkpoint.pth")))
@@ -151,11 +152,28 @@ def positivity(root: Path) -> None:
     figure_canvas.print_png(DOCS / "study_positivity.png")
 
 
+def gradient_shares(root: Path) -> None:
+    """Prints, for each run of the final rows and of the positivity figure, how much of a step the
+    mixed part drives on a batch of its training fonts (analysis.gradient_share over all its weights)."""
+    runs = [(f"final, seed {seed}", "final", "metrix_feature", seed) for seed in range(5)]
+    runs += [(label, study, variant, 0) for label, (study, variant) in POSITIVITY.items()]
+    for label, study, variant, seed in runs:
+        if not (root / study / variant / f"seed{seed}" / "results.json").is_file():
+            continue
+        run = trained_run(root, study, variant, seed)
+        embeddings, labels, mixed_batch = trained_mixed_batch(run)
+        parameters = [p for model in run.models.values() for p in model.parameters()]
+        share = analysis.gradient_share(run.parts.loss, embeddings, labels, mixed_batch, parameters)
+        print(f"gradient, {label}: mixed share {share.mixed_share:.3f}, cos(clean, mixed) {share.cosine:.3f}, "
+              f"mix_weight {run.config.mix_weight}")
+
+
 def main(root: str) -> None:
     root = Path(root)
     val_recall(root)
     gains(root)
     positivity(root)
+    gradient_shares(root)
 
 
 if __name__ == "__main__":

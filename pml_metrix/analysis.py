@@ -14,6 +14,8 @@ so it is read on the whole matrix, never pair by pair.
 
 :func:`pair_positivity` gives one row per masked pair, :func:`positive_share_by_lam` the share of
 positives per lam bin, and :func:`plot_positive_share` the paper's figure (share against lam).
+:func:`gradient_share` says how much of a step the mixed part drives: its gradient against the
+clean part's, with respect to the model's parameters.
 """
 
 import copy
@@ -33,7 +35,10 @@ from .checks import check_embeddings, check_labels, check_same_device
 from .losses import MetrixLossMixin, MetrixProxyAnchorLoss
 from .mixed_batch import MixedBatch, SoftPairs
 
-__all__ = ["PairPositivity", "PositiveShare", "pair_positivity", "positive_share_by_lam", "plot_positive_share"]
+__all__ = [
+    "GradientShare", "PairPositivity", "PositiveShare", "gradient_share", "pair_positivity", "positive_share_by_lam",
+    "plot_positive_share",
+]
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,66 @@ def pair_positivity(
         is_positive=pair_gradient <= 0 if is_inverted else pair_gradient >= 0,
         is_inverted=is_inverted,
     )
+
+
+@dataclass(frozen=True)
+class GradientShare:
+    """The gradients of a Metrix loss's two parts with respect to some parameters.
+
+    Attributes:
+        clean_norm: ``||g_clean||``, the clean part's gradient norm.
+        mixed_norm: ``||g_mixed||``, the weighted mixed part's (``mix_weight * mixed``).
+        cosine: ``cos(g_clean, g_mixed)``; NaN when either is zero.
+    """
+
+    clean_norm: float
+    mixed_norm: float
+    cosine: float
+
+    @property
+    def mixed_share(self) -> float:
+        """``||g_mixed|| / (||g_clean|| + ||g_mixed||)``: 0 when the mixes move nothing, 1 when they move all."""
+        return self.mixed_norm / (self.clean_norm + self.mixed_norm)
+
+
+def gradient_share(
+    loss_fn: MetrixLossMixin, embeddings: Tensor, labels: Tensor, mixed_batch: MixedBatch, parameters
+) -> GradientShare:
+    """How much of a Metrix step comes from the mixes.
+
+    With ``clean`` the PML loss of ``mixed_batch.indices_tuple`` and ``mixed`` the soft loss over the
+    mixes, as the loss's forward computes them (forward = ``clean + mix_weight * mixed``):
+    ``g_clean = d clean / d parameters`` and ``g_mixed = d (mix_weight * mixed) / d parameters``,
+    flattened over ``parameters`` (those that require grad; one that a part does not reach counts 0).
+
+    Args:
+        loss_fn: a Metrix loss.
+        embeddings: B x d batch embeddings, in the graph of ``parameters``.
+        labels: B class labels.
+        mixed_batch: the miner's MixedBatch, its mixes in the graph of ``parameters`` (at the feature or
+            input level through the embedder; at the embedding level through ``embeddings``).
+        parameters: the parameters to differentiate with respect to (a model's ``parameters()``).
+    """
+    if not isinstance(loss_fn, MetrixLossMixin) or not isinstance(mixed_batch, MixedBatch):
+        raise ValueError(
+            f"gradient_share takes a Metrix loss and a MixedBatch, got {type(loss_fn).__name__} and "
+            f"{type(mixed_batch).__name__}"
+        )
+    parameters = [p for p in parameters if p.requires_grad]
+    if not parameters:
+        raise ValueError("parameters holds no tensor that requires grad: nothing to differentiate with respect to")
+    clean = loss_fn(embeddings, labels, mixed_batch.indices_tuple)
+    mixed = loss_fn.weight_of(mixed_batch) * loss_fn.reduced_soft_loss(
+        embeddings, labels, loss_fn.mixed_soft_pairs(mixed_batch, labels)
+    )
+    gradients = []
+    for part in (clean, mixed):
+        grads = torch.autograd.grad(part, parameters, retain_graph=True, allow_unused=True, materialize_grads=True)
+        gradients.append(torch.cat([g.flatten() for g in grads]).double())
+    g_clean, g_mixed = gradients
+    clean_norm, mixed_norm = g_clean.norm().item(), g_mixed.norm().item()
+    cosine = (g_clean @ g_mixed).item() / (clean_norm * mixed_norm) if clean_norm * mixed_norm > 0 else float("nan")
+    return GradientShare(clean_norm, mixed_norm, cosine)
 
 
 def positive_share_by_lam(positivity: PairPositivity, num_bins: int = 10) -> PositiveShare:

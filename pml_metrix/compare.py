@@ -23,6 +23,7 @@ from .checkpoints import load_checkpoint
 from .build import build_miner
 from .experiment import BEST, CHECKPOINT, RESULTS, SELECTION_METRIC, Run, RunResult
 from .files import write_text
+from .mixed_batch import MixedBatch
 from .trainers import mix_at_level
 
 DEFAULT_VARIANTS: Dict[str, Dict[str, Any]] = {
@@ -178,10 +179,11 @@ def sign_flip_p_value(differences: Sequence[float]) -> float:
     return extreme / len(flips)
 
 
-def trained_pair_positivity(run: Run, num_items: int = 200) -> analysis.PairPositivity:
-    """Each mixed pair's positivity (:func:`~pml_metrix.analysis.pair_positivity`) for a trained
-    Metrix run, on a batch of its training set mixed at its level by a fresh miner of its settings
-    (the same draws, resumed or not)."""
+def trained_mixed_batch(run: Run, num_items: int = 200) -> Tuple[torch.Tensor, torch.Tensor, MixedBatch]:
+    """For a trained Metrix run: the embeddings and labels of a batch of its training set
+    (``num_items`` images, ``samples_per_class`` of each class) by its models in eval mode, and their
+    MixedBatch, mixed at the run's level by a fresh miner of its settings (the same draws, resumed or
+    not); all in the graph of the models' parameters."""
     dataset, config = run.datasets["train"], run.config
     per_class = config.samples_per_class
     classes = torch.unique(dataset.labels)[: max(2, num_items // per_class)]
@@ -189,16 +191,21 @@ def trained_pair_positivity(run: Run, num_items: int = 200) -> analysis.PairPosi
     images = torch.stack([dataset[int(i)][0] for i in index]).to(run.device)
     labels = dataset.labels[index].to(run.device)
     trunk, embedder = run.models["trunk"].eval(), run.models["embedder"].eval()
-    with torch.no_grad():
-        features = trunk(images)
-        embeddings = embedder(features)
-        miner = build_miner(config, int(dataset.num_classes)).to(run.device)
-        mixed_batch = miner.mixed_batch(
-            embeddings,
-            labels,
-            lambda plan: mix_at_level(plan, config.mix_level, images, features, embeddings, embedder, lambda x: embedder(trunk(x))),
-        )
-    return analysis.pair_positivity(run.parts.loss, embeddings, labels, mixed_batch)
+    features = trunk(images)
+    embeddings = embedder(features)
+    miner = build_miner(config, int(dataset.num_classes)).to(run.device)
+    mixed_batch = miner.mixed_batch(
+        embeddings,
+        labels,
+        lambda plan: mix_at_level(plan, config.mix_level, images, features, embeddings, embedder, lambda x: embedder(trunk(x))),
+    )
+    return embeddings, labels, mixed_batch
+
+
+def trained_pair_positivity(run: Run, num_items: int = 200) -> analysis.PairPositivity:
+    """Each mixed pair's positivity (:func:`~pml_metrix.analysis.pair_positivity`) on
+    :func:`trained_mixed_batch`'s batch."""
+    return analysis.pair_positivity(run.parts.loss, *trained_mixed_batch(run, num_items))
 
 
 def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comparison:

@@ -27,6 +27,7 @@ from pytorch_metric_learning import distances, losses
 import pml_metrix
 from pml_metrix.analysis import (
     PairPositivity,
+    gradient_share,
     pair_positivity,
     plot_positive_share,
     positive_share_by_lam,
@@ -226,6 +227,28 @@ def hand_made_positivity(lam, is_positive):
     return PairPositivity(index, index, lam, lam, zeros, zeros, torch.tensor(is_positive), True)
 
 
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_gradient_share_splits_the_loss_gradient_into_its_two_parts(name):
+    """g_clean + g_mixed is the gradient of the loss's forward; the weight scales g_mixed alone."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(DIM, DIM).double()
+    x, labels = batch(torch.float64)
+    loss_fn = make_loss(name).double()
+    miner = pml_metrix.MixupMiner(num_classes=NUM_CLASSES if name == "proxy_anchor" else None, seed=0)
+    embeddings = model(x)
+    mixed_batch = miner(embeddings, labels)  # embedding level: the mixes are in the model's graph
+    share = gradient_share(loss_fn, embeddings, labels, mixed_batch, model.parameters())
+    whole = torch.autograd.grad(loss_fn(embeddings, labels, mixed_batch), list(model.parameters()), retain_graph=True)
+    whole = torch.cat([g.flatten() for g in whole])
+    expected = share.clean_norm**2 + share.mixed_norm**2 + 2 * share.cosine * share.clean_norm * share.mixed_norm
+    assert whole.norm().item() ** 2 == pytest.approx(expected, rel=1e-9)
+    assert 0 < share.mixed_share < 1
+    loss_fn.mix_weight = 0.8  # twice the default 0.4
+    doubled = gradient_share(loss_fn, embeddings, labels, mixed_batch, model.parameters())
+    assert doubled.mixed_norm == pytest.approx(2 * share.mixed_norm, rel=1e-9)
+    assert doubled.clean_norm == pytest.approx(share.clean_norm, rel=1e-12) and doubled.cosine == pytest.approx(share.cosine)
+
+
 def test_share_per_lam_bin_with_closed_right_end_and_empty_bins():
     positivity = hand_made_positivity(
         [0.0, 0.1, 0.24, 0.25, 0.3, 0.8, 1.0, 1.0], [False, True, False, True, True, False, True, True]
@@ -288,12 +311,18 @@ def bad_inputs():
         "not png": (lambda: plot_positive_share({"ms": share}, "positivity.pdf"), "\\.png"),
         "no curve": (lambda: plot_positive_share({}, "positivity.png"), "non-empty mapping"),
         "not a share": (lambda: plot_positive_share({"ms": share.share}, "positivity.png"), "PositiveShare"),
+        "gradient of a pml loss": (
+            lambda: gradient_share(losses.MultiSimilarityLoss(), embeddings, labels, good, [torch.ones(1, requires_grad=True)]),
+            "Metrix loss",
+        ),
+        "gradient of nothing": (lambda: gradient_share(ms, embeddings, labels, good, []), "nothing to differentiate"),
     }
 
 
 BAD_INPUTS = [
     "no masked pair", "no mixed item", "pml loss", "not a mixed batch", "no labels", "dim mismatch",
-    "mask rows", "zero bins", "not positivity", "not png", "no curve", "not a share",
+    "mask rows", "zero bins", "not positivity", "not png", "no curve", "not a share", "gradient of a pml loss",
+    "gradient of nothing",
 ]
 
 
