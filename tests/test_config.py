@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from pml_metrix.config import ConfigError, RunConfig, load_config
+from pml_metrix.compare import load_study
 
 
 def test_defaults_yaml_and_overrides(tmp_path):
@@ -74,4 +75,4 @@ def test_bad_files(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_committed_configs_load(path):  # every key known, every value valid, the choice explained
-    assert load_config(str(path)).description
+    assert load_study(str(path)).base.description  # a run's options, or a study's (main.yaml)
