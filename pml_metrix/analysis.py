@@ -23,7 +23,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Mapping, Optional, Tuple, Union
+from typing import Iterable, List, Mapping, Optional, Tuple, Union
 
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -201,7 +201,8 @@ class GradientShare:
 
 
 def gradient_share(
-    loss_fn: MetrixLossMixin, embeddings: Tensor, labels: Tensor, mixed_batch: MixedBatch, parameters
+    loss_fn: MetrixLossMixin, embeddings: Tensor, labels: Tensor, mixed_batch: MixedBatch,
+    parameters: Iterable[torch.nn.Parameter],
 ) -> GradientShare:
     """How much of a Metrix step comes from the mixes.
 
