@@ -130,8 +130,6 @@ def cmd_eval(args) -> None:
     changes = {k: v for k, v in vars(args).items() if k in ("dataset", "data_root", "eval_split", "eval_reference") and v}
     if changes.get("dataset", saved.get("dataset")) != saved.get("dataset"):
         changes["dataset_options"] = {}  # the saved options belong to the saved dataset
-        # eval trains nothing: the smallest batch the run's checks accept, whatever the new training split holds
-        changes["batch_size"] = 2 * saved.get("samples_per_class", 4)
     changes["device"] = args.device or "auto"  # where it trained does not matter here
     changes["select_split"] = "none"  # eval picks no epoch: only eval_split is read
     changes["pretrained"] = False  # the checkpoint holds the weights: nothing to download
@@ -139,6 +137,9 @@ def cmd_eval(args) -> None:
         config = load_config(None, **{**saved, **changes, "output": str(Path(args.checkpoint).parent / "eval")})
     except ConfigError as error:
         raise ConfigError(f"the checkpoint's config: {error}") from None
+    if config.dataset != saved.get("dataset"):
+        # eval trains nothing: the smallest batch the run's checks accept, whatever the new training split holds
+        config = config.replace(batch_size=2 * config.samples_per_class)
     run = Run(config)
     try:
         run.load_weights(state)

@@ -183,7 +183,7 @@ def trained_mixed_batch(run: Run, num_items: int = 200) -> Tuple[torch.Tensor, t
     """For a trained Metrix run: the embeddings and labels of a batch of its training set
     (``num_items`` images, ``samples_per_class`` of each class) by its models in eval mode, and their
     MixedBatch, mixed at the run's level by a fresh miner of its settings (the same draws, resumed or
-    not); all in the graph of the models' parameters."""
+    not); in the graph of the models' parameters unless called under ``torch.no_grad()``."""
     dataset, config = run.datasets["train"], run.config
     per_class = config.samples_per_class
     classes = torch.unique(dataset.labels)[: max(2, num_items // per_class)]
@@ -204,8 +204,10 @@ def trained_mixed_batch(run: Run, num_items: int = 200) -> Tuple[torch.Tensor, t
 
 def trained_pair_positivity(run: Run, num_items: int = 200) -> analysis.PairPositivity:
     """Each mixed pair's positivity (:func:`~pml_metrix.analysis.pair_positivity`) on
-    :func:`trained_mixed_batch`'s batch."""
-    return analysis.pair_positivity(run.parts.loss, *trained_mixed_batch(run, num_items))
+    :func:`trained_mixed_batch`'s batch (built without a graph: positivity differentiates a copy)."""
+    with torch.no_grad():
+        embeddings, labels, mixed_batch = trained_mixed_batch(run, num_items)
+    return analysis.pair_positivity(run.parts.loss, embeddings, labels, mixed_batch)
 
 
 def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comparison:
