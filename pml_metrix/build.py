@@ -70,10 +70,8 @@ def build_loss(config: RunConfig, num_classes: int) -> torch.nn.Module:
     """The PML loss for a baseline run, its Metrix twin for a Metrix run."""
     pml_class, metrix_class = LOSS_CLASSES[config.loss]
     kwargs = dict(config.loss_params, collect_stats=True)  # record-keeper logs the stats (e.g. clean_loss, mixed_loss)
-    if config.distance == "cosine":
-        kwargs["distance"] = distances.CosineSimilarity()
-    elif config.distance == "lp":
-        kwargs["distance"] = distances.LpDistance()
+    if config.distance != "default":
+        kwargs["distance"] = {"cosine": distances.CosineSimilarity, "lp": distances.LpDistance}[config.distance]()
     if config.loss == "pa":
         kwargs.update(num_classes=num_classes, embedding_size=config.embedding_size)
     if config.mix_level != "none":

@@ -71,22 +71,19 @@ def flag_values(args: argparse.Namespace) -> dict:
     for name, given in values.items():
         if given is None or not (name == "mix_weight" or typing.get_origin(base_type(field_types()[name])[0]) is dict):
             continue
-        keys = [item[0] for item in given if isinstance(item, tuple)]
+        pairs = [item for item in given if isinstance(item, tuple)]
+        keys = [key for key, _ in pairs]
         repeated = sorted({key for key in keys if keys.count(key) > 1})
         if repeated:
             raise ConfigError(f"--{name.replace('_', '-')} gives {', '.join(repeated)} twice: keep one")
-        if name == "mix_weight":  # one number, or strategy=weight pairs
-            pairs = [item for item in given if isinstance(item, tuple)]
-            if pairs and len(pairs) == len(given):
-                values[name] = dict(pairs)
-            elif len(given) == 1 and not pairs:
-                values[name] = given[0]
-            else:
-                raise ConfigError(f"--mix-weight takes one number or strategy=weight pairs; got {' '.join(map(str, given))}")
+        if len(pairs) == len(given):
+            values[name] = dict(pairs)
+        elif name != "mix_weight":
+            raise ConfigError(f"--{name.replace('_', '-')} takes KEY=VALUE pairs; got {given}")
+        elif len(given) == 1 and not pairs:  # mix_weight: one number, or strategy=weight pairs
+            values[name] = given[0]
         else:
-            if not all(isinstance(item, tuple) for item in given):
-                raise ConfigError(f"--{name.replace('_', '-')} takes KEY=VALUE pairs; got {given}")
-            values[name] = dict(given)
+            raise ConfigError(f"--mix-weight takes one number or strategy=weight pairs; got {' '.join(map(str, given))}")
     return values
 
 
@@ -115,9 +112,7 @@ def cmd_compare(args) -> None:
     study = load_study(args.config, args.seeds, args.variants, **flag_values(args))
     comparison = compare(study, resume=args.resume, overwrite=args.overwrite)
     report = write_report(comparison, "pml-metrix " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    print("\n".join(results_table(comparison)))
-    print()
-    print("\n".join(paired_table(comparison)))
+    print("\n".join([*results_table(comparison), "", *paired_table(comparison)]))
     print(f"\nreport: {report}")
 
 

@@ -93,8 +93,7 @@ def load_study(path: Optional[str] = None, seeds: Optional[Sequence[int]] = None
             raise ConfigError(f"unknown variant(s) {', '.join(unknown)}; the study has {', '.join(study_variants)}")
         study_variants = {name: study_variants[name] for name in variants}
     values.update({k: v for k, v in overrides.items() if v is not None})
-    if "output" not in values:
-        values["output"] = "runs/compare"
+    values.setdefault("output", "runs/compare")
     base = load_config(None, **values)
     return Study(base, dict(study_variants), list(seeds if seeds is not None else study_seeds))
 
@@ -109,21 +108,9 @@ class Comparison:
     untrained: List[Dict[str, float]] = field(default_factory=list)
     positivity: Dict[str, analysis.PositiveShare] = field(default_factory=dict)
 
-    @property
-    def base(self) -> RunConfig:
-        return self.study.base
-
-    @property
-    def seeds(self) -> List[int]:
-        return self.study.seeds
-
-    @property
-    def baseline(self) -> str:
-        return self.study.baseline
-
     def metrics(self) -> List[str]:
         """The reported metrics: Recall@K for the run's K, then MAP@R, utilization, alignment, uniformity."""
-        return [f"recall_at_{k}" for k in self.base.recall_at_k] + list(OTHER_METRICS)
+        return [f"recall_at_{k}" for k in self.study.base.recall_at_k] + list(OTHER_METRICS)
 
     def summary(self) -> Dict[str, Dict[str, Tuple[float, float]]]:
         """variant -> metric -> (mean, std) over seeds of the test metrics at the picked epoch."""
@@ -134,7 +121,7 @@ class Comparison:
 
     def paired(self) -> Dict[str, Dict[str, Tuple[float, float]]]:
         """variant -> metric -> (mean difference to the baseline, two-sided sign-flip p-value)."""
-        base = self.runs[self.baseline]
+        base = self.runs[self.study.baseline]
         out = {}
         for name, results in list(self.runs.items())[1:]:
             out[name] = {}
@@ -146,11 +133,11 @@ class Comparison:
     def to_dict(self) -> Dict[str, Any]:
         """Everything the report shows, and each run's evaluations, for machines."""
         return {
-            "base_config": self.base.to_dict(),
+            "base_config": self.study.base.to_dict(),
             "variants": self.study.variants,
-            "seeds": self.seeds,
-            "baseline": self.baseline,
-            "selection": {"split": self.base.select_split, "metric": SELECTION_METRIC},
+            "seeds": self.study.seeds,
+            "baseline": self.study.baseline,
+            "selection": {"split": self.study.base.select_split, "metric": SELECTION_METRIC},
             "references": {"raw_pixels": self.raw_pixels, "untrained": self.untrained},
             "runs": {
                 name: [{"seed": r.config.seed, "best_epoch": r.best_epoch, "final": r.final, "history": r.history}
@@ -165,14 +152,19 @@ class Comparison:
 
 
 def mean_std(values: Sequence[float]) -> Tuple[float, float]:
-    """Mean and sample standard deviation (NaN for a single value: no spread can be read)."""
+    """Mean and sample standard deviation (the spread NaN for a single value: none can be read;
+    both NaN when a value is NaN, e.g. alignment of a split without two items of a class)."""
+    if any(math.isnan(v) for v in values):
+        return math.nan, math.nan
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
 
 
 def sign_flip_p_value(differences: Sequence[float]) -> float:
     """Exact two-sided paired randomisation test: the share of the 2^n sign flips whose mean
     difference is at least as far from 0 as the observed one. With n seeds it cannot go below
-    2 / 2^n (0.25 for 3 seeds, 0.0625 for 5)."""
+    2 / 2^n (0.25 for 3 seeds, 0.0625 for 5). NaN when a difference is NaN."""
+    if any(math.isnan(d) for d in differences):
+        return math.nan
     observed = abs(statistics.fmean(differences))
     flips = list(itertools.product((1, -1), repeat=len(differences)))
     extreme = sum(abs(statistics.fmean(s * d for s, d in zip(signs, differences))) >= observed - 1e-12 for signs in flips)
@@ -244,9 +236,3 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
     study.save(output / "config.yaml")  # written once every run has been checked and trained
     write_text(output / "results.json", json.dumps(comparison.to_dict(), indent=1))
     return comparison
-
-
-def format_cell(mean: float, std: float) -> str:
-    if math.isnan(mean):
-        return "nan"
-    return f"{mean:.4f}" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"

@@ -137,8 +137,7 @@ class RunConfig:
                 f"samples_per_class 1 gives the {self.loss} loss no positive pair in a batch: make it at least 2"
             )
         if isinstance(self.mix_weight, dict):
-            unknown = sorted(set(self.mix_weight) - set(self.strategies))
-            if unknown or not self.strategy_per_step or set(self.mix_weight) != set(self.strategies):
+            if not self.strategy_per_step or set(self.mix_weight) != set(self.strategies):
                 raise ConfigError(
                     f"mix_weight per strategy ({', '.join(self.mix_weight)}) needs strategy_per_step and one weight for "
                     f"each of strategies ({', '.join(self.strategies)})"
@@ -181,11 +180,9 @@ def checked(f: dataclasses.Field, value: Any) -> Any:
     """``value`` of field ``f`` with its type checked (and YAML's spellings converted), or a ConfigError."""
     name, meta = f.name, f.metadata
     kind, optional = base_type(field_types()[name])
-    if isinstance(value, str) and value.strip().lower() in ("none", "null") and optional:
+    if optional and (value is None or isinstance(value, str) and value.strip().lower() in ("none", "null")):
         return None
     if value is None:
-        if optional:
-            return None
         raise ConfigError(f"{name} needs a value; got none")
     if kind == Union[float, Dict[str, float]]:  # mix_weight: a number, or one per strategy
         if not isinstance(value, dict):
@@ -247,9 +244,7 @@ def check_value(name: str, value: Any, kind: type, meta: Dict[str, Any]) -> Any:
 
 def load_config(path: Optional[str] = None, **overrides: Any) -> RunConfig:
     """Defaults, then the YAML file at ``path``, then ``overrides`` (``None`` values are skipped)."""
-    values: Dict[str, Any] = {}
-    if path is not None:
-        values.update(read_yaml_mapping(path))
+    values = read_yaml_mapping(path) if path is not None else {}
     values.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(values) - known)

@@ -108,16 +108,12 @@ class DistributedMixupMiner(DistributedMinerWrapper):
         order = gathered_order(get_rank(), get_world_size(), len(all_emb) // get_world_size(), all_emb.device)
         to_gathered = torch.empty_like(order)
         to_gathered[order] = torch.arange(len(order), device=order.device)
-        plan = self._rank_order_plan(all_emb[to_gathered], all_labels[to_gathered])
+        plan = None
+        if get_rank() == 0:  # over the batch in rank order, handed to the others from the CPU
+            plan = self.miner.plan(all_emb[to_gathered], all_labels[to_gathered]).to(torch.device("cpu"))
+        plan = from_rank0(plan).to(all_emb.device)
         pair_mask = plan.pair_mask if plan.num_classes is not None else plan.pair_mask[order]  # rows: classes or items
         return MixingPlan(to_gathered[plan.source_index], plan.lam, pair_mask, plan.num_classes, plan.strategy)
-
-    def _rank_order_plan(self, embeddings: Tensor, labels: Tensor) -> MixingPlan:
-        """The miner's plan over the batch in rank order, drawn on rank 0 and broadcast."""
-        plan = None
-        if get_rank() == 0:
-            plan = self.miner.plan(embeddings, labels).to(torch.device("cpu"))
-        return from_rank0(plan).to(embeddings.device)
 
 
 def get_world_size() -> int:

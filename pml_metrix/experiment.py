@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -147,13 +148,11 @@ class Run:
                 return finished
             start_epoch = self.restore(load_checkpoint(self.output / CHECKPOINT)) + 1
         else:  # rank 0 decides, every process raises alike (a lone raise would leave the others waiting)
-            refusal = self.claim_output(overwrite) if self.rank == 0 else None
-            refusal = from_rank0(refusal)
+            refusal = from_rank0(self.claim_output(overwrite) if self.rank == 0 else None)
             if refusal:
                 raise ConfigError(refusal)
         if self.rank == 0:
-            self.output.mkdir(parents=True, exist_ok=True)
-            config.save(self.output / "config.yaml")
+            config.save(self.output / "config.yaml")  # makes the folder
             self.record_keeper, _, _ = logging_presets.get_record_keeper(
                 str(self.output / "logs"), str(self.output / "tensorboard")
             )
@@ -199,13 +198,18 @@ class Run:
         """PML's ``MetricLossOnly`` (a baseline) or a :class:`~pml_metrix.trainers.MetrixTrainer`."""
         config, parts = self.config, self.parts
         frozen = ("trunk",) if start_epoch <= config.warmup_epochs else ()
+        loss, miner = parts.loss, parts.miner
+        if self.world_size > 1:  # the loss and the mining of the whole batch
+            loss = DistributedLossWrapper(loss)
+            if miner is not None:
+                miner = (DistributedMixupMiner if isinstance(miner, MixupMiner) else DistributedMinerWrapper)(miner)
         kwargs = dict(
             models={name: m if name in frozen else self.parallel(m) for name, m in self.models.items()},
             optimizers=parts.optimizers,
             lr_schedulers=parts.lr_schedulers,
             batch_size=config.batch_size // self.world_size,
-            loss_funcs={"metric_loss": self.parallel_loss()},
-            mining_funcs={} if parts.miner is None else {"tuple_miner": self.parallel_miner()},
+            loss_funcs={"metric_loss": loss},
+            mining_funcs={} if miner is None else {"tuple_miner": miner},
             dataset=parts.train_set,
             sampler=parts.sampler,
             dataloader_num_workers=config.num_workers,
@@ -217,7 +221,8 @@ class Run:
         )
         if config.grad_clip is not None:
             kwargs["gradient_clippers"] = {
-                f"{name}_grad_clipper": _clipper(m, config.grad_clip) for name, m in self.models.items()
+                f"{name}_grad_clipper": partial(torch.nn.utils.clip_grad_norm_, list(m.parameters()), config.grad_clip)
+                for name, m in self.models.items()
             }
         if config.mix_level == "none":
             return trainers.MetricLossOnly(**kwargs)
@@ -327,19 +332,3 @@ class Run:
             return model
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
-
-    def parallel_loss(self) -> torch.nn.Module:
-        """The loss of the whole batch: in a process group, in PML's ``DistributedLossWrapper``."""
-        return DistributedLossWrapper(self.parts.loss) if self.world_size > 1 else self.parts.loss
-
-    def parallel_miner(self) -> torch.nn.Module:
-        """The miner of the whole batch: in a process group, a DistributedMixupMiner of a
-        MixupMiner, PML's DistributedMinerWrapper of another miner."""
-        miner = self.parts.miner
-        if self.world_size == 1:
-            return miner
-        return DistributedMixupMiner(miner) if isinstance(miner, MixupMiner) else DistributedMinerWrapper(miner)
-
-
-def _clipper(module: torch.nn.Module, max_norm: float):
-    return lambda: torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)

@@ -25,7 +25,6 @@ class PoolingEmbedder(nn.Module):
         return nn.functional.normalize(embeddings, dim=1) if self.normalize else embeddings
 
 
-
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "googlenet")
 CHANNELS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048, "googlenet": 1024}
 HEADS = ("avgpool", "dropout", "fc")  # what follows the last convolutional map in torchvision's classifiers

@@ -1,5 +1,6 @@
 """The comparison report: a Markdown file with tables and PNG plots, in the output folder."""
 
+import math
 from pathlib import Path
 from typing import Dict, List
 
@@ -8,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from . import analysis
-from .compare import Comparison, format_cell, mean_std
+from .compare import Comparison, mean_std
 from .files import write_text
 
 MIN_SEEDS_FOR_STATISTICS = 3
@@ -26,13 +27,12 @@ def plot_per_epoch(comparison: Comparison, metric: str, path: Path) -> Path:
                 by_epoch.setdefault(int(metrics["epoch"]), []).append(metrics[metric])
         epochs = sorted(by_epoch)
         stats = [mean_std(by_epoch[e]) for e in epochs]
-        means = [m for m, _ in stats]
-        axes.plot(epochs, means, marker="o", label=name)
+        axes.plot(epochs, [m for m, _ in stats], marker="o", label=name)
         spread = [(e, m, s) for e, (m, s) in zip(epochs, stats) if s == s]  # NaN std: one seed
         if spread:
             axes.fill_between([e for e, _, _ in spread], [m - s for _, m, s in spread], [m + s for _, m, s in spread], alpha=0.2)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set(xlabel="epoch", ylabel=metric, title=f"{metric} on the {comparison.base.select_split} split")
+    axes.set(xlabel="epoch", ylabel=metric, title=f"{metric} on the {comparison.study.base.select_split} split")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     canvas.print_png(path)
@@ -42,11 +42,13 @@ def plot_per_epoch(comparison: Comparison, metric: str, path: Path) -> Path:
 def results_table(comparison: Comparison) -> List[str]:
     """Test scores per variant, mean ± std over seeds (the mean alone below 3 seeds)."""
     metrics = comparison.metrics()
-    with_std = len(comparison.seeds) >= MIN_SEEDS_FOR_STATISTICS
+    with_std = len(comparison.study.seeds) >= MIN_SEEDS_FOR_STATISTICS
 
     def cell(values):
         mean, std = mean_std(values)
-        return format_cell(mean, std if with_std else float("nan"))
+        if math.isnan(mean):
+            return "nan"
+        return f"{mean:.4f}" if math.isnan(std) or not with_std else f"{mean:.4f} ± {std:.4f}"
 
     rows = ["| | epoch picked | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
     for label, scores in (("raw pixels", comparison.raw_pixels), ("untrained network", comparison.untrained)):
@@ -59,8 +61,8 @@ def results_table(comparison: Comparison) -> List[str]:
 
 def paired_table(comparison: Comparison) -> List[str]:
     metrics = comparison.metrics()
-    with_p = len(comparison.seeds) >= MIN_SEEDS_FOR_STATISTICS
-    rows = ["| vs " + comparison.baseline + " | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    with_p = len(comparison.study.seeds) >= MIN_SEEDS_FOR_STATISTICS
+    rows = [f"| vs {comparison.study.baseline} | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
     for name, paired in comparison.paired().items():
         cells = [f"{d:+.4f}" + (f" (p={p:.3g})" if with_p else "") for d, p in (paired[m] for m in metrics)]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -69,16 +71,14 @@ def paired_table(comparison: Comparison) -> List[str]:
 
 def write_report(comparison: Comparison, command: str) -> Path:
     """Write ``report.md`` and its plots into the comparison's output folder; returns the report."""
-    output = Path(comparison.base.output)
+    base, seeds = comparison.study.base, comparison.study.seeds
+    output = Path(base.output)
     output.mkdir(parents=True, exist_ok=True)
-    base = comparison.base
-    plots = {
-        "recall_at_1": plot_per_epoch(comparison, "recall_at_1", output / "recall_at_1.png"),
-        "utilization": plot_per_epoch(comparison, "utilization", output / "utilization.png"),
-    }
+    plots = {metric: plot_per_epoch(comparison, metric, output / f"{metric}.png")
+             for metric in ("recall_at_1", "utilization")}
     if comparison.positivity:
         plots["positivity"] = analysis.plot_positive_share(comparison.positivity, output / "positivity.png")
-    n = len(comparison.seeds)
+    n = len(seeds)
     if n >= MIN_SEEDS_FOR_STATISTICS:
         statistics_note = f"With {n} seeds the smallest attainable p-value is {2 / 2 ** n:.3g}."
     else:
@@ -99,7 +99,7 @@ def write_report(comparison: Comparison, command: str) -> Path:
         *([base.description.strip(), ""] if base.description.strip() else []),
         f"Model `{base.model}` ({base.embedding_size}-d), loss `{base.loss}`, up to {base.epochs} epochs"
         + (f" (patience {base.patience})" if base.patience is not None else "")
-        + f", batch {base.batch_size}, seeds {comparison.seeds}; {selection}"
+        + f", batch {base.batch_size}, seeds {seeds}; {selection}"
         + (f" against `{base.eval_reference}`" if base.eval_reference else "")
         + ". Each seed gives every variant the same initialisation and the same batches. Variants: "
         + "; ".join(f"`{name}` {overrides}" for name, overrides in comparison.study.variants.items())

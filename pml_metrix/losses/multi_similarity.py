@@ -6,7 +6,6 @@ from ..config import MS_MIXED_FORMS
 from .metrix_loss import MetrixLossMixin
 
 
-
 class MetrixMSLoss(MetrixLossMixin, MultiSimilarityLoss):
     """PML's ``MultiSimilarityLoss`` with Metrix: same arguments and defaults, plus ``mix_weight``
     and ``mixed_form``.

@@ -13,7 +13,6 @@ from ..config import LAM_PER, SHOWN_TO, STRATEGIES
 from ..mixing import MixingPlan, pair_type_masks
 
 
-
 class MixupMiner(BaseMiner):
     """Draws a mixing plan and returns a :class:`~pml_metrix.MixedBatch` of embedding-level mixes.
 
@@ -164,23 +163,17 @@ class MixupMiner(BaseMiner):
         if self.negatives == "hardest":
             mat = self.distance(embeddings)
             hardness = mat if self.distance.is_inverted else -mat
-        anchor_side = {
-            "positive_negative": positives,
-            "anchor_negative": torch.eye(batch_size, dtype=torch.bool, device=device),
-            "negative_negative": negatives,
+        sides = {  # strategy: the anchor's rows that i and j are drawn from, and the ranking of j (hardest first)
+            "positive_negative": (positives, negatives, hardness),
+            "anchor_negative": (torch.eye(batch_size, dtype=torch.bool, device=device), negatives, hardness),
+            "negative_negative": (negatives, negatives, hardness),
+            "positive_positive": (positives, positives, None),
         }
         strategies = self.strategies
         if self.strategy_per_step:
             strategies = (strategies[int(torch.randint(len(strategies), (1,), generator=generator, device=device))],)
-        pairs, drawn_for = [], []
-        for strategy in strategies:
-            if strategy == "positive_positive":
-                anchors, pair = self._draw_pairs(positives, positives, None, generator)
-            else:
-                anchors, pair = self._draw_pairs(anchor_side[strategy], negatives, hardness, generator)
-            drawn_for.append(anchors)
-            pairs.append(pair)
-        source_index, drawn_for = torch.cat(pairs), torch.cat(drawn_for)
+        drawn = [self._draw_pairs(*sides[strategy], generator) for strategy in strategies]
+        drawn_for, source_index = (torch.cat(parts) for parts in zip(*drawn))
         lam = self._draw_lam(len(source_index), generator).to(device)
         if self.num_classes is None:
             anchor_labels, anchor_index, drawing_anchor = labels, torch.arange(batch_size, device=device), drawn_for
