@@ -36,8 +36,13 @@ from pml_metrix.config import RunConfig
 from pml_metrix.experiment import Run
 
 DOCS = Path(__file__).resolve().parent
-PANELS = ("contrastive_quarter", "contrastive_variants_quarter", "main_half", "ms_quarter", "ms_paper_quarter", "pa_quarter")
-SIZES = {0.25: ("contrastive_variants_quarter", "weight_0.1"), 0.5: ("main_half", "metrix_feature")}  # (study, variant)
+PANELS = ("contrastive_quarter", "contrastive_variants_quarter", "final", "main_half", "main_full", "ms_quarter",
+          "ms_paper_quarter", "pa_quarter")
+SIZES = {  # share of the training fonts -> (study, variant): the main job's setting; final's val scores at a quarter
+    0.25: ("final", "metrix_feature"),
+    0.5: ("main_half", "metrix_feature"),
+    1.0: ("main_full", "metrix_feature"),
+}
 WEIGHTS = {
     0.1: ("contrastive_variants_quarter", "weight_0.1"),
     0.2: ("contrastive_variants_quarter", "weight_0.2"),
@@ -75,9 +80,9 @@ def canvas(width, height):
 
 def val_recall(root: Path) -> None:
     studies = [(name, load(root, name)) for name in PANELS if load(root, name)]
-    rows = math.ceil(len(studies) / 3)
-    figure_canvas, figure = canvas(4.2 * min(3, len(studies)), 3.4 * rows)
-    for axes, (name, results) in zip(figure.subplots(rows, min(3, len(studies)), squeeze=False).flat, studies):
+    rows = math.ceil(len(studies) / 4)
+    figure_canvas, figure = canvas(4.2 * min(4, len(studies)), 3.4 * rows)
+    for axes, (name, results) in zip(figure.subplots(rows, min(4, len(studies)), squeeze=False).flat, studies):
         for variant, runs in results["runs"].items():
             by_epoch = {}
             for run in runs:
