@@ -79,7 +79,7 @@ def canvas(width, height):
 
 
 def val_recall(root: Path) -> None:
-    studies = [(name, load(root, name)) for name in PANELS if load(root, name)]
+    studies = [(name, results) for name in PANELS if (results := load(root, name))]
     rows = math.ceil(len(studies) / 4)
     figure_canvas, figure = canvas(4.2 * min(4, len(studies)), 3.4 * rows)
     for axes, (name, results) in zip(figure.subplots(rows, min(4, len(studies)), squeeze=False).flat, studies):
@@ -104,8 +104,8 @@ def gains(root: Path) -> None:
     for axes, points, name in ((by_size, SIZES, "training-set share"), (by_weight, WEIGHTS, "mix_weight")):
         means = {}
         for x, (study, variant) in points.items():
-            if load(root, study):
-                values = paired_gains(load(root, study), variant)
+            if results := load(root, study):
+                values = paired_gains(results, variant)
                 axes.scatter([x] * len(values), values, color="C1", alpha=0.7)
                 means[x] = statistics.fmean(values)
                 print(f"gain at {name} {x} ({study}, {variant}): {[round(v, 4) for v in values]}")
