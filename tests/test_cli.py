@@ -15,7 +15,7 @@ from tests.test_torchrun import write_tiny_fashion_mnist
 
 pytestmark = pytest.mark.slow  # trains models, subprocesses
 
-TINY = ["--embedding-size", "16", "--batch-size", "24", "--samples-per-class", "4", "--epochs", "1"]
+TINY = ["--embedding-size", "16", "--model-width", "8", "--batch-size", "24", "--samples-per-class", "4", "--epochs", "1"]
 
 
 def options(font_list):
@@ -159,16 +159,19 @@ def test_same_seed_gives_every_variant_the_same_initialisation(small_font_list, 
         (["eval", "/nonexistent/checkpoint.pth"], "no checkpoint at /nonexistent/checkpoint.pth"),
     ],
 )
-def test_bad_configuration_gives_one_line_and_a_non_zero_exit(args, message, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "pml_metrix.cli", *args, "--output", str(tmp_path)] if args[0] == "train" else
-        [sys.executable, "-m", "pml_metrix.cli", *args],
-        capture_output=True, text=True, timeout=120,
-    )
+def test_bad_configuration_gives_one_line_and_a_non_zero_exit(args, message, tmp_path, capsys):
+    assert main([*args, "--output", str(tmp_path)] if args[0] == "train" else args) == 2
+    error = capsys.readouterr().err
+    error_lines = [line for line in error.splitlines() if line.startswith("pml-metrix")]
+    assert "Traceback" not in error and len(error_lines) == 1 and message in error_lines[0], error
+
+
+def test_the_command_exits_with_status_2_and_one_line_on_a_bad_configuration(tmp_path):
+    """The process itself, as a shell sees it (the cases above call the same ``main`` in this process)."""
+    result = subprocess.run([sys.executable, "-m", "pml_metrix.cli", "train", "--loss", "triplet", "--output", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("pml-metrix")]
-    assert len(error_lines) == 1 and message in error_lines[0], result.stderr
+    assert result.stderr.splitlines() == ["pml-metrix train: error: loss must be one of contrastive, ms, pa; got 'triplet'"]
 
 
 def test_compare_writes_where_the_config_file_says(tmp_path, monkeypatch):
