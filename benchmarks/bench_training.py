@@ -21,7 +21,7 @@ import torchvision
 from pytorch_metric_learning import losses, miners, trainers
 
 import pml_metrix
-from pml_metrix.models import PoolingEmbedder
+from pml_metrix.app.models import PoolingEmbedder
 from pml_metrix.trainers import MetrixTrainer
 
 TARGETS = {"embedding": 1.10, "feature": 1.10, "input": 2.1}

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 import pml_metrix
-from pml_metrix.analysis import pair_positivity, plot_positive_share, positive_share_by_lam
+from pml_metrix.analysis import pair_positivity, positive_share_by_lam
+from pml_metrix.app.report import plot_positive_share
 
 OUT = Path(__file__).resolve().parent / "positivity.png"
 

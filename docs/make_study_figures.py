@@ -30,10 +30,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from pml_metrix import analysis
-from pml_metrix.checkpoints import load_checkpoint
-from pml_metrix.compare import trained_mixed_batch, trained_pair_positivity
-from pml_metrix.config import RunConfig
-from pml_metrix.experiment import Run
+from pml_metrix.app.checkpoints import load_checkpoint
+from pml_metrix.app.compare import trained_mixed_batch, trained_pair_positivity
+from pml_metrix.app.config import RunConfig
+from pml_metrix.app.experiment import Run
 
 DOCS = Path(__file__).resolve().parent
 PANELS = ("contrastive_quarter", "contrastive_variants_quarter", "final", "main_half", "main_full", "ms_quarter",

@@ -1,4 +1,9 @@
-"""Metrix (mixup for deep metric learning) for pytorch-metric-learning.
+"""Metrix (mixup for deep metric learning) for pytorch-metric-learning: the library.
+
+The losses, the miner, the trainer, the testers and their functional core, for use inside PML's own
+trainers, testers and loops. The application behind the ``pml-metrix`` command (run configuration,
+datasets, models, runs, studies, reports) is :mod:`pml_metrix.app`, which imports the library and is
+never imported by it.
 
 The names below load on first use (PEP 562), so that ``import pml_metrix`` and the command line's
 ``--help`` do not wait for torch.
@@ -19,7 +24,7 @@ _NAMES = {
     "MetrixAccuracyCalculator": "testers",
     "UtilizationTester": "testers",
 }
-_MODULES = ("analysis", "datasets", "distributed", "functional", "losses", "miners", "models", "testers", "trainers")
+_MODULES = ("analysis", "distributed", "functional", "losses", "miners", "names", "samplers", "testers", "trainers")
 
 __all__ = sorted(_NAMES) + list(_MODULES)
 

@@ -13,21 +13,17 @@ multi-similarity and proxy anchor the gradient of a pair depends on the other pa
 so it is read on the whole matrix, never pair by pair.
 
 :func:`pair_positivity` gives one row per masked pair, :func:`positive_share_by_lam` the share of
-positives per lam bin, and :func:`plot_positive_share` the paper's figure (share against lam).
+positives per lam bin (the application's report plots it against lam, the paper's figure).
 :func:`gradient_share` says how much of a step the mixed part drives: its gradient against the
 clean part's, with respect to the model's parameters.
 """
 
 import copy
 import dataclasses
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Iterable, List, Optional, Tuple
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from pytorch_metric_learning.distances import BaseDistance
 from torch import Tensor
 
@@ -37,7 +33,6 @@ from .mixed_batch import MixedBatch, SoftPairs
 
 __all__ = [
     "GradientShare", "PairPositivity", "PositiveShare", "gradient_share", "pair_positivity", "positive_share_by_lam",
-    "plot_positive_share",
 ]
 
 
@@ -253,34 +248,3 @@ def positive_share_by_lam(positivity: PairPositivity, num_bins: int = 10) -> Pos
     count = torch.bincount(bin_index, minlength=num_bins)
     positives = torch.bincount(bin_index, weights=positivity.is_positive.to(torch.float64), minlength=num_bins)
     return PositiveShare(edges=edges, share=positives / count, count=count)
-
-
-def plot_positive_share(shares: Mapping[str, PositiveShare], path: Union[str, os.PathLike]) -> Path:
-    """Plot the share of positives against lam, one line per entry (bin centres; empty bins are gaps).
-
-    Args:
-        shares: curve label -> :class:`PositiveShare`, e.g. one per loss or per epoch.
-        path: where to write the PNG; must end in ``.png``.
-
-    Returns the path written. Draws on an Agg canvas, leaving pyplot's backend alone.
-    """
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"path must end in .png, got {str(path)!r}")
-    if not isinstance(shares, Mapping) or not shares:
-        raise ValueError("shares must be a non-empty mapping of curve label -> PositiveShare")
-    for name, share in shares.items():
-        if not isinstance(share, PositiveShare):
-            raise ValueError(f"shares[{name!r}] must be a PositiveShare, got {type(share).__name__}")
-    canvas = FigureCanvasAgg(Figure(figsize=(5, 3.5), layout="constrained"))
-    axes = canvas.figure.add_subplot()
-    for name, share in shares.items():
-        edges = share.edges.detach().cpu()
-        centres = (edges[:-1] + edges[1:]) / 2
-        axes.plot(centres.numpy(), share.share.detach().cpu().numpy(), marker="o", label=str(name))
-    axes.set(xlim=(0, 1), ylim=(-0.03, 1.03), xlabel="λ", ylabel="share of positives")
-    axes.set_title("Positivity of mixed embeddings")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    canvas.print_png(path)
-    return path

@@ -19,13 +19,10 @@ batch, while a MixedBatch's pair mask has a row per anchor of the batch the plan
 
 :class:`~pml_metrix.trainers.MetrixTrainer` takes a DistributedMixupMiner too, and mixes at the
 feature and input levels across processes with :func:`gather_rows` and :func:`embed_share`.
-``pml-metrix train`` under ``torchrun`` (:func:`torchrun_process_group`) puts it all together.
+``pml-metrix train`` under ``torchrun`` puts it all together.
 """
 
-import contextlib
-import gc
-import os
-from typing import Callable, Iterator, Optional, TypeVar
+from typing import Callable, Optional, TypeVar
 
 import torch
 from pytorch_metric_learning.miners import BaseMiner
@@ -44,8 +41,6 @@ __all__ = [
     "gathered_order",
     "get_rank",
     "get_world_size",
-    "torchrun_process_group",
-    "torchrun_world_size",
     "without_parameter_gradients",
 ]
 
@@ -168,30 +163,3 @@ def embed_share(
     rows = [torch.where(own)[0], torch.where(~own)[0]]
     parts = [f(mixed[r]) for f, r in zip((embed, embed_without_parameter_gradients), rows) if len(r)]
     return torch.cat(parts).index_select(0, torch.argsort(torch.cat(rows)))
-
-
-def torchrun_world_size() -> int:
-    """The number of processes ``torchrun`` launched (its ``WORLD_SIZE``); 1 outside torchrun."""
-    return int(os.environ.get("WORLD_SIZE", "1")) if torch.distributed.is_torchelastic_launched() else 1
-
-
-@contextlib.contextmanager
-def torchrun_process_group(device: torch.device) -> Iterator[None]:
-    """Under ``torchrun`` with several processes, the default process group for its block (nccl
-    with each process on ``cuda:LOCAL_RANK`` for a CUDA ``device``, else gloo), destroyed at its end.
-    Elsewhere nothing."""
-    if torchrun_world_size() == 1:
-        yield
-        return
-    if device.type == "cuda":
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
-        yield
-        torch.distributed.barrier()  # every process done with the group before any tears it down
-    finally:
-        # free the block's DDP model, which PML's trainer keeps in reference cycles, while the group
-        # and the interpreter live: gloo's threads holding its tensors aborted one process in ~10
-        # at exit ("terminate called without an active exception")
-        gc.collect()
-        torch.distributed.destroy_process_group()

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .checks import check_embeddings, check_pair_mask, check_same_device, in_unit_interval
-from .config import STRATEGIES
+from .names import STRATEGIES
 from .functional import loss_dtype
 
 IndicesTuple = Optional[Tuple[Tensor, ...]]

@@ -10,7 +10,7 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$deps_hash
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
     "$venv/bin/python" -m pip install -q torch==2.14.1 torchvision==0.29.1
-    "$venv/bin/python" -m pip install -q -e "$root[test,docs]"  # the tests build the docs too
+    "$venv/bin/python" -m pip install -q -e "$root[app,test,docs]"  # the command, and the tests build the docs too
     echo "$deps_hash" > "$stamp"
 fi
 export PATH=$venv/bin:$PATH

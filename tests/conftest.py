@@ -3,7 +3,7 @@ import os
 import pytest
 from hypothesis import settings
 
-from pml_metrix.datasets.font_list import read_font_list, write_font_list
+from pml_metrix.app.datasets.font_list import read_font_list, write_font_list
 
 # CI replays the same examples on every run (a red run must mean a real change); local runs
 # draw new ones each time and keep failures in .hypothesis/.

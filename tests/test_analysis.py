@@ -29,7 +29,6 @@ from pml_metrix.analysis import (
     PairPositivity,
     gradient_share,
     pair_positivity,
-    plot_positive_share,
     positive_share_by_lam,
 )
 
@@ -269,20 +268,6 @@ def test_share_per_bin_on_pure_mixes_is_zero_then_one():
     assert share.share.tolist() == [0.0, 1.0] and share.count.tolist() == [BATCH, BATCH]
 
 
-def test_plot_writes_a_png_and_returns_its_path(tmp_path):
-    embeddings, labels = batch()
-    lam = torch.rand(3 * BATCH, generator=torch.Generator().manual_seed(16))
-    shares = {}
-    for name in LOSS_NAMES:
-        loss_fn = make_loss(name)
-        mixed_batch = positive_negative_mixes(embeddings, labels, anchor_labels_of(loss_fn, labels), lam, seed=17)
-        shares[name] = positive_share_by_lam(pair_positivity(loss_fn, embeddings, labels, mixed_batch), num_bins=5)
-    path = plot_positive_share(shares, tmp_path / "positivity.png")
-    assert path == tmp_path / "positivity.png"
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert path.stat().st_size > 1000
-
-
 def bad_inputs():
     embeddings, labels = batch()
     lam = torch.rand(BATCH, generator=torch.Generator().manual_seed(18))
@@ -308,9 +293,6 @@ def bad_inputs():
         ),
         "zero bins": (lambda: positive_share_by_lam(pair_positivity(ms, embeddings, labels, good), 0), "num_bins"),
         "not positivity": (lambda: positive_share_by_lam(share), "PairPositivity"),
-        "not png": (lambda: plot_positive_share({"ms": share}, "positivity.pdf"), "\\.png"),
-        "no curve": (lambda: plot_positive_share({}, "positivity.png"), "non-empty mapping"),
-        "not a share": (lambda: plot_positive_share({"ms": share.share}, "positivity.png"), "PositiveShare"),
         "gradient of a pml loss": (
             lambda: gradient_share(losses.MultiSimilarityLoss(), embeddings, labels, good, [torch.ones(1, requires_grad=True)]),
             "Metrix loss",
@@ -321,7 +303,7 @@ def bad_inputs():
 
 BAD_INPUTS = [
     "no masked pair", "no mixed item", "pml loss", "not a mixed batch", "no labels", "dim mismatch",
-    "mask rows", "zero bins", "not positivity", "not png", "no curve", "not a share", "gradient of a pml loss",
+    "mask rows", "zero bins", "not positivity", "gradient of a pml loss",
     "gradient of nothing",
 ]
 

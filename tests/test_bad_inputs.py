@@ -16,18 +16,19 @@ import torch
 from pytorch_metric_learning import losses
 from torch.utils.data import TensorDataset
 
-from pml_metrix import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss, MixedBatch, MixupMiner, SoftPairs, experiment, files
-from pml_metrix.checkpoints import save_checkpoint
-from pml_metrix.cli import main
-from pml_metrix.config import RunConfig
-from pml_metrix.datasets import fashion_mnist, get_dataset
-from pml_metrix.datasets.fashion_mnist import FashionMNISTClasses
-from pml_metrix.datasets.fonts import FontGlyphs
-from pml_metrix.datasets.pml_benchmarks import load_benchmark
+from pml_metrix import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss, MixedBatch, MixupMiner, SoftPairs
+from pml_metrix.app import experiment, files
+from pml_metrix.app.checkpoints import save_checkpoint
+from pml_metrix.app.cli import main
+from pml_metrix.app.config import RunConfig
+from pml_metrix.app.datasets import fashion_mnist, get_dataset
+from pml_metrix.app.datasets.fashion_mnist import FashionMNISTClasses
+from pml_metrix.app.datasets.fonts import FontGlyphs
+from pml_metrix.app.datasets.pml_benchmarks import load_benchmark
 from pml_metrix.samplers import DistributedMPerClassSampler
 from pml_metrix.testers import MetrixAccuracyCalculator, UtilizationTester, alignment, utilization
 
-from .datasets.test_pml_benchmarks import write_cub, write_sop
+from .app.datasets.test_pml_benchmarks import write_cub, write_sop
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 ROW = re.compile(
@@ -637,7 +638,7 @@ def _(ctx):
 @case("cli-torchrun-batch-not-split")
 def _(ctx):
     font_list, _ = ctx.request.getfixturevalue("small_font_list")
-    ctx.monkeypatch.setattr(experiment, "get_world_size", lambda: 2)  # a 2-process group: tests/test_torchrun.py has one
+    ctx.monkeypatch.setattr(experiment, "get_world_size", lambda: 2)  # a 2-process group: tests/app/test_torchrun.py has one
     return train(ctx, "--dataset-options", f"font_list={font_list}", "--batch-size", "12", "--samples-per-class", "4")
 
 

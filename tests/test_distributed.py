@@ -27,7 +27,7 @@ from pytorch_metric_learning.utils.distributed import DistributedLossWrapper
 
 import pml_metrix
 from pml_metrix.distributed import DistributedMixupMiner, gathered_order
-from pml_metrix.models import PoolingEmbedder
+from pml_metrix.app.models import PoolingEmbedder
 from pml_metrix.trainers import MetrixTrainer
 
 pytestmark = pytest.mark.slow  # spawned processes
@@ -143,7 +143,7 @@ def worker(rank, port, out_dir):
     finally:
         # the DDP models and what holds them in reference cycles go while the group lives: gloo's
         # threads holding their tensors aborted a process at exit ("terminate called without an
-        # active exception"), as in pml_metrix.distributed.torchrun_process_group
+        # active exception"), as in pml_metrix.app.torchrun.torchrun_process_group
         gc.collect()
         torch.distributed.destroy_process_group()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pml_metrix.cli import build_parser
+from pml_metrix.app.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ..checks import check_embeddings, check_labels, check_references
 from ..mixed_batch import MixedBatch, SoftPairs
-from ..config import STRATEGIES
+from ..names import STRATEGIES
 
 MixWeight = Union[float, Mapping[str, float]]
 NUMERIC_OPTIONS = ("alpha", "beta", "base", "margin", "pos_margin", "neg_margin")  # of the PML losses

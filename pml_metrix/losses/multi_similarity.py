@@ -2,7 +2,7 @@ from pytorch_metric_learning.losses import MultiSimilarityLoss
 from pytorch_metric_learning.utils import common_functions as c_f
 
 from .. import functional as F
-from ..config import MS_MIXED_FORMS
+from .. import names
 from .metrix_loss import MetrixLossMixin
 
 
@@ -32,10 +32,12 @@ class MetrixMSLoss(MetrixLossMixin, MultiSimilarityLoss):
     (``distance.margin``).
     """
 
+    MIXED_FORMS = names.MS_MIXED_FORMS
+
     def __init__(self, *args, mixed_form: str = "soft_labels", **kwargs):
         super().__init__(*args, **kwargs)
-        if mixed_form not in MS_MIXED_FORMS:
-            raise ValueError(f"mixed_form must be one of {MS_MIXED_FORMS}, got {mixed_form!r}")
+        if mixed_form not in self.MIXED_FORMS:
+            raise ValueError(f"mixed_form must be one of {self.MIXED_FORMS}, got {mixed_form!r}")
         self.mixed_form = mixed_form
 
     def _compute_loss(self, mat, pos_mask, neg_mask):

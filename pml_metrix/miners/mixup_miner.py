@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..checks import check_embeddings, check_labels
 from ..mixed_batch import MixedBatch
-from ..config import LAM_PER, SHOWN_TO, STRATEGIES
+from .. import names
 from ..mixing import MixingPlan, pair_type_masks
 
 
@@ -52,6 +52,10 @@ class MixupMiner(BaseMiner):
     Other keyword arguments are PML's miner's (``distance``, ``collect_stats``).
     """
 
+    STRATEGIES = names.STRATEGIES
+    SHOWN_TO = names.SHOWN_TO
+    LAM_PER = names.LAM_PER
+
     def __init__(
         self,
         strategies: Union[str, Sequence[str]] = "positive_negative",
@@ -69,9 +73,9 @@ class MixupMiner(BaseMiner):
     ):
         super().__init__(**kwargs)
         self.strategies = (strategies,) if isinstance(strategies, str) else tuple(strategies)
-        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        unknown = [s for s in self.strategies if s not in self.STRATEGIES]
         if unknown or not self.strategies:
-            raise ValueError(f"strategies must be among {STRATEGIES}, got {self.strategies}")
+            raise ValueError(f"strategies must be among {self.STRATEGIES}, got {self.strategies}")
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError(f"strategies must not repeat, got {self.strategies}")
         if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0 < alpha < float("inf"):
@@ -86,10 +90,10 @@ class MixupMiner(BaseMiner):
             raise ValueError(f"num_classes must be a positive int (the number of proxies), got {num_classes!r}")
         if negatives not in ("random", "hardest"):
             raise ValueError(f"negatives must be 'random' or 'hardest', got {negatives!r}")
-        if shown_to not in SHOWN_TO:
-            raise ValueError(f"shown_to must be one of {SHOWN_TO}, got {shown_to!r}")
-        if lam_per not in LAM_PER:
-            raise ValueError(f"lam_per must be one of {LAM_PER}, got {lam_per!r}")
+        if shown_to not in self.SHOWN_TO:
+            raise ValueError(f"shown_to must be one of {self.SHOWN_TO}, got {shown_to!r}")
+        if lam_per not in self.LAM_PER:
+            raise ValueError(f"lam_per must be one of {self.LAM_PER}, got {lam_per!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0):
             raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
         if not isinstance(strategy_per_step, bool):

@@ -5,14 +5,11 @@ import torch
 from pytorch_metric_learning import trainers
 from pytorch_metric_learning.utils import common_functions as c_f
 
-from ..config import MIX_LEVELS as CONFIG_MIX_LEVELS
+from .. import names
 from ..distributed import DistributedMixupMiner, embed_share, gather_rows, without_parameter_gradients
 from ..miners import MixupMiner
 from ..mixed_batch import MixedBatch
 from ..mixing import MixingPlan
-
-MIX_LEVELS = tuple(level for level in CONFIG_MIX_LEVELS if level != "none")
-
 
 class MetrixTrainer(trainers.MetricLossOnly):
     """PML's ``MetricLossOnly`` with Metrix at the input, feature or embedding level.
@@ -22,7 +19,7 @@ class MetrixTrainer(trainers.MetricLossOnly):
 
     - ``embedding``: the embeddings are mixed (what ``MetricLossOnly`` with the miner does);
     - ``feature``: the trunk's output is mixed and the mixes go through the embedder (for
-      :func:`pml_metrix.models.metrix_resnet50`, the last convolutional map before pooling);
+      :func:`pml_metrix.app.models.metrix_resnet50`, the last convolutional map before pooling);
     - ``input``: the inputs are mixed and go through trunk and embedder (one extra forward).
 
     With ``keep_mixed_embeddings=True`` the mixed embeddings of each step are kept, detached, in
@@ -37,9 +34,11 @@ class MetrixTrainer(trainers.MetricLossOnly):
     freeze_trunk_batchnorm, lr schedulers, hooks, record-keeper) is PML's, untouched.
     """
 
+    MIX_LEVELS = names.MIX_LEVELS
+
     def __init__(self, *args, mix_level: str = "embedding", keep_mixed_embeddings: bool = False, **kwargs):
-        if mix_level not in MIX_LEVELS:
-            raise ValueError(f"mix_level must be one of {MIX_LEVELS}, got {mix_level!r}")
+        if mix_level not in self.MIX_LEVELS:
+            raise ValueError(f"mix_level must be one of {self.MIX_LEVELS}, got {mix_level!r}")
         self.mix_level = mix_level
         self.keep_mixed_embeddings = keep_mixed_embeddings
         self.mixed_embeddings_seen: List[torch.Tensor] = []

@@ -10,7 +10,7 @@ from pytorch_metric_learning import miners, trainers
 
 import pml_metrix
 from pml_metrix.miners import MixupMiner
-from pml_metrix.config import STRATEGIES
+from pml_metrix.app.config import STRATEGIES
 from pml_metrix.mixing import pair_type_masks
 
 

@@ -8,7 +8,7 @@ from pytorch_metric_learning import miners, testers
 from pytorch_metric_learning.utils import logging_presets
 
 import pml_metrix
-from pml_metrix.models import PoolingEmbedder
+from pml_metrix.app.models import PoolingEmbedder
 from pml_metrix.trainers import MetrixTrainer
 
 

@@ -1,0 +1,176 @@
+"""Everything a run is made of, built from its :class:`~pml_metrix.app.config.RunConfig`: datasets,
+models, loss, miner, optimizers and sampler."""
+
+import random
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+from pytorch_metric_learning import distances, losses, miners
+from torch.utils.data import Dataset
+
+from . import models as model_zoo
+from .config import ConfigError, RunConfig
+from .datasets import get_dataset
+from ..distributed import get_world_size
+from ..losses import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss
+from ..miners import MixupMiner
+from ..samplers import DistributedMPerClassSampler
+
+LOSS_CLASSES = {
+    "contrastive": (losses.ContrastiveLoss, MetrixContrastiveLoss),
+    "ms": (losses.MultiSimilarityLoss, MetrixMSLoss),
+    "pa": (losses.ProxyAnchorLoss, MetrixProxyAnchorLoss),
+}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)  # PML's samplers draw from numpy's global generator
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when there is one, else the CPU. In a process group, CUDA without an index is
+    the process's current device (under ``torchrun``, ``cuda:LOCAL_RANK``)."""
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name}: this machine has no CUDA device torch can use; use --device cpu (or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name}: there are {torch.cuda.device_count()} CUDA devices; use cuda:0 ... or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {name}: this machine has no MPS device torch can use; use --device cpu (or auto)")
+    if device.type == "cuda" and device.index is None and get_world_size() > 1:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def load_dataset(config: RunConfig, split: str) -> Dataset:
+    """Split ``split`` of the config's dataset, with its options."""
+    options = dict(config.dataset_options)
+    if config.image_size is not None:  # else each dataset's own default
+        options["image_size"] = config.image_size
+    try:
+        return get_dataset(config.dataset, split, config.data_root, **options)
+    except TypeError as error:  # an unknown option, or one of the wrong type
+        raise ConfigError(
+            f"dataset_options {options} do not fit the {config.dataset} reader ({error}); see pml_metrix.app.datasets.get_dataset"
+        ) from None
+
+
+def build_models(config: RunConfig, in_channels: int) -> Dict[str, torch.nn.Module]:
+    """``{"trunk": ..., "embedder": ...}``: a torchvision backbone with the paper's head, or the small CNN."""
+    if config.model == "small_cnn":
+        return model_zoo.small_cnn(in_channels, config.embedding_size, config.model_width)
+    return model_zoo.backbone(config.model, config.embedding_size, pretrained=config.pretrained)
+
+
+def build_loss(config: RunConfig, num_classes: int) -> torch.nn.Module:
+    """The PML loss for a baseline run, its Metrix twin for a Metrix run."""
+    pml_class, metrix_class = LOSS_CLASSES[config.loss]
+    kwargs = dict(config.loss_params, collect_stats=True)  # record-keeper logs the stats (e.g. clean_loss, mixed_loss)
+    if config.distance != "default":
+        kwargs["distance"] = {"cosine": distances.CosineSimilarity, "lp": distances.LpDistance}[config.distance]()
+    if config.loss == "pa":
+        kwargs.update(num_classes=num_classes, embedding_size=config.embedding_size)
+    if config.mix_level != "none":
+        kwargs["mix_weight"] = config.mix_weight
+        if config.loss == "ms":
+            kwargs["mixed_form"] = config.ms_mixed_form
+    try:
+        return (pml_class if config.mix_level == "none" else metrix_class)(**kwargs)
+    except TypeError as error:  # an unknown key in loss_params
+        raise ConfigError(f"loss_params do not fit the {config.loss} loss: {error}") from None
+
+
+def build_miner(config: RunConfig, num_classes: int) -> Optional[torch.nn.Module]:
+    """The clean-pair miner (multi-similarity's, as in the paper), wrapped in a MixupMiner under Metrix;
+    both collect stats for record-keeper (pairs mined, mixes drawn)."""
+    inner = None
+    if config.miner_epsilon is not None and config.loss != "pa":
+        inner = miners.MultiSimilarityMiner(config.miner_epsilon, collect_stats=True)
+    if config.mix_level == "none":
+        return inner
+    return MixupMiner(
+        strategies=config.strategies,
+        alpha=config.mix_alpha,
+        num_mixes=config.num_mixes,
+        inner_miner=inner,
+        num_classes=num_classes if config.loss == "pa" else None,
+        shown_to=config.shown_to,
+        lam_per=config.lam_per,
+        strategy_per_step=config.strategy_per_step,
+        seed=config.seed,
+        collect_stats=True,
+    )
+
+
+@dataclass
+class Components:
+    """What one process trains: the training set, models, loss, miner (``None`` without one),
+    optimizers, learning-rate schedulers (PML's names: ``<model>_scheduler_by_epoch``) and the
+    sampler of its share of each batch."""
+
+    train_set: Dataset
+    models: Dict[str, torch.nn.Module]
+    loss: torch.nn.Module
+    miner: Optional[torch.nn.Module]
+    optimizers: Dict[str, torch.optim.Optimizer]
+    lr_schedulers: Dict[str, torch.optim.lr_scheduler.LRScheduler]
+    sampler: DistributedMPerClassSampler
+
+
+def build(config: RunConfig, device: torch.device, rank: int = 0, world_size: int = 1) -> Components:
+    """Seed every generator with ``config.seed``, then build the run's components in a fixed order,
+    so that one seed gives every variant the same initialisation and batches."""
+    seed_everything(config.seed)
+    train_set = load_dataset(config, "train")
+    num_classes = int(train_set.num_classes)
+    check_batches(config, num_classes, world_size)
+    models = {name: m.to(device) for name, m in build_models(config, train_set[0][0].shape[0]).items()}
+    loss = build_loss(config, num_classes).to(device)
+    optimizers = {
+        f"{name}_optimizer": torch.optim.Adam(m.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        for name, m in models.items()
+    }
+    if config.loss == "pa":
+        optimizers["metric_loss_optimizer"] = torch.optim.Adam(loss.parameters(), lr=config.lr * config.proxy_lr_multiplier)
+    lr_schedulers = {}
+    if config.lr_decay_step is not None:
+        lr_schedulers = {
+            f"{name.removesuffix('_optimizer')}_scheduler_by_epoch":
+                torch.optim.lr_scheduler.StepLR(optimizer, config.lr_decay_step, config.lr_decay_gamma)
+            for name, optimizer in optimizers.items()
+        }
+    sampler = DistributedMPerClassSampler(
+        train_set.labels, config.samples_per_class, config.batch_size, len(train_set), rank, world_size
+    )
+    return Components(train_set, models, loss, build_miner(config, num_classes), optimizers, lr_schedulers, sampler)
+
+
+def check_batches(config: RunConfig, num_classes: int, world_size: int) -> None:
+    """Refuse batches the training split cannot fill, or that do not split into whole classes."""
+    if num_classes < 2:
+        raise ConfigError(
+            f"the {config.dataset} training split has {num_classes} class: a metric loss needs at least 2 "
+            "(no negative pair otherwise)"
+        )
+    if config.samples_per_class * num_classes < config.batch_size:
+        raise ConfigError(
+            f"batch_size {config.batch_size} needs {config.batch_size // config.samples_per_class} training classes "
+            f"at samples_per_class {config.samples_per_class}, but the {config.dataset} training split has "
+            f"{num_classes}: lower batch_size or raise samples_per_class"
+        )
+    if config.batch_size // config.samples_per_class < 2:
+        raise ConfigError(
+            f"batch_size {config.batch_size} at samples_per_class {config.samples_per_class} holds one class: no "
+            "negative pair, nothing to learn; make batch_size at least 2 x samples_per_class"
+        )
+    share = config.samples_per_class * world_size
+    if config.batch_size % share:
+        raise ConfigError(
+            f"batch_size {config.batch_size} (the whole batch of all {world_size} processes) does not split into "
+            f"{world_size} shares of whole classes of samples_per_class {config.samples_per_class}: make it a "
+            f"multiple of {share}"
+        )

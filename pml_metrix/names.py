@@ -1,0 +1,23 @@
+"""The method's vocabularies: the values that the library's options take and the application's
+configuration offers. Plain strings, no torch, so that both sides import them cheaply.
+
+Each class also holds its own as a class attribute (``MixupMiner.STRATEGIES``, ``MixupMiner.SHOWN_TO``,
+``MixupMiner.LAM_PER``, ``MetrixMSLoss.MIXED_FORMS``, ``MetrixTrainer.MIX_LEVELS``), as PML's
+``PNPLoss.VARIANTS`` does.
+"""
+
+STRATEGIES = ("positive_negative", "anchor_negative", "negative_negative", "positive_positive")
+"""Which pairs (i, j) a mix is drawn from, relative to its anchor: i a positive and j a negative
+(the paper's default), i the anchor itself, both negatives, both positives."""
+
+SHOWN_TO = ("matching_anchors", "drawing_anchor")
+"""Which anchors see a mix: every anchor it is of a drawn strategy for, or the one it was drawn for."""
+
+LAM_PER = ("mix", "batch")
+"""Draw ``lam`` for each mix, or once for the whole batch (the reference code)."""
+
+MS_MIXED_FORMS = ("soft_labels", "attract")
+"""Multi-similarity's mixed term: the paper's two sums over soft labels, or the positive sum alone."""
+
+MIX_LEVELS = ("input", "feature", "embedding")
+"""Where a plan mixes: the images, the trunk's output, or the embeddings."""

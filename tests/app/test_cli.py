@@ -1,0 +1,196 @@
+"""``pml-metrix train``, ``compare`` and ``eval`` end to end on a few fonts, and bad configurations."""
+
+import json
+import math
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pml_metrix.app.checkpoints import load_checkpoint
+from pml_metrix.app.cli import build_parser, main
+from tests.app.test_torchrun import write_tiny_fashion_mnist
+
+pytestmark = pytest.mark.slow  # trains models, subprocesses
+
+TINY = ["--embedding-size", "16", "--model-width", "8", "--batch-size", "24", "--samples-per-class", "4", "--epochs", "1"]
+
+
+def options(font_list):
+    return ["--dataset-options", f"font_list={font_list}"]
+
+
+def finite_metrics(metrics):
+    return all(math.isfinite(v) for k, v in metrics.items() if k != "epoch")
+
+
+def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
+    font_list, _ = small_font_list
+    out = tmp_path / "run"
+    args = ["train", *options(font_list), *TINY, "--mix-level", "feature", "--output", str(out)]
+    assert main(args) == 0
+    state = load_checkpoint(out / "checkpoint.pth")
+    assert state["epoch"] == 1 and finite_metrics(state["history"][0])
+    assert (out / "config.yaml").read_text().count("mix_level: feature") == 1
+    assert any((out / "tensorboard").iterdir()) and (out / "best.pth").is_file()
+    assert_logged(out)
+    # the same folder again: refused, the run kept
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "holds a run" in capsys.readouterr().err and load_checkpoint(out / "checkpoint.pth")["epoch"] == 1
+    # the saved config, to epoch 4, evaluated after epochs 3 (every 3rd) and 4 (the last)
+    assert main(["train", "--output", str(out), "--resume", "--epochs", "4", "--test-interval", "3"]) == 0
+    resumed = load_checkpoint(out / "checkpoint.pth")
+    assert resumed["epoch"] == 4 and [metrics["epoch"] for metrics in resumed["history"]] == [1, 3, 4]
+    assert resumed["history"][0] == state["history"][0]  # epoch 1 kept, not retrained
+    capsys.readouterr()
+    assert main(["train", "--output", str(out), "--resume", "--loss", "contrastive"]) == 2
+    assert "with other settings (loss)" in capsys.readouterr().err
+    assert main(["eval", str(out / "checkpoint.pth")]) == 0
+    printed = capsys.readouterr().out
+    assert "recall_at_1" in printed and "epoch 4" in printed
+    # another dataset, whose 5 training classes could not fill the run's batch of 6: eval trains nothing
+    fashion = write_tiny_fashion_mnist(tmp_path / "fashion")
+    assert main(["eval", str(out / "best.pth"), "--dataset", "fashion_mnist", "--data-root", fashion]) == 0
+    assert "on fashion_mnist/test" in capsys.readouterr().out
+    assert main([*args, "--overwrite", "--epochs", "1"]) == 0  # replaced: a run of one epoch again
+    assert load_checkpoint(out / "checkpoint.pth")["epoch"] == 1 and len(list((out / "tensorboard").iterdir())) == 1
+
+
+def assert_logged(out):
+    """record-keeper's SQLite and CSV logs hold the accuracies, the losses (clean and mixed parts) and
+    the miner's stats."""
+    with sqlite3.connect(out / "logs" / "logs.db") as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        columns = {t: {c[1] for c in db.execute(f"PRAGMA table_info('{t}')")} for t in tables}
+        rows = {t: db.execute(f"SELECT COUNT(*) FROM '{t}'").fetchone()[0] for t in tables}
+    val = next(t for t in tables if t.startswith("accuracies") and "VAL" in t)
+    assert rows[val] >= 1 and "recall_at_1_level0" in columns[val] and rows["loss_histories"] >= 1
+    assert {"clean_loss", "mixed_loss"} <= columns["metric_loss_MetrixMSLoss"]
+    assert {"num_mixed", "num_pos_pairs", "num_neg_pairs"} <= columns["tuple_miner_MixupMiner"]
+    assert rows["metric_loss_MetrixMSLoss"] >= 1 and rows["tuple_miner_MixupMiner"] >= 1
+    assert {p.stem for p in (out / "logs").glob("*.csv")} >= {val, "loss_histories", "metric_loss_MetrixMSLoss"}
+
+
+def test_help_describes_every_option_with_its_default():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # argparse keeps its subparsers there
+    for name, command in commands.items():
+        for action in command._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help and len(action.help) > 10, (name, action.option_strings)
+    train_help = commands["train"].format_help()
+    assert "(default: 0.4)" in train_help and "choices: none, input, feature, embedding" in train_help
+    result = subprocess.run([sys.executable, "-m", "pml_metrix.app.cli", "--version"], capture_output=True, text=True)
+    assert result.stdout.startswith("pml-metrix ")
+
+
+def test_compare_writes_a_report_results_and_plots(small_font_list, tmp_path, capsys):
+    font_list, _ = small_font_list
+    out = tmp_path / "compare"
+    args = ["compare", *options(font_list), *TINY, "--seeds", "0", "1", "--output", str(out), "--description",
+            "Settings chosen on the validation fonts."]
+    assert main(args) == 0
+    report = (out / "report.md").read_text()
+    for name in ("raw pixels", "untrained network", "baseline", "metrix_embedding", "metrix_feature", "chosen",
+                 "no spread or p-value can be read", "epoch picked"):
+        assert name in report
+    assert "p=" not in report and "±" not in report.split("**baseline**")[1].splitlines()[0]  # 2 seeds: no spread
+    for plot in ("recall_at_1.png", "utilization.png", "positivity.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["runs"]) == ["baseline", "metrix_embedding", "metrix_feature"] and results["seeds"] == [0, 1]
+    for variant, runs in results["runs"].items():
+        for run in runs:
+            assert finite_metrics(run["final"]) and run["best_epoch"] == 1
+            assert f"{run['final']['recall_at_1']:.4f}" in report or len(runs) > 1
+            run_results = json.loads((out / variant / f"seed{run['seed']}" / "results.json").read_text())
+            assert run_results["final"]["metrics"] == run["final"]
+    mean = results["summary"]["metrix_feature"]["recall_at_1"]["mean"]
+    assert f"| **metrix_feature** | 1, 1 | {mean:.4f} |" in report
+    assert "report:" in capsys.readouterr().out
+    study = yaml.safe_load((out / "config.yaml").read_text())
+    assert study["seeds"] == [0, 1] and list(study["variants"]) == ["baseline", "metrix_embedding", "metrix_feature"]
+    # resumed: every run read back, none trained again
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/checkpoint.pth")}
+    assert main([*args, "--resume"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/checkpoint.pth")} == stamps
+    assert json.loads((out / "results.json").read_text())["summary"] == results["summary"]
+
+
+def test_a_study_file_names_its_variants_and_seeds(small_font_list, tmp_path):
+    font_list, _ = small_font_list
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "description: two weights\nseeds: [4]\nvariants:\n  baseline: {mix_level: none}\n"
+        "  light: {mix_level: embedding, mix_weight: 0.1}\n  attract: {mix_level: embedding, ms_mixed_form: attract}\n"
+    )
+    out = tmp_path / "study"
+    assert main(["compare", "--config", str(study), *options(font_list), *TINY, "--variants", "baseline", "light",
+                 "--output", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["runs"]) == ["baseline", "light"] and results["seeds"] == [4]
+    assert load_checkpoint(out / "light" / "seed4" / "checkpoint.pth")["config"]["mix_weight"] == 0.1
+
+
+def test_too_few_training_classes_for_the_batch_is_one_clear_line(small_font_list, tmp_path, capsys):
+    font_list, _ = small_font_list
+    assert main(["train", *options(font_list), "--batch-size", "100", "--output", str(tmp_path)]) == 2
+    assert "batch_size 100 needs 25 training classes" in capsys.readouterr().err
+
+
+def test_same_seed_gives_every_variant_the_same_initialisation(small_font_list, tmp_path):
+    font_list, _ = small_font_list
+    main(["compare", *options(font_list), *TINY, "--epochs", "1", "--seeds", "3", "--variants", "baseline",
+          "metrix_embedding", "--output", str(tmp_path)])
+    untrained = [load_checkpoint(tmp_path / v / "seed3" / "checkpoint.pth") for v in ("baseline", "metrix_embedding")]
+    assert untrained[0]["config"]["seed"] == untrained[1]["config"]["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--loss", "triplet"], "loss must be one of contrastive, ms, pa"),
+        (["train", "--batch-size", "-8"], "batch_size must be >= 1; got -8"),
+        (["train", "--dataset", "sop", "--data-root", "/nonexistent"], "/nonexistent"),
+        (["train", "--dataset", "cub200", "--data-root", "/nonexistent"], "/nonexistent"),
+        (["eval", "/nonexistent/checkpoint.pth"], "no checkpoint at /nonexistent/checkpoint.pth"),
+    ],
+)
+def test_bad_configuration_gives_one_line_and_a_non_zero_exit(args, message, tmp_path, capsys):
+    assert main([*args, "--output", str(tmp_path)] if args[0] == "train" else args) == 2
+    error = capsys.readouterr().err
+    error_lines = [line for line in error.splitlines() if line.startswith("pml-metrix")]
+    assert "Traceback" not in error and len(error_lines) == 1 and message in error_lines[0], error
+
+
+def test_the_command_exits_with_status_2_and_one_line_on_a_bad_configuration(tmp_path):
+    """The process itself, as a shell sees it (the cases above call the same ``main`` in this process)."""
+    result = subprocess.run([sys.executable, "-m", "pml_metrix.app.cli", "train", "--loss", "triplet", "--output", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["pml-metrix train: error: loss must be one of contrastive, ms, pa; got 'triplet'"]
+
+
+def test_compare_writes_where_the_config_file_says(tmp_path, monkeypatch):
+    import pml_metrix.app.cli as cli
+
+    class Stop(Exception):
+        """Raised by the stand-in for compare once it has seen the resolved config."""
+
+    outputs = []
+
+    def record_output(study, resume, overwrite):
+        outputs.append(study.base.output)
+        raise Stop
+
+    import pml_metrix.app.compare
+
+    monkeypatch.setattr(pml_metrix.app.compare, "compare", record_output)
+    (tmp_path / "c.yaml").write_text(f"output: {tmp_path / 'from_file'}\n")
+    for args in (["compare", "--config", str(tmp_path / "c.yaml")], ["compare"]):
+        with pytest.raises(Stop):
+            cli.cmd_compare(cli.build_parser().parse_args(args))
+    assert outputs == [str(tmp_path / "from_file"), "runs/compare"]

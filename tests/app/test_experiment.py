@@ -1,0 +1,110 @@
+"""A run picks its epoch on the validation split and reads the test split once, at the end."""
+
+import json
+
+import pytest
+import torch
+
+from pml_metrix.app import experiment
+from pml_metrix.app.checkpoints import load_checkpoint
+from pml_metrix.app.config import RunConfig
+
+pytestmark = pytest.mark.slow  # trains models for several epochs
+
+
+def tiny_config(font_list, output, **changes):
+    values = dict(dataset_options={"font_list": font_list}, embedding_size=16, model_width=8, batch_size=24,
+                  samples_per_class=4, epochs=4, output=str(output))
+    return RunConfig(**{**values, **changes})
+
+
+class Watched(torch.utils.data.Dataset):
+    """A dataset that logs every item read into ``events``."""
+
+    def __init__(self, dataset, events, split):
+        self.dataset, self.events, self.split = dataset, events, split
+        self.labels, self.num_classes = dataset.labels, dataset.num_classes
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        self.events.append(f"read {self.split}")
+        return self.dataset[index]
+
+
+@pytest.fixture
+def events(monkeypatch):
+    """What happened, in order: each split's item reads and each epoch's end."""
+    log = []
+    load_dataset = experiment.load_dataset
+    monkeypatch.setattr(experiment, "load_dataset", lambda config, split: Watched(load_dataset(config, split), log, split))
+    end_of_epoch = experiment.Run.end_of_epoch
+
+    def logged_end_of_epoch(self, trainer):
+        log.append(f"end of epoch {trainer.epoch}")
+        return end_of_epoch(self, trainer)
+
+    monkeypatch.setattr(experiment.Run, "end_of_epoch", logged_end_of_epoch)
+    return log
+
+
+def test_the_epoch_is_picked_on_val_and_test_is_read_once_at_the_end(small_font_list, tmp_path, events):
+    font_list, _ = small_font_list
+    run = experiment.Run(tiny_config(font_list, tmp_path, mix_level="embedding", test_interval=1))
+    result = run.train()
+    test_reads = [i for i, event in enumerate(events) if event == "read test"]
+    last_epoch = events.index("end of epoch 4")
+    assert test_reads and min(test_reads) > last_epoch, "the test split was read before training ended"
+    assert len(test_reads) == len(run.datasets["test"]), "the test split was read more than once"
+    val_r1 = {metrics["epoch"]: metrics["recall_at_1"] for metrics in result.history}
+    assert sorted(val_r1) == [1, 2, 3, 4]
+    assert result.best_epoch == max(val_r1, key=val_r1.get)
+    best = load_checkpoint(tmp_path / experiment.BEST)
+    assert best["epoch"] == result.best_epoch and best["history"][-1]["recall_at_1"] == max(val_r1.values())
+    # the reported test metrics are the picked epoch's model's
+    picked = experiment.Run(tiny_config(font_list, tmp_path / "again", mix_level="embedding"))
+    picked.load_weights(best)
+    again = picked.evaluate("test", result.best_epoch)
+    for name in ("recall_at_1", "recall_at_2", "mean_average_precision_at_r", "alignment", "uniformity"):
+        assert again[name] == pytest.approx(result.final[name], abs=1e-6), name
+    saved = json.loads((tmp_path / experiment.RESULTS).read_text())
+    assert saved["selection"] == {"split": "val", "metric": "recall_at_1", "best_epoch": result.best_epoch}
+    assert saved["final"]["metrics"] == result.final and saved["history"] == result.history
+
+
+def test_patience_stops_training_as_pml_counts(small_font_list, tmp_path, monkeypatch):
+    font_list, _ = small_font_list
+    scores = iter([0.5, 0.6, 0.55, 0.58, 0.59, 0.9])  # best at epoch 2; epoch 4 - 2 > patience 1: stop
+    monkeypatch.setattr(experiment.Run, "evaluate", lambda self, split, epoch, *args, **kwargs: {"recall_at_1": next(scores)})
+    result = experiment.Run(tiny_config(font_list, tmp_path, epochs=6, patience=1)).train()
+    assert [m["epoch"] for m in result.history] == [1, 2, 3, 4] and result.best_epoch == 2
+    assert load_checkpoint(tmp_path / experiment.CHECKPOINT)["epoch"] == 4
+
+
+def test_without_selection_the_last_epoch_is_tested(small_font_list, tmp_path, events):
+    font_list, _ = small_font_list
+    result = experiment.Run(tiny_config(font_list, tmp_path, epochs=2, select_split="none")).train()
+    assert result.history == [] and result.best_epoch == 2 and "read val" not in events
+    assert not (tmp_path / experiment.BEST).exists()
+
+
+def test_patience_is_counted_at_evaluated_epochs_only(small_font_list, tmp_path, monkeypatch):
+    font_list, _ = small_font_list
+    scores = iter([0.5, 0.4, 0.3, 0.9])  # epochs 3, 6, 9 evaluated; 6 - 3 > 2 at epoch 6, not at 4 or 5
+    monkeypatch.setattr(experiment.Run, "evaluate", lambda self, split, epoch, *args, **kwargs: {"recall_at_1": next(scores)})
+    result = experiment.Run(tiny_config(font_list, tmp_path, epochs=9, test_interval=3, patience=2)).train()
+    assert [m["epoch"] for m in result.history] == [3, 6] and load_checkpoint(tmp_path / experiment.CHECKPOINT)["epoch"] == 6
+
+
+def test_resuming_a_finished_run_reads_it_back_and_refuses_other_endings(small_font_list, tmp_path, events):
+    font_list, _ = small_font_list
+    config = tiny_config(font_list, tmp_path, epochs=2)
+    first = experiment.Run(config).train()
+    reads = events.count("read test")
+    again = experiment.Run(config.replace(description="the same run")).train(resume=True)
+    assert again.final == first.final and events.count("read test") == reads  # not tested again
+    with pytest.raises(ValueError, match="has ended with other settings \\(patience\\)"):
+        experiment.Run(config.replace(patience=1)).train(resume=True)
+    more = experiment.Run(config.replace(epochs=3)).train(resume=True)  # more epochs continue it
+    assert [m["epoch"] for m in more.history] == [1, 2, 3]
