@@ -23,11 +23,13 @@ from pml_metrix.app.cli import main
 from pml_metrix.app.config import RunConfig
 from pml_metrix.app.datasets import fashion_mnist, get_dataset
 from pml_metrix.app.datasets.fashion_mnist import FashionMNISTClasses
-from pml_metrix.app.datasets.fonts import FontGlyphs
+from pml_metrix.app.datasets.font_attributes import FontAttributes
+from pml_metrix.app.datasets.fonts import FontGlyphs, split_families
 from pml_metrix.app.datasets.pml_benchmarks import load_benchmark
 from pml_metrix.samplers import DistributedMPerClassSampler
 from pml_metrix.testers import MetrixAccuracyCalculator, UtilizationTester, alignment, utilization
 
+from .app.datasets.test_font_attributes import write_attribute_table
 from .app.datasets.test_pml_benchmarks import write_cub, write_sop
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
@@ -944,6 +946,59 @@ def _(ctx):
 def _(ctx):
     font_list, _ = ctx.request.getfixturevalue("small_font_list")
     FontGlyphs("train", font_list=font_list, val_fraction=-0.5, cache_dir=str(ctx.root))
+
+
+def font_attributes(ctx, edit=lambda text: text):
+    """FontAttributes' train split on the small font list, its attribute table (made) changed by ``edit``."""
+    font_list, faces = ctx.request.getfixturevalue("small_font_list")
+    table = ctx.root / "attributes.tsv"
+    table.write_text(edit(open(write_attribute_table(table, faces)).read()))
+    FontAttributes("train", attribute_table=str(table), font_list=font_list, image_size=8, cache_dir=str(ctx.root))
+
+
+def first_row(edit):
+    """``edit`` applied to the first row of the table (its third line, after the comment and the header)."""
+    def edit_table(text):
+        lines = text.split("\n")
+        lines[2] = edit(lines[2].split("\t"))
+        return "\n".join(lines)
+
+    return edit_table
+
+
+@case("data-font-attributes-missing-table")
+def _(ctx):
+    font_list, _ = ctx.request.getfixturevalue("small_font_list")
+    FontAttributes("train", attribute_table=str(ctx.root / "attributes.tsv"), font_list=font_list)
+
+
+@case("data-font-attributes-missing-face")
+def _(ctx):
+    font_list, faces = ctx.request.getfixturevalue("small_font_list")
+    first_train_face = next(face for face in faces if split_families(faces)[face.family] == "train")
+    kept = [face for face in faces if face != first_train_face]
+    FontAttributes("train", attribute_table=write_attribute_table(ctx.root / "attributes.tsv", kept),
+                   font_list=font_list, image_size=8, cache_dir=str(ctx.root))
+
+
+@case("data-font-attributes-bad-number")
+def _(ctx):
+    font_attributes(ctx, first_row(lambda fields: "\t".join([*fields[:2], "bold", *fields[3:]])))
+
+
+@case("data-font-attributes-unknown-slant")
+def _(ctx):
+    font_attributes(ctx, first_row(lambda fields: "\t".join([*fields[:3], "50", *fields[4:]])))
+
+
+@case("data-font-attributes-unknown-column")
+def _(ctx):
+    font_attributes(ctx, lambda text: text.replace("spacing\n", "spacing\tserif\n", 1))
+
+
+@case("data-font-attributes-short-row")
+def _(ctx):
+    font_attributes(ctx, first_row(lambda fields: "\t".join(fields[:5])))
 
 
 @case("cli-eval-reference-other-split")

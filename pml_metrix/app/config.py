@@ -48,7 +48,7 @@ class RunConfig:
     """Everything one training run depends on. Written, resolved, next to its results."""
 
     description: str = option("", "what the run or study is for, and how its settings were chosen")
-    dataset: str = option("fonts", "dataset", choices=("fonts", "fashion_mnist", "cub200", "cars196", "sop", "inshop"))
+    dataset: str = option("fonts", "dataset", choices=("fonts", "fashion_mnist", "cub200", "cars196", "sop", "inshop", "font_attributes"))
     data_root: Optional[str] = option(None, "folder of the dataset's files (each reader names what it needs)")
     dataset_options: Dict[str, Any] = option({}, "options of the dataset reader, e.g. train_fraction=0.25 for fonts")
     image_size: Optional[int] = option(None, "image side in pixels (default: the dataset's own)", above=0)

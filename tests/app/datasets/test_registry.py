@@ -8,11 +8,11 @@ from .test_inshop import write_inshop
 
 
 def test_names():
-    assert DATASETS == ("fonts", "fashion_mnist", "cub200", "cars196", "sop", "inshop")
+    assert DATASETS == ("fonts", "fashion_mnist", "cub200", "cars196", "sop", "inshop", "font_attributes")
 
 
 def test_unknown_name_and_split_list_the_valid_ones():
-    with pytest.raises(ValueError, match="fonts, fashion_mnist, cub200, cars196, sop, inshop"):
+    with pytest.raises(ValueError, match="fonts, fashion_mnist, cub200, cars196, sop, inshop, font_attributes"):
         get_dataset("mnist", "train")
     with pytest.raises(ValueError, match="train, val, query, gallery"):
         get_dataset("inshop", "test")
