@@ -1,5 +1,6 @@
 """Datasets for training and evaluating on unseen classes; see ``get_dataset``."""
 
+from .font_attributes import FontAttributes
 from .font_list import install_command, missing_fonts, read_font_list
 from .fonts import FontGlyphs
 from .registry import DATASETS, SPLITS, get_dataset
@@ -7,6 +8,7 @@ from .registry import DATASETS, SPLITS, get_dataset
 __all__ = [
     "DATASETS",
     "SPLITS",
+    "FontAttributes",
     "FontGlyphs",
     "get_dataset",
     "install_command",
