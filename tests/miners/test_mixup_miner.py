@@ -11,7 +11,7 @@ from pytorch_metric_learning import miners, trainers
 import pml_metrix
 from pml_metrix.miners import MixupMiner
 from pml_metrix.config import STRATEGIES
-from pml_metrix.mixing import pair_type_masks
+from tests.test_mixing import class_pair_type_masks
 
 
 @st.composite
@@ -64,7 +64,7 @@ def test_plans_keep_their_promises(case):
         expected += eligible * per if kwargs["mixes"] == "per_anchor" else (per if eligible else 0)
     assert len(plan) == expected
     # every masked pair has a type its strategies promise, and every mix is shown to some anchor
-    masks = pair_type_masks(labels, labels, plan.source_index, torch.arange(len(labels)))
+    masks = class_pair_type_masks(labels, labels, plan.source_index, torch.arange(len(labels)))
     promised = torch.stack([masks[s] for s in kwargs["strategies"]]).any(0)
     assert torch.equal(plan.pair_mask, promised)
     assert plan.pair_mask.any(0).all()
@@ -218,9 +218,9 @@ def test_drawing_anchor_shows_each_mix_to_one_anchor_of_its_type(strategy, num_c
         # the anchor it was drawn for: per_anchor mode draws num_mixes mixes per eligible anchor in order
         eligible = torch.tensor([a for a in range(32) if every.pair_mask[a].any() or strategy == "anchor_negative"])
         assert torch.equal(anchor, eligible[: len(anchor)])
-        masks = pair_type_masks(labels, labels, drawn.source_index, torch.arange(32))
+        masks = class_pair_type_masks(labels, labels, drawn.source_index, torch.arange(32))
     else:
-        masks = pair_type_masks(torch.arange(8), labels, drawn.source_index)
+        masks = class_pair_type_masks(torch.arange(8), labels, drawn.source_index)
     assert masks[strategy][anchor, torch.arange(len(anchor))].all()  # of its type for that anchor
     assert (drawn.pair_mask <= every.pair_mask).all()
 
@@ -238,7 +238,7 @@ def test_strategy_per_step_draws_one_strategy_each_step_and_names_it():
     seen = []
     for _ in range(20):
         plan = miner.plan(embeddings, labels)
-        masks = pair_type_masks(labels, labels, plan.source_index, torch.arange(32))
+        masks = class_pair_type_masks(labels, labels, plan.source_index, torch.arange(32))
         assert torch.equal(plan.pair_mask, masks[plan.strategy]) and len(plan) == 32
         assert plan.mixed_batch(plan.mix(embeddings)).strategy == plan.strategy
         seen.append(plan.strategy)
