@@ -19,7 +19,7 @@ _NAMES = {
     "MetrixAccuracyCalculator": "testers",
     "UtilizationTester": "testers",
 }
-_MODULES = ("analysis", "datasets", "distributed", "functional", "losses", "miners", "models", "testers", "trainers")
+_MODULES = ("analysis", "datasets", "distributed", "functional", "label_sets", "losses", "miners", "models", "testers", "trainers")
 
 __all__ = sorted(_NAMES) + list(_MODULES)
 
