@@ -44,19 +44,19 @@ __all__ = [
 def jaccard(label_sets: Tensor, ref_label_sets: Tensor) -> Tensor:
     """Jaccard similarity ``|L_a & L_r| / |L_a | L_r|`` of every pair, ``... x A x R`` float."""
     shared, sizes, ref_sizes = shared_counts(label_sets, ref_label_sets, "jaccard")
-    return shared / (sizes + ref_sizes - shared)
+    return shared.div_((sizes + ref_sizes).sub_(shared))  # in place: one B x B tensor less to allocate
 
 
 def dice(label_sets: Tensor, ref_label_sets: Tensor) -> Tensor:
     """Dice (Sorensen) similarity ``2 |L_a & L_r| / (|L_a| + |L_r|)`` of every pair, ``... x A x R`` float."""
     shared, sizes, ref_sizes = shared_counts(label_sets, ref_label_sets, "dice")
-    return 2 * shared / (sizes + ref_sizes)
+    return shared.mul_(2).div_(sizes + ref_sizes)
 
 
 def cosine(label_sets: Tensor, ref_label_sets: Tensor) -> Tensor:
     """Cosine (Ochiai) similarity ``|L_a & L_r| / sqrt(|L_a| |L_r|)`` of every pair, ``... x A x R`` float."""
     shared, sizes, ref_sizes = shared_counts(label_sets, ref_label_sets, "cosine")
-    return shared / torch.sqrt(sizes * ref_sizes)
+    return shared.div_((sizes * ref_sizes).sqrt_())
 
 
 def shares_any(label_sets: Tensor, ref_label_sets: Tensor) -> Tensor:
@@ -94,10 +94,13 @@ def share_a_label(label_sets: Tensor, ref_label_sets: Tensor) -> Tensor:
 def shared_counts(label_sets: Tensor, ref_label_sets: Tensor, name: str) -> Tuple[Tensor, Tensor, Tensor]:
     """``|L_a & L_r|`` (``... x A x R``), ``|L_a|`` (``... x A x 1``) and ``|L_r|`` (``... x 1 x R``),
     in the promoted floating dtype of the inputs, after checking that both hold label sets over the
-    same labels and, but for ``shares_any``, no empty set."""
+    same labels and, but for ``shares_any``, no empty set (once when both are one tensor)."""
     dtype = torch.promote_types(torch.promote_types(label_sets.dtype, ref_label_sets.dtype), torch.float32)
     counts = []
     for what, sets in (("label_sets", label_sets), ("ref_label_sets", ref_label_sets)):
+        if counts and sets is label_sets:
+            counts.append(counts[0])
+            break
         check_label_set_values(sets, what)
         sets = sets.to(dtype)
         sizes = sets.sum(dim=-1)
@@ -123,7 +126,8 @@ def check_label_set_values(label_sets: Tensor, name: str = "labels") -> None:
             f"{name} must be label sets, an N x C tensor of 0 and 1 (one row per item, one column per label), "
             f"got {type(label_sets).__name__} of shape {tuple(getattr(label_sets, 'shape', ()))}"
         )
-    if label_sets.dtype != torch.bool and has_data(label_sets) and bool(((label_sets != 0) & (label_sets != 1)).any()):
+    # x * x = x only for 0 and 1 (a NaN fails; integers too, wrapping: x (x - 1) = 0 mod 2^bits needs x = 0 or 1)
+    if label_sets.dtype != torch.bool and has_data(label_sets) and bool(label_sets.mul(label_sets).ne_(label_sets).any()):
         raise ValueError(
             f"{name} of shape {tuple(label_sets.shape)} are read as multi-hot label sets, which hold only 0 and 1, "
             "but these hold other values: give class labels of shape (N,), or label sets with 1 where an item "
@@ -139,9 +143,14 @@ def is_label_sets(labels) -> bool:
 def check_label_sets(label_sets: Tensor, num_items: int, name: str = "labels") -> None:
     """N x C label sets of 0 and 1, one row per item."""
     check_label_set_values(label_sets, name)
-    if label_sets.ndim != 2 or label_sets.shape[0] != num_items:
+    check_label_set_rows(label_sets, num_items, name)
+
+
+def check_label_set_rows(label_sets: Tensor, num_items: int, name: str = "labels") -> None:
+    """An N x C tensor, one row per item (its values are checked apart: :func:`check_label_set_values`)."""
+    if not is_label_sets(label_sets) or label_sets.shape[0] != num_items:
         raise ValueError(
-            f"{name} must have shape ({num_items}, C), one label set per embedding, got shape {tuple(label_sets.shape)}"
+            f"{name} must have shape ({num_items}, C), one label set per embedding, got shape {tuple(getattr(label_sets, 'shape', ()))}"
         )
 
 

@@ -13,7 +13,7 @@ from torch import Tensor
 from .checks import check_embeddings, check_pair_mask, check_same_device, in_unit_interval
 from .config import STRATEGIES
 from .functional import loss_dtype
-from .label_sets import check_label_sets, get_label_similarity, is_label_sets
+from .label_sets import check_label_set_rows, get_label_similarity, is_label_sets
 
 IndicesTuple = Optional[Tuple[Tensor, ...]]
 
@@ -75,9 +75,9 @@ class SoftPairs:
         ``shares_any``, to rounding with the float labels of the others (bit for bit for contrastive).
         """
         check_embeddings(embeddings)
-        check_label_sets(label_sets, embeddings.shape[0])
+        check_label_set_rows(label_sets, embeddings.shape[0])
         sets = label_sets.to(device=embeddings.device, dtype=loss_dtype(embeddings.dtype))
-        soft_labels = get_label_similarity(label_similarity)(sets, sets)
+        soft_labels = get_label_similarity(label_similarity)(sets, sets)  # checks the values
         pair_mask = ~torch.eye(len(sets), dtype=torch.bool, device=sets.device)
         return cls._of_checked(embeddings, soft_labels, pair_mask)
 
@@ -240,7 +240,8 @@ class MixedBatch:
         sets = label_sets.to(device=lam.device, dtype=lam.dtype)
         similarity = get_label_similarity(label_similarity)(sets, sets).to(lam.dtype)  # B x B
         first, second = self.source_index.to(lam.device).unbind(1)
-        return lam * similarity.index_select(1, first) + (1 - lam) * similarity.index_select(1, second)
+        soft_labels = similarity.index_select(1, first).mul_(lam)  # in place: B x K tensors allocated twice, not four times
+        return soft_labels.add_(similarity.index_select(1, second).mul_(1 - lam))
 
     def check_source_index(self, batch_size: int) -> None:
         """Raise unless ``source_index`` indexes a batch of ``batch_size`` items."""
