@@ -24,7 +24,7 @@ _NAMES = {
     "MetrixAccuracyCalculator": "testers",
     "UtilizationTester": "testers",
 }
-_MODULES = ("analysis", "distributed", "functional", "losses", "miners", "names", "samplers", "testers", "trainers")
+_MODULES = ("analysis", "distributed", "functional", "label_sets", "losses", "miners", "names", "samplers", "testers", "trainers")
 
 __all__ = sorted(_NAMES) + list(_MODULES)
 

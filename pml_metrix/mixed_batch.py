@@ -13,6 +13,7 @@ from torch import Tensor
 from .checks import check_embeddings, check_pair_mask, check_same_device, in_unit_interval
 from .names import STRATEGIES
 from .functional import loss_dtype
+from .label_sets import check_label_set_rows, get_label_similarity, is_label_sets
 
 IndicesTuple = Optional[Tuple[Tensor, ...]]
 
@@ -54,6 +55,33 @@ class SoftPairs:
             raise ValueError("soft_labels must lie in [0, 1] (NaN is not allowed)")
 
     @classmethod
+    def from_label_sets(cls, embeddings: Tensor, label_sets: Tensor, label_similarity: str = "jaccard") -> "SoftPairs":
+        """The batch as its own references, each pair labelled by the similarity of its label sets.
+
+        ``soft_labels[a, r] = s(L_a, L_r)``, with ``s`` the similarity named ``label_similarity``
+        (:data:`~pml_metrix.label_sets.LABEL_SIMILARITIES`), and ``pair_mask`` all pairs but each
+        anchor's own, so that ``loss(embeddings, None, SoftPairs.from_label_sets(embeddings, label_sets))``
+        trains a Metrix loss whose anchors are the batch items (contrastive, multi-similarity) on
+        multi-label data. It is the clean part of ``loss(embeddings, label_sets)``.
+
+        Args:
+            embeddings: B x d batch embeddings, the anchors and the references.
+            label_sets: B x C multi-hot label sets (0 and 1, any dtype; moved to the embeddings' device).
+            label_similarity: ``jaccard``, ``dice``, ``cosine`` or ``shares_any`` (bool labels: PML's
+                loss with "shares a label" as the positive pairs).
+
+        With one label per item, the soft labels are the same-class labels (1.0 and 0.0; ``True`` and
+        ``False`` for ``shares_any``), and the loss is PML's loss with the class labels: bit for bit with
+        ``shares_any``, to rounding with the float labels of the others (bit for bit for contrastive).
+        """
+        check_embeddings(embeddings)
+        check_label_set_rows(label_sets, embeddings.shape[0])
+        sets = label_sets.to(device=embeddings.device, dtype=loss_dtype(embeddings.dtype))
+        soft_labels = get_label_similarity(label_similarity)(sets, sets)  # checks the values
+        pair_mask = ~torch.eye(len(sets), dtype=torch.bool, device=sets.device)
+        return cls._of_checked(embeddings, soft_labels, pair_mask)
+
+    @classmethod
     def _of_checked(cls, embeddings: Tensor, soft_labels: Tensor, pair_mask: Optional[Tensor] = None) -> "SoftPairs":
         """SoftPairs of values already checked, as :meth:`MixedBatch.soft_pairs` makes them: soft labels
         in [0, 1] by construction, embeddings checked when the MixedBatch was made. Only the pair
@@ -88,7 +116,9 @@ class MixedBatch:
             loss can weight the mixed part by strategy); ``None`` otherwise.
 
     The soft label of mixed item k for an anchor of class c is
-    ``lam_k [c(i_k) = c] + (1 - lam_k) [c(j_k) = c]``.
+    ``lam_k [c(i_k) = c] + (1 - lam_k) [c(j_k) = c]``; for an anchor a of a batch of label sets,
+    ``lam_k s(L_a, L_i) + (1 - lam_k) s(L_a, L_j)`` with ``s`` a set similarity
+    (:mod:`pml_metrix.label_sets`), the same with one label per item.
 
     Pass it where PML passes ``indices_tuple``, to a Metrix loss; it is no indices tuple itself.
     """
@@ -149,11 +179,13 @@ class MixedBatch:
     def __bool__(self) -> bool:  # ``if indices_tuple:`` would otherwise call __len__
         return True
 
-    def soft_pairs(self, labels: Tensor) -> SoftPairs:
+    def soft_pairs(self, labels: Tensor, label_similarity: str = "jaccard") -> SoftPairs:
         """Resolve the plan against the batch for the batch's own anchors: A = B.
 
         Args:
-            labels: B class labels of the batch the plan indexes (any integers).
+            labels: B class labels of the batch the plan indexes (any integers), or its B x C
+                label sets (:meth:`label_set_soft_labels`).
+            label_similarity: the set similarity of label sets (unused for class labels).
         """
         if self.num_classes is not None and self.pair_mask is not None:
             raise ValueError(
@@ -161,8 +193,11 @@ class MixedBatch:
                 "MixupMiner(num_classes=...), meant for proxy anchor), but this loss's anchors are the batch "
                 "items: build the MixupMiner without num_classes"
             )
-        classes, class_index = torch.unique(labels, return_inverse=True)  # classes numbered 0, ..., C - 1
-        soft_labels = self.class_soft_labels(class_index, len(classes)).index_select(0, class_index)
+        if is_label_sets(labels):
+            soft_labels = self.label_set_soft_labels(labels, label_similarity)
+        else:
+            classes, class_index = torch.unique(labels, return_inverse=True)  # classes numbered 0, ..., C - 1
+            soft_labels = self.class_soft_labels(class_index, len(classes)).index_select(0, class_index)
         return SoftPairs._of_checked(self.embeddings, soft_labels, self.pair_mask)
 
     def class_soft_pairs(self, labels: Tensor, num_classes: int) -> SoftPairs:
@@ -182,12 +217,7 @@ class MixedBatch:
         batch the plan indexes. An anchor's soft labels are its class's row: built so, by two scatters
         of K, rather than by comparing A x K labels twice."""
         check_same_device(labels, source_index=self.source_index)
-        if self.source_index.numel():
-            low, high = (int(bound) for bound in torch.aminmax(self.source_index))  # one pass
-            if low < 0 or high >= len(labels):
-                raise ValueError(
-                    f"source_index must index the batch of {len(labels)} items, got values in [{low}, {high}]"
-                )
+        self.check_source_index(len(labels))
         source_labels = labels[self.source_index]  # K x 2
         lam = self.lam.to(loss_dtype(self.embeddings.dtype))
         class_labels = lam.new_zeros(num_classes, len(lam))
@@ -196,3 +226,28 @@ class MixedBatch:
         class_labels.index_put_((source_labels[:, 0], mixed_index), lam, accumulate=True)
         class_labels.index_put_((source_labels[:, 1], mixed_index), 1 - lam, accumulate=True)
         return class_labels
+
+    def label_set_soft_labels(self, label_sets: Tensor, label_similarity: str = "jaccard") -> Tensor:
+        """B x K: the soft label of each mixed item for each batch item, given the batch's B x C label
+        sets: ``lam_k s(L_a, L_i) + (1 - lam_k) s(L_a, L_j)`` for anchor a and mix k = (i, j), with
+        ``s`` the similarity named ``label_similarity``
+        (:data:`~pml_metrix.label_sets.LABEL_SIMILARITIES`), computed in the loss's dtype.
+
+        With one label per item it is :meth:`class_soft_labels`' value, bit for bit (``s`` is then 1
+        or 0, and ``lam * 1 + (1 - lam) * 0`` is ``lam``)."""
+        self.check_source_index(len(label_sets))
+        lam = self.lam.to(loss_dtype(self.embeddings.dtype))
+        sets = label_sets.to(device=lam.device, dtype=lam.dtype)
+        similarity = get_label_similarity(label_similarity)(sets, sets).to(lam.dtype)  # B x B
+        first, second = self.source_index.to(lam.device).unbind(1)
+        soft_labels = similarity.index_select(1, first).mul_(lam)  # in place: B x K tensors allocated twice, not four times
+        return soft_labels.add_(similarity.index_select(1, second).mul_(1 - lam))
+
+    def check_source_index(self, batch_size: int) -> None:
+        """Raise unless ``source_index`` indexes a batch of ``batch_size`` items."""
+        if self.source_index.numel():
+            low, high = (int(bound) for bound in torch.aminmax(self.source_index))  # one pass
+            if low < 0 or high >= batch_size:
+                raise ValueError(
+                    f"source_index must index the batch of {batch_size} items, got values in [{low}, {high}]"
+                )

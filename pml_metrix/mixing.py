@@ -70,33 +70,35 @@ class MixingPlan:
 
 
 def pair_type_masks(
-    anchor_labels: Tensor, labels: Tensor, source_index: Tensor, anchor_index: Optional[Tensor] = None
+    positive: Tensor, negative: Tensor, source_index: Tensor, anchor_index: Optional[Tensor] = None
 ) -> Dict[str, Tensor]:
     """For each strategy, an A x K bool mask: mix k = (i, j) is of that type for anchor a.
 
     Args:
-        anchor_labels: A class labels of the anchors.
-        labels: B class labels of the batch.
+        positive: A x B bool, batch item b is a positive of anchor a (class labels: of a's class,
+            a itself included; label sets: ``s(L_a, L_b) >= positive_threshold``).
+        negative: A x B bool, b is a negative of a (class labels: of another class; label sets:
+            ``s(L_a, L_b) = 0``, no shared label).
         source_index: K x 2, the mixed items (i, j); i is the anchor-side item.
         anchor_index: A batch positions of the anchors, or ``None`` for proxies, which are no batch
             item: for a proxy an anchor-negative mix (i of its class, j of another) is a
             positive-negative one, and shows as both.
     """
-    same_i = anchor_labels[:, None] == labels[source_index[:, 0]][None, :]
-    same_j = anchor_labels[:, None] == labels[source_index[:, 1]][None, :]
+    positive_i, positive_j = positive[:, source_index[:, 0]], positive[:, source_index[:, 1]]
+    negative_i, negative_j = negative[:, source_index[:, 0]], negative[:, source_index[:, 1]]
     if anchor_index is None:  # a proxy: i of its class and j of another is all it can tell
-        positive_negative = same_i & ~same_j
+        positive_negative = positive_i & negative_j
         return {
             "positive_negative": positive_negative,
             "anchor_negative": positive_negative,
-            "negative_negative": ~same_i & ~same_j,
-            "positive_positive": same_i & same_j,
+            "negative_negative": negative_i & negative_j,
+            "positive_positive": positive_i & positive_j,
         }
     is_i = anchor_index[:, None] == source_index[None, :, 0]
     is_j = anchor_index[:, None] == source_index[None, :, 1]
     return {
-        "positive_negative": same_i & ~is_i & ~same_j,
-        "anchor_negative": is_i & ~same_j,
-        "negative_negative": ~same_i & ~same_j,
-        "positive_positive": same_i & same_j & ~is_i & ~is_j,
+        "positive_negative": positive_i & ~is_i & negative_j,
+        "anchor_negative": is_i & negative_j,
+        "negative_negative": negative_i & negative_j,
+        "positive_positive": positive_i & positive_j & ~is_i & ~is_j,
     }

@@ -140,6 +140,85 @@ def _(ctx):
     MetrixMSLoss()(embeddings[:, 0], labels)
 
 
+def label_sets():
+    """Label sets of the batch: 6 items over 3 labels, none empty."""
+    return torch.tensor([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]])
+
+
+@case("labelsets-not-binary")
+def _(ctx):
+    embeddings, _ = batch()
+    sets = label_sets()
+    sets[0, 0] = 2
+    MetrixMSLoss()(embeddings, sets)
+
+
+@case("labelsets-length-mismatch")
+def _(ctx):
+    embeddings, _ = batch()
+    MetrixContrastiveLoss()(embeddings, label_sets()[:5])
+
+
+@case("labelsets-empty-set")
+def _(ctx):
+    embeddings, _ = batch()
+    sets = label_sets()
+    sets[2] = 0
+    MetrixMSLoss()(embeddings, sets)
+
+
+@case("labelsets-unknown-similarity")
+def _(ctx):
+    MetrixMSLoss(label_similarity="overlap")
+
+
+@case("labelsets-proxy-anchor")
+def _(ctx):
+    embeddings, _ = batch()
+    MetrixProxyAnchorLoss(3, D)(embeddings, label_sets())
+
+
+@case("labelsets-with-a-pml-tuple")
+def _(ctx):
+    embeddings, _ = batch()
+    pairs = (torch.tensor([0]), torch.tensor([1]), torch.tensor([0]), torch.tensor([4]))
+    MetrixMSLoss()(embeddings, label_sets(), pairs)
+
+
+@case("labelsets-miner-inner-miner")
+def _(ctx):
+    from pytorch_metric_learning import miners
+
+    embeddings, _ = batch()
+    MixupMiner(seed=0, inner_miner=miners.MultiSimilarityMiner())(embeddings, label_sets())
+
+
+@case("labelsets-miner-num-classes")
+def _(ctx):
+    embeddings, _ = batch()
+    MixupMiner(seed=0, num_classes=3)(embeddings, label_sets())
+
+
+@case("labelsets-miner-threshold-zero")
+def _(ctx):
+    MixupMiner(positive_threshold=0)
+
+
+@case("labelsets-other-label-count")
+def _(ctx):
+    from pml_metrix.label_sets import jaccard
+
+    jaccard(label_sets(), torch.ones(2, 4))
+
+
+@case("labelsets-calculator-not-binary")
+def _(ctx):
+    embeddings, _ = batch()
+    sets = label_sets()
+    sets[1, 2] = 2
+    MetrixAccuracyCalculator(label_similarity="jaccard", device=torch.device("cpu")).get_accuracy(embeddings, sets)
+
+
 @case("loss-2d-labels")
 def _(ctx):
     embeddings, labels = batch()

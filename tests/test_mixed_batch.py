@@ -181,3 +181,52 @@ def test_a_short_repr_and_pml_s_tuple_handling_names_mixed_batch():
     with pytest.raises(TypeError, match="MixedBatch"):
         lmu.convert_to_pairs(mb, labels)
     assert bool(mb)
+
+
+def random_label_sets(num_items, num_labels, generator):
+    sets = torch.rand(num_items, num_labels, generator=generator) < 0.4
+    sets[torch.arange(num_items), torch.randint(num_labels, (num_items,), generator=generator)] = True  # none empty
+    return sets
+
+
+@pytest.mark.parametrize("name", sorted(pml_metrix.label_sets.LABEL_SIMILARITIES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_soft_labels_of_label_sets_are_the_mixes_of_the_set_similarities(name, dtype):
+    g = torch.Generator().manual_seed(3)
+    sets = random_label_sets(9, 5, g)
+    source_index, lam = torch.randint(0, 9, (7, 2), generator=g), torch.rand(7, generator=g, dtype=torch.float64)
+    mb = pml_metrix.MixedBatch(torch.randn(7, D).to(dtype), source_index, lam.to(dtype))
+    soft = mb.soft_pairs(sets, name).soft_labels
+    assert soft.dtype == pml_metrix.functional.loss_dtype(dtype) and tuple(soft.shape) == (9, 7)
+    brute = pml_metrix.label_sets.get_label_similarity(name)
+    expected = [
+        [mb.lam[k].item() * float(brute(sets[a : a + 1].double(), sets[i : i + 1].double()))
+         + (1 - mb.lam[k].item()) * float(brute(sets[a : a + 1].double(), sets[j : j + 1].double()))
+         for k, (i, j) in enumerate(source_index.tolist())]
+        for a in range(9)
+    ]
+    assert torch.allclose(soft.double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", sorted(pml_metrix.label_sets.LABEL_SIMILARITIES))
+def test_one_label_per_item_gives_the_class_soft_labels_bit_for_bit(name):
+    g = torch.Generator().manual_seed(4)
+    labels = torch.randint(0, 4, (12,), generator=g)
+    source_index, lam = torch.randint(0, 12, (20, 2), generator=g), torch.rand(20, generator=g)
+    mb = pml_metrix.MixedBatch(torch.randn(20, D), source_index, lam, torch.rand(12, 20, generator=g) < 0.5)
+    by_set = mb.soft_pairs(torch.nn.functional.one_hot(labels), name)
+    by_class = mb.soft_pairs(labels)
+    assert torch.equal(by_set.soft_labels, by_class.soft_labels) and by_set.pair_mask is by_class.pair_mask
+
+
+def test_soft_pairs_from_label_sets_label_each_pair_but_the_anchor_s_own():
+    g = torch.Generator().manual_seed(5)
+    embeddings, sets = torch.randn(6, D, dtype=torch.float64), random_label_sets(6, 3, g)
+    soft_pairs = pml_metrix.SoftPairs.from_label_sets(embeddings, sets.long(), "dice")
+    assert soft_pairs.embeddings is embeddings
+    assert torch.equal(soft_pairs.pair_mask, ~torch.eye(6, dtype=torch.bool))
+    assert torch.equal(soft_pairs.soft_labels, pml_metrix.label_sets.dice(sets.double(), sets.double()))
+    with pytest.raises(ValueError, match=r"labels must have shape \(6, C\), one label set per embedding, got shape \(5, 3\)"):
+        pml_metrix.SoftPairs.from_label_sets(embeddings, sets[:5])
+    with pytest.raises(ValueError, match="where jaccard is 0/0"):
+        pml_metrix.SoftPairs.from_label_sets(embeddings, torch.zeros(6, 3))

@@ -7,6 +7,7 @@ from pytorch_metric_learning.utils import common_functions as c_f
 from torch import Tensor
 
 from ..checks import check_embeddings, check_labels, check_references
+from ..label_sets import check_labels_or_label_sets, get_label_similarity, is_label_sets
 from ..mixed_batch import MixedBatch, SoftPairs
 from ..names import STRATEGIES
 
@@ -28,6 +29,15 @@ class MetrixLossMixin:
 
     ``ref_emb`` and ``ref_labels`` with a MixedBatch reach its clean part only.
 
+    ``labels`` are B class labels, or B x C multi-hot label sets (0 and 1) for multi-label data
+    (contrastive and multi-similarity; proxy anchor takes class labels). With label sets, the pair
+    (a, r) of two batch items has the soft label ``s(L_a, L_r)``, ``s`` the set similarity named
+    ``label_similarity`` (:mod:`pml_metrix.label_sets`), and the clean part, which PML's loss cannot
+    give, is the soft loss over the batch's own pairs with these labels
+    (:meth:`~pml_metrix.SoftPairs.from_label_sets`), plus PML's embedding regularizer; with one label
+    per item it is PML's loss with the class labels. A MixedBatch's mixes get
+    ``lam s(L_a, L_i) + (1 - lam) s(L_a, L_j)`` (:meth:`~pml_metrix.MixedBatch.soft_pairs`).
+
     ``mix_weight`` is a number, or a mapping strategy -> weight for a miner that draws one strategy
     per step (``MixupMiner(strategy_per_step=True)``); the reference code weights positive-negative
     mixes 0.4 and anchor-negative ones 0.3. With stats collection on, each MixedBatch call records
@@ -38,8 +48,10 @@ class MetrixLossMixin:
     through the same function with binary labels.
     """
 
-    def __init__(self, *args, mix_weight: MixWeight = 0.4, **kwargs):
+    def __init__(self, *args, mix_weight: MixWeight = 0.4, label_similarity: str = "jaccard", **kwargs):
         super().__init__(*args, **kwargs)
+        get_label_similarity(label_similarity)  # raises for an unknown name
+        self.label_similarity = label_similarity
         for name in NUMERIC_OPTIONS:  # PML takes them as given: a NaN would train on NaN losses
             value = getattr(self, name, None)
             if value is not None and (isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value)):
@@ -81,8 +93,9 @@ class MetrixLossMixin:
     def forward(self, embeddings, labels=None, indices_tuple=None, ref_emb=None, ref_labels=None):
         """The PML loss, ``clean + mix_weight * mixed`` for a MixedBatch, or the soft loss for SoftPairs."""
         check_embeddings(embeddings)
-        check_labels(labels, embeddings.shape[0])
-        labels = None if labels is None else labels.long()  # PML's twins index with them
+        check_labels_or_label_sets(labels, embeddings.shape[0])
+        if labels is not None and not is_label_sets(labels):
+            labels = labels.long()  # PML's twins index with them
         if ref_emb is not None:
             check_embeddings(ref_emb, "ref_emb", allow_empty=True)
             check_references(embeddings, ref_emb, "ref_emb")
@@ -95,7 +108,7 @@ class MetrixLossMixin:
             self.reset_stats()
             return self.reduced_soft_loss(embeddings, labels, indices_tuple)
         if not isinstance(indices_tuple, MixedBatch):
-            return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
+            return self.clean_part(embeddings, labels, indices_tuple, ref_emb, ref_labels)
         mixed_batch = indices_tuple
         if labels is None:
             raise ValueError("a MixedBatch needs the batch labels: call loss(embeddings, labels, mixed_batch)")
@@ -104,7 +117,7 @@ class MetrixLossMixin:
         mix_weight = self.weight_of(mixed_batch)
         # the mixed part first, so that the reducer's own stats are the clean part's, as in PML
         mixed = self.reduced_soft_loss(embeddings, labels, self.mixed_soft_pairs(mixed_batch, labels))
-        clean = super().forward(embeddings, labels, mixed_batch.indices_tuple, ref_emb, ref_labels)
+        clean = self.clean_part(embeddings, labels, mixed_batch.indices_tuple, ref_emb, ref_labels)
         if not (torch.is_tensor(clean) and torch.is_tensor(mixed)):
             raise ValueError(
                 f"the reducer {type(self.reducer).__name__} returns no loss tensor (DoNothingReducer: the loss dicts), so "
@@ -115,14 +128,33 @@ class MetrixLossMixin:
             self.clean_loss, self.mixed_loss = clean.item(), mixed.item()
         return clean + mix_weight * mixed
 
+    def clean_part(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
+        """The loss without mixes: PML's for class labels (or none); for B x C label sets, the soft
+        loss over :meth:`SoftPairs.from_label_sets(embeddings, labels, label_similarity)
+        <pml_metrix.SoftPairs.from_label_sets>` with PML's embedding regularizer, reduced by the
+        reducer (PML's tuples and ``ref_emb`` take class labels, so they are refused)."""
+        if not is_label_sets(labels):
+            return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
+        if indices_tuple is not None or ref_emb is not None:
+            raise ValueError(
+                "label sets label every pair of the batch: a PML indices_tuple (an inner_miner's) or ref_emb, "
+                "which take class labels, cannot be used with them; call loss(embeddings, label_sets) or pass "
+                "a MixupMiner built without inner_miner"
+            )
+        self.reset_stats()
+        loss_dict = self.soft_loss(embeddings, SoftPairs.from_label_sets(embeddings, labels, self.label_similarity))
+        self.add_embedding_regularization_to_loss_dict(loss_dict, embeddings)
+        return self.reducer(loss_dict, embeddings, labels)
+
     def reduced_soft_loss(self, embeddings: Tensor, labels: Optional[Tensor], soft_pairs: SoftPairs) -> Tensor:
         """:meth:`soft_loss` reduced by the loss's reducer (``labels``: the anchors', for reducers that use them)."""
         check_references(embeddings, soft_pairs.embeddings, "SoftPairs.embeddings")
         return self.reducer(self.soft_loss(embeddings, soft_pairs), embeddings, labels)
 
     def mixed_soft_pairs(self, mixed_batch: MixedBatch, labels: Tensor) -> SoftPairs:
-        """The MixedBatch resolved against the batch labels for this loss's anchors (the batch items)."""
-        return mixed_batch.soft_pairs(labels)
+        """The MixedBatch resolved against the batch labels (or label sets, by ``label_similarity``)
+        for this loss's anchors (the batch items)."""
+        return mixed_batch.soft_pairs(labels, self.label_similarity)
 
     def soft_loss(self, embeddings: Tensor, soft_pairs: SoftPairs) -> Dict[str, dict]:
         """The loss dict over soft-labelled references, PML's sub-loss names and reduction types."""

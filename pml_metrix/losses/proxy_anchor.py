@@ -4,6 +4,7 @@ from pytorch_metric_learning.utils import common_functions as c_f
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 
 from .. import functional as F
+from ..label_sets import is_label_sets
 from .metrix_loss import MetrixLossMixin
 
 
@@ -24,6 +25,14 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
     P+ now the proxies with positive soft mass (``DivisorReducer``). A MixedBatch needs one pair
     mask row per proxy: draw it with ``MixupMiner(num_classes=C)``.
     """
+
+    def forward(self, embeddings, labels=None, indices_tuple=None, ref_emb=None, ref_labels=None):
+        if is_label_sets(labels):
+            raise ValueError(
+                f"MetrixProxyAnchorLoss takes class labels (one proxy per class), got label sets of shape "
+                f"{tuple(labels.shape)}: for multi-label data use MetrixContrastiveLoss or MetrixMSLoss"
+            )
+        return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
 
     def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
         c_f.labels_required(labels)

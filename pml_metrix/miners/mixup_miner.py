@@ -1,5 +1,5 @@
 from numbers import Integral, Real
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 from pytorch_metric_learning.distances import CosineSimilarity
@@ -7,7 +7,8 @@ from pytorch_metric_learning.miners import BaseMiner
 from pytorch_metric_learning.utils import common_functions as c_f
 from torch import Tensor
 
-from ..checks import check_embeddings, check_labels
+from ..checks import check_embeddings
+from ..label_sets import check_labels_or_label_sets, get_label_similarity, is_label_sets
 from ..mixed_batch import MixedBatch
 from .. import names
 from ..mixing import MixingPlan, pair_type_masks
@@ -19,6 +20,13 @@ class MixupMiner(BaseMiner):
     Use it as PML's ``tuple_miner`` with a Metrix loss. Each mix k = (i, j) is drawn for an anchor a
     of the batch, by strategy, with ``lam_k ~ Beta(alpha, alpha)``; ``lam_k x_i + (1 - lam_k) x_j``
     has soft label ``lam_k [c(i) = c] + (1 - lam_k) [c(j) = c]`` for an anchor of class c.
+
+    Labels are B class labels, or B x C multi-hot label sets (multi-label data). For label sets, a
+    positive of anchor a is an item b != a with ``s(L_a, L_b) >= positive_threshold``, a negative one
+    with ``s(L_a, L_b) = 0`` (no shared label), ``s`` the set similarity ``label_similarity``; the
+    strategies draw from these, and the loss labels mix k ``lam_k s(L_a, L_i) + (1 - lam_k) s(L_a, L_j)``.
+    With one label per item (and any threshold in (0, 1]) these are the class labels' positives and
+    negatives, and the plans are the same.
 
     Args:
         strategies: one or more of ``positive_negative`` (i a positive of the anchor, j a negative;
@@ -48,6 +56,11 @@ class MixupMiner(BaseMiner):
             MixedBatch names it, so that a loss can weight it (``mix_weight`` per strategy).
         seed: seeds the miner's own ``torch.Generator``; ``None`` uses torch's global generator. Its
             state is the miner's ``state_dict`` (extra state), so a checkpoint resumes its draws.
+        label_similarity: for label sets, the set similarity that picks positives
+            (:data:`~pml_metrix.label_sets.LABEL_SIMILARITIES`); the loss's own ``label_similarity``
+            labels the pairs.
+        positive_threshold: for label sets, the similarity in (0, 1] from which an item is a
+            positive of the anchor.
 
     Other keyword arguments are PML's miner's (``distance``, ``collect_stats``).
     """
@@ -69,6 +82,8 @@ class MixupMiner(BaseMiner):
         lam_per: str = "mix",
         strategy_per_step: bool = False,
         seed: Optional[int] = None,
+        label_similarity: str = "jaccard",
+        positive_threshold: float = 0.5,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -98,6 +113,12 @@ class MixupMiner(BaseMiner):
             raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
         if not isinstance(strategy_per_step, bool):
             raise ValueError(f"strategy_per_step must be True or False, got {strategy_per_step!r}")
+        get_label_similarity(label_similarity)  # raises for an unknown name
+        if isinstance(positive_threshold, bool) or not isinstance(positive_threshold, Real) or not 0 < positive_threshold <= 1:
+            raise ValueError(
+                f"positive_threshold must be a number in (0, 1] (0 would make every item a positive), got {positive_threshold!r}"
+            )
+        self.label_similarity, self.positive_threshold = label_similarity, float(positive_threshold)
         self.alpha, self.mixes, self.num_mixes, self.negatives = float(alpha), mixes, int(num_mixes), negatives
         self.inner_miner = inner_miner
         self.num_classes = None if num_classes is None else int(num_classes)
@@ -131,15 +152,22 @@ class MixupMiner(BaseMiner):
 
         Args:
             embeddings: B x d clean embeddings (the inner miner's input; they rank hardest negatives).
-            labels: B class labels.
+            labels: B class labels, or B x C label sets.
             mix: plan -> K x d embeddings of its mixes at some level (the trainer mixes features or
                 inputs and embeds them); ``None`` mixes ``embeddings``.
             plan: a plan already drawn over this batch (a distributed miner draws one for all
                 processes); ``None`` draws one with :meth:`plan`.
         """
         self.reset_stats()
-        check_labels(labels, embeddings.shape[0])
-        labels = c_f.to_device(labels, embeddings).long()
+        check_labels_or_label_sets(labels, embeddings.shape[0])
+        labels = c_f.to_device(labels, embeddings)
+        if not is_label_sets(labels):
+            labels = labels.long()
+        elif self.inner_miner is not None:
+            raise ValueError(
+                "inner_miner is a PML miner, which takes class labels, but the labels are label sets: build the "
+                "MixupMiner without inner_miner (the clean part then uses every pair of the batch)"
+            )
         indices_tuple = None
         if self.inner_miner is not None:
             indices_tuple = self.inner_miner(embeddings, labels)
@@ -152,7 +180,13 @@ class MixupMiner(BaseMiner):
 
     @torch.no_grad()
     def plan(self, embeddings: Tensor, labels: Tensor) -> MixingPlan:
-        """Draw a mixing plan for a batch (B x d embeddings, used for hardest negatives; B labels)."""
+        """Draw a mixing plan for a batch (B x d embeddings, used for hardest negatives; B labels or
+        B x C label sets)."""
+        if self.num_classes is not None and is_label_sets(labels):
+            raise ValueError(
+                "num_classes gives one anchor per class (proxy anchor's proxies), which label sets do not have: "
+                "build the MixupMiner without num_classes and use MetrixContrastiveLoss or MetrixMSLoss"
+            )
         if self.num_classes is not None and labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(
                 f"labels must lie in [0, {self.num_classes - 1}] for num_classes={self.num_classes}, got values in "
@@ -160,9 +194,8 @@ class MixupMiner(BaseMiner):
             )
         batch_size, device = labels.shape[0], labels.device
         generator = self._generator(device)
-        same = labels[:, None] == labels[None, :]
-        positives = same & ~torch.eye(batch_size, dtype=torch.bool, device=device)
-        negatives = ~same
+        positive, negatives = self.pair_relations(labels)
+        positives = positive & ~torch.eye(batch_size, dtype=torch.bool, device=device)
         hardness = None
         if self.negatives == "hardest":
             mat = self.distance(embeddings)
@@ -180,18 +213,29 @@ class MixupMiner(BaseMiner):
         drawn_for, source_index = (torch.cat(parts) for parts in zip(*drawn))
         lam = self._draw_lam(len(source_index), generator).to(device)
         if self.num_classes is None:
-            anchor_labels, anchor_index, drawing_anchor = labels, torch.arange(batch_size, device=device), drawn_for
+            anchor_index, drawing_anchor = torch.arange(batch_size, device=device), drawn_for
         else:  # proxies: no batch item; a mix drawn for anchor a goes to the proxy of a's class
-            anchor_labels, anchor_index = torch.arange(self.num_classes, device=device), None
-            drawing_anchor = labels[drawn_for]
+            anchor_index, drawing_anchor = None, labels[drawn_for]
+            positive = torch.arange(self.num_classes, device=device)[:, None] == labels[None, :]
+            negatives = ~positive
         if self.shown_to == "drawing_anchor":
-            pair_mask = anchor_labels.new_zeros((len(anchor_labels), len(source_index)), dtype=torch.bool)
+            pair_mask = torch.zeros((len(positive), len(source_index)), dtype=torch.bool, device=device)
             pair_mask[drawing_anchor, torch.arange(len(source_index), device=device)] = True
         else:
-            masks = pair_type_masks(anchor_labels, labels, source_index, anchor_index)
+            masks = pair_type_masks(positive, negatives, source_index, anchor_index)
             pair_mask = torch.stack([masks[s] for s in strategies]).any(dim=0)
         strategy = strategies[0] if self.strategy_per_step else None
         return MixingPlan(source_index, lam, pair_mask, self.num_classes, strategy)
+
+    def pair_relations(self, labels: Tensor) -> Tuple[Tensor, Tensor]:
+        """B x B bool ``(positive, negative)``: b is a positive of a (a itself included), b is a
+        negative of a. Class labels: the same class, another class. Label sets:
+        ``s(L_a, L_b) >= positive_threshold`` and ``s(L_a, L_b) = 0``, ``s`` the ``label_similarity``."""
+        if is_label_sets(labels):
+            similarity = get_label_similarity(self.label_similarity)(labels, labels)
+            return similarity >= self.positive_threshold, similarity == 0
+        same = labels[:, None] == labels[None, :]
+        return same, ~same
 
     def _draw_pairs(self, first_side: Tensor, second_side: Tensor, hardness: Optional[Tensor], generator):
         """The anchors (N) that pairs are drawn for and the pairs (N x 2): i from the anchor's

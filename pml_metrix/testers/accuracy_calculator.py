@@ -1,6 +1,7 @@
 """PML's AccuracyCalculator plus Recall@K, utilization, alignment and uniformity."""
 
 import functools
+import math
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from pytorch_metric_learning.utils.accuracy_calculator import (
@@ -10,9 +11,11 @@ from pytorch_metric_learning.utils.accuracy_calculator import (
     nan_accuracy,
     try_getting_not_lone_labels,
 )
+import torch
 from torch import Tensor
 
 from ..checks import check_embeddings
+from ..label_sets import check_label_set_values, get_label_similarity, share_a_label
 from .alignment_uniformity import alignment, uniformity
 from .utilization import nearest_sq_distances
 
@@ -51,11 +54,29 @@ class MetrixAccuracyCalculator(AccuracyCalculator):
       (see :mod:`pml_metrix.testers.alignment_uniformity`): global values, whatever
       ``avg_of_avgs`` or ``return_per_class``.
 
+    Multi-label data (``label_similarity`` given): the labels are N x C label sets (0 and 1). A
+    reference is relevant to a query when they share a label: ``label_comparison_fn`` defaults to
+    :func:`~pml_metrix.label_sets.share_a_label`, through which PML's own metrics
+    (``precision_at_1``, ``mean_average_precision_at_r``, ``r_precision``, ...) and ``recall_at_<K>``
+    score the sets. And for each K in ``recall_at_k``:
+
+    - ``ndcg_at_<K>``: the gain of the neighbour at rank r is ``s(L_q, L_r)``, the set similarity
+      named ``label_similarity``, and ``nDCG@K = DCG@K / IDCG@K`` with
+      ``DCG@K = sum_{r <= K} s_r / log2(r + 1)`` over the K nearest references and ``IDCG@K`` the same
+      over the K references of largest gain (the query itself left out when ``ref_includes_query``).
+      Queries with no reference of positive gain (sharing no label with any) are left out, as PML
+      leaves out lone queries (NaN when all are).
+
+    NMI, AMI (clustering) and ``alignment`` (classes) have no meaning for label sets and are left
+    out unless ``include`` names them (PML then refuses the clustering ones).
+
     Args:
         recall_at_k: the K of the ``recall_at_<K>`` metrics.
         uniformity_max_items: uniformity uses all pairs up to this many query items, else all
             pairs of this many drawn with ``seed``.
         seed: that draw's seed.
+        label_similarity: ``None`` for class labels; for label sets, the set similarity of the
+            ``ndcg_at_<K>`` gains (:data:`~pml_metrix.label_sets.LABEL_SIMILARITIES`).
         **kwargs: PML's ``AccuracyCalculator`` arguments.
     """
 
@@ -64,6 +85,7 @@ class MetrixAccuracyCalculator(AccuracyCalculator):
         recall_at_k: Sequence[int] = (1, 2, 4, 8),
         uniformity_max_items: int = 10_000,
         seed: int = 0,
+        label_similarity: Optional[str] = None,
         **kwargs: Any,
     ):
         self.recall_at_k = check_recall_ks(recall_at_k)
@@ -74,6 +96,15 @@ class MetrixAccuracyCalculator(AccuracyCalculator):
         # PML finds metrics by their calculate_<name> attribute, so each K gets one before PML looks.
         for k in self.recall_at_k:
             setattr(self, f"calculate_recall_at_{k}", functools.partial(self.recall_at, k))
+        self.label_similarity = label_similarity
+        if label_similarity is not None:
+            get_label_similarity(label_similarity)  # raises for an unknown name
+            for k in self.recall_at_k:
+                setattr(self, f"calculate_ndcg_at_{k}", functools.partial(self.ndcg_at, k))
+            kwargs.setdefault("label_comparison_fn", share_a_label)
+            if not kwargs.get("include"):
+                exclude = tuple(kwargs.get("exclude", ()))
+                kwargs["exclude"] = exclude + tuple(m for m in ("NMI", "AMI", "alignment") if m not in exclude)
         super().__init__(**kwargs)
         largest_k = max(self.current_recall_ks(), default=0)
         if isinstance(self.k, int) and self.k < largest_k:
@@ -87,8 +118,17 @@ class MetrixAccuracyCalculator(AccuracyCalculator):
                 "pass exclude=('alignment',) or drop label_comparison_fn"
             )
 
-    def get_accuracy(self, query: Tensor, query_labels: Tensor, reference: Optional[Tensor] = None, *args: Any, **kwargs: Any):
-        """PML's ``get_accuracy``, after checking that the embeddings are finite and of one dimension."""
+    def get_accuracy(
+        self,
+        query: Tensor,
+        query_labels: Tensor,
+        reference: Optional[Tensor] = None,
+        reference_labels: Optional[Tensor] = None,
+        *args: Any,
+        **kwargs: Any,
+    ):
+        """PML's ``get_accuracy``, after checking that the embeddings are finite and of one dimension
+        (and, with ``label_similarity``, that the labels are label sets)."""
         check_embeddings(query, "query")
         if reference is not None:
             check_embeddings(reference, "reference")
@@ -96,15 +136,20 @@ class MetrixAccuracyCalculator(AccuracyCalculator):
                 raise ValueError(
                     f"reference has dimension {reference.shape[1]} but query has {query.shape[1]}: embed both with one model"
                 )
-        return super().get_accuracy(query, query_labels, reference, *args, **kwargs)
+        if self.label_similarity is not None:
+            check_label_set_values(query_labels, "query_labels")
+            if reference_labels is not None:
+                check_label_set_values(reference_labels, "reference_labels")
+        return super().get_accuracy(query, query_labels, reference, reference_labels, *args, **kwargs)
 
     def requires_knn(self) -> List[str]:
-        return super().requires_knn() + [f"recall_at_{k}" for k in self.recall_at_k]
+        ndcg = [f"ndcg_at_{k}" for k in self.recall_at_k] if self.label_similarity is not None else []
+        return super().requires_knn() + [f"recall_at_{k}" for k in self.recall_at_k] + ndcg
 
     def current_recall_ks(self) -> List[int]:
-        """The K of the recall metrics this call computes."""
+        """The K of the recall (and nDCG) metrics this call computes."""
         current = set(self.get_curr_metrics())
-        return [k for k in self.recall_at_k if f"recall_at_{k}" in current]
+        return [k for k in self.recall_at_k if {f"recall_at_{k}", f"ndcg_at_{k}"} & current]
 
     def determine_k(self, bin_counts: Tensor, num_reference_embeddings: int, ref_includes_query: bool) -> int:
         """PML's k ('max_bin_count' raised to the largest K of the recall metrics), capped at the
@@ -129,6 +174,46 @@ class MetrixAccuracyCalculator(AccuracyCalculator):
         query_labels = query_labels[:, None]
         hits = self.label_comparison_fn(query_labels, knn_labels[:, :k]).any(dim=1)
         return maybe_get_avg_of_avgs(hits.double(), query_labels, self.avg_of_avgs, self.return_per_class)
+
+    def ndcg_at(
+        self,
+        k: int,
+        knn_labels: Tensor,
+        query_labels: Tensor,
+        reference_labels: Tensor,
+        ref_includes_query: bool,
+        label_counts: Tuple[Tensor, Tensor],
+        **kwargs: Any,
+    ) -> Accuracy:
+        """nDCG@k of label sets from the Q x k' x C neighbour label sets (k' >= k, or all references)."""
+        similarity = get_label_similarity(self.label_similarity)
+        gains = similarity(query_labels[:, None], knn_labels[:, :k]).squeeze(1).double()  # Q x k
+        ideal = self.ideal_gains(query_labels, reference_labels, ref_includes_query, k)
+        discounts = 1 / torch.log2(torch.arange(2, k + 2, device=gains.device, dtype=torch.float64))
+        dcg = (gains * discounts[: gains.shape[1]]).sum(1)
+        idcg = (ideal * discounts[: ideal.shape[1]]).sum(1)
+        scored = idcg > 0
+        if not scored.any():
+            return nan_accuracy(label_counts[0], self.return_per_class)
+        ndcg = dcg[scored] / idcg[scored]
+        return maybe_get_avg_of_avgs(ndcg, query_labels[scored][:, None], self.avg_of_avgs, self.return_per_class)
+
+    def ideal_gains(
+        self, query_labels: Tensor, reference_labels: Tensor, ref_includes_query: bool, k: int, chunk: int = 1024
+    ) -> Tensor:
+        """Q x min(k, R'): each query's k largest gains ``s(L_q, L_r)`` over the R' references (the
+        query's own row left out when ``ref_includes_query``), in descending order; queries taken
+        ``chunk`` at a time."""
+        similarity = get_label_similarity(self.label_similarity)
+        num_ideal = min(k, len(reference_labels) - int(ref_includes_query))
+        rows = []
+        for start in range(0, len(query_labels), chunk):
+            gains = similarity(query_labels[start : start + chunk], reference_labels).double()
+            if ref_includes_query:  # query q is reference q: below every gain
+                own = torch.arange(start, start + len(gains), device=gains.device)
+                gains[torch.arange(len(gains), device=gains.device), own] = -math.inf
+            rows.append(gains.topk(num_ideal, dim=1).values)
+        return torch.cat(rows)
 
     def calculate_utilization(
         self, query: Tensor, query_labels: Tensor, reference: Tensor, ref_includes_query: bool, **kwargs: Any

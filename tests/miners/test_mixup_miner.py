@@ -10,8 +10,8 @@ from pytorch_metric_learning import miners, trainers
 
 import pml_metrix
 from pml_metrix.miners import MixupMiner
-from pml_metrix.app.config import STRATEGIES
-from pml_metrix.mixing import pair_type_masks
+from pml_metrix.names import STRATEGIES
+from tests.test_mixing import class_pair_type_masks
 
 
 @st.composite
@@ -64,7 +64,7 @@ def test_plans_keep_their_promises(case):
         expected += eligible * per if kwargs["mixes"] == "per_anchor" else (per if eligible else 0)
     assert len(plan) == expected
     # every masked pair has a type its strategies promise, and every mix is shown to some anchor
-    masks = pair_type_masks(labels, labels, plan.source_index, torch.arange(len(labels)))
+    masks = class_pair_type_masks(labels, labels, plan.source_index, torch.arange(len(labels)))
     promised = torch.stack([masks[s] for s in kwargs["strategies"]]).any(0)
     assert torch.equal(plan.pair_mask, promised)
     assert plan.pair_mask.any(0).all()
@@ -218,9 +218,9 @@ def test_drawing_anchor_shows_each_mix_to_one_anchor_of_its_type(strategy, num_c
         # the anchor it was drawn for: per_anchor mode draws num_mixes mixes per eligible anchor in order
         eligible = torch.tensor([a for a in range(32) if every.pair_mask[a].any() or strategy == "anchor_negative"])
         assert torch.equal(anchor, eligible[: len(anchor)])
-        masks = pair_type_masks(labels, labels, drawn.source_index, torch.arange(32))
+        masks = class_pair_type_masks(labels, labels, drawn.source_index, torch.arange(32))
     else:
-        masks = pair_type_masks(torch.arange(8), labels, drawn.source_index)
+        masks = class_pair_type_masks(torch.arange(8), labels, drawn.source_index)
     assert masks[strategy][anchor, torch.arange(len(anchor))].all()  # of its type for that anchor
     assert (drawn.pair_mask <= every.pair_mask).all()
 
@@ -238,7 +238,7 @@ def test_strategy_per_step_draws_one_strategy_each_step_and_names_it():
     seen = []
     for _ in range(20):
         plan = miner.plan(embeddings, labels)
-        masks = pair_type_masks(labels, labels, plan.source_index, torch.arange(32))
+        masks = class_pair_type_masks(labels, labels, plan.source_index, torch.arange(32))
         assert torch.equal(plan.pair_mask, masks[plan.strategy]) and len(plan) == 32
         assert plan.mixed_batch(plan.mix(embeddings)).strategy == plan.strategy
         seen.append(plan.strategy)
@@ -273,3 +273,61 @@ def test_drawing_lam_leaves_the_global_generators_alone(monkeypatch):
     state = torch.get_rng_state()
     MixupMiner(seed=3).plan(*eight_classes())
     assert calls == [] and torch.equal(torch.get_rng_state(), state)
+
+
+@st.composite
+def label_set_miner_cases(draw):
+    embeddings, _, kwargs = draw(miner_cases())
+    g = torch.Generator().manual_seed(kwargs["seed"])
+    num_labels = draw(st.integers(1, 6))
+    sets = torch.rand(len(embeddings), num_labels, generator=g) < draw(st.sampled_from([0.2, 0.5]))
+    sets[:, 0] |= ~sets.any(1)  # none empty
+    kwargs["label_similarity"] = draw(st.sampled_from(["jaccard", "dice", "cosine", "shares_any"]))
+    kwargs["positive_threshold"] = draw(st.sampled_from([0.3, 0.5, 1.0]))
+    return embeddings, sets, kwargs
+
+
+@settings(max_examples=80, deadline=None)
+@given(case=label_set_miner_cases())
+def test_label_set_plans_keep_their_promises(case):
+    """Every (anchor, mix) pair of the mask is of a promised type, by brute force on the sets:
+    a positive shares s >= threshold with the anchor, a negative no label."""
+    embeddings, sets, kwargs = case
+    plan = MixupMiner(**kwargs).plan(embeddings, sets)
+    similarity = pml_metrix.label_sets.get_label_similarity(kwargs["label_similarity"])(sets, sets).double()
+    positive = (similarity >= kwargs["positive_threshold"]).tolist()
+    negative = (~(sets.long() @ sets.long().T).bool()).tolist()
+    assert (plan.source_index[:, 0] != plan.source_index[:, 1]).all()
+    for a in range(len(sets)):
+        for k, (i, j) in enumerate(plan.source_index.tolist()):
+            types = {
+                "positive_negative": positive[a][i] and i != a and negative[a][j],
+                "anchor_negative": i == a and negative[a][j],
+                "negative_negative": negative[a][i] and negative[a][j],
+                "positive_positive": positive[a][i] and positive[a][j] and a not in (i, j),
+            }
+            assert bool(plan.pair_mask[a, k]) == any(types[s] for s in kwargs["strategies"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=miner_cases(), name=st.sampled_from(["jaccard", "dice", "cosine", "shares_any"]), threshold=st.sampled_from([0.1, 0.5, 1.0]))
+def test_one_label_per_item_gives_the_class_labels_plan(case, name, threshold):
+    embeddings, labels, kwargs = case
+    by_class = MixupMiner(**kwargs).plan(embeddings, labels)
+    one_hot = torch.nn.functional.one_hot(labels)
+    by_set = MixupMiner(**kwargs, label_similarity=name, positive_threshold=threshold).plan(embeddings, one_hot)
+    for field in ("source_index", "lam", "pair_mask"):
+        assert torch.equal(getattr(by_class, field), getattr(by_set, field)), field
+
+
+def test_label_sets_with_an_inner_miner_or_proxies_are_refused():
+    embeddings = torch.randn(6, 4)
+    sets = torch.tensor([[1, 0], [1, 1], [0, 1], [1, 0], [0, 1], [1, 1]])
+    with pytest.raises(ValueError, match="inner_miner is a PML miner, which takes class labels"):
+        MixupMiner(inner_miner=miners.MultiSimilarityMiner())(embeddings, sets)
+    with pytest.raises(ValueError, match="label sets do not have"):
+        MixupMiner(num_classes=2)(embeddings, sets)
+    with pytest.raises(ValueError, match=r"positive_threshold must be a number in \(0, 1\]"):
+        MixupMiner(positive_threshold=0)
+    with pytest.raises(ValueError, match="label_similarity must be one of"):
+        MixupMiner(label_similarity="overlap")

@@ -1,0 +1,98 @@
+"""Cost of building soft labels from label sets, against the loss's own time, side by side on CPU.
+
+    python benchmarks/bench_label_sets.py [--reps 50] [--threads 2] [--batch 512] [--labels 64]
+
+A batch of B x 512 Gaussian embeddings (requires_grad) with B x C multi-hot label sets (each item
+1 to 4 labels of C drawn uniformly), B = 512 and C = 64 by default. Timed, interleaved after a
+warm-up (order flipped every repetition), median of each:
+
+- ``build clean``: ``SoftPairs.from_label_sets(embeddings, label_sets, "jaccard")``, the B x B soft
+  labels of the clean part on label sets (with their checks);
+- ``build mixed``: ``MixedBatch.soft_pairs(label_sets, "jaccard")`` for the MixedBatch that
+  ``MixupMiner(seed=0)`` draws on the batch (K = B), the B x K soft labels of the mixes;
+- ``loss clean`` / ``loss mixed``: the loss (MetrixMSLoss, MetrixContrastiveLoss) over those
+  SoftPairs, already built, forward and ``backward()``: the loss's own time.
+
+Ratio = build / loss, per part and loss. Target: under 0.05. The soft labels carry no gradient, so
+the loss's backward does not reach them. Freed memory stays in the process, as in bench_losses.py's
+default (``--malloc retain``). On a busy machine the medians drift; the ratio of two
+medians measured side by side holds better than either alone.
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import pml_metrix
+from bench_losses import retain_freed_memory
+from pml_metrix import MixupMiner, SoftPairs
+
+DIM = 512
+TARGET = 0.05
+
+
+def label_sets(batch_size: int, num_labels: int, generator: torch.Generator) -> torch.Tensor:
+    sets = torch.zeros(batch_size, num_labels)
+    sizes = torch.randint(1, 5, (batch_size,), generator=generator)
+    for item, size in enumerate(sizes.tolist()):
+        sets[item, torch.randperm(num_labels, generator=generator)[:size]] = 1
+    return sets
+
+
+def timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--labels", type=int, default=64)
+    args = parser.parse_args()
+    if not retain_freed_memory():
+        parser.error("needs glibc's mallopt, to keep freed memory as bench_losses.py does by default")
+    torch.set_num_threads(args.threads)
+    generator = torch.Generator().manual_seed(0)
+    embeddings = torch.randn(args.batch, DIM, generator=generator).requires_grad_()
+    sets = label_sets(args.batch, args.labels, generator)
+    mixed_batch = MixupMiner(seed=0)(embeddings.detach(), sets)
+    clean_pairs = SoftPairs.from_label_sets(embeddings, sets, "jaccard")
+    mixed_pairs = mixed_batch.soft_pairs(sets, "jaccard")
+    mixed_pairs = SoftPairs(mixed_pairs.embeddings.detach().requires_grad_(), mixed_pairs.soft_labels, mixed_pairs.pair_mask)
+
+    def loss_call(loss_fn, soft_pairs):
+        return lambda: loss_fn(embeddings, None, soft_pairs).backward()
+
+    variants = {
+        "build clean": lambda: SoftPairs.from_label_sets(embeddings, sets, "jaccard"),
+        "build mixed": lambda: mixed_batch.soft_pairs(sets, "jaccard"),
+    }
+    for name, loss_fn in (("ms", pml_metrix.MetrixMSLoss()), ("contrastive", pml_metrix.MetrixContrastiveLoss())):
+        variants[f"{name} clean"] = loss_call(loss_fn, clean_pairs)
+        variants[f"{name} mixed"] = loss_call(loss_fn, mixed_pairs)
+    samples = {name: [] for name in variants}
+    order = list(variants)
+    for rep in range(args.reps + 3):  # 3 warm-up repetitions
+        for name in order if rep % 2 else reversed(order):
+            seconds = timed(variants[name])
+            if rep >= 3:
+                samples[name].append(seconds)
+    median = {name: statistics.median(values) for name, values in samples.items()}
+    print(f"B = {args.batch}, C = {args.labels}, d = {DIM}, {args.threads} threads, {args.reps} repetitions (median ms)")
+    for name, seconds in median.items():
+        print(f"  {name:<18} {1e3 * seconds:8.3f}")
+    print(f"ratio build / loss (target < {TARGET}):")
+    for loss_name in ("ms", "contrastive"):
+        for part in ("clean", "mixed"):
+            ratio = median[f"build {part}"] / median[f"{loss_name} {part}"]
+            verdict = "ok" if ratio < TARGET else "OVER"
+            print(f"  {loss_name:<12} {part:<6} {ratio:7.4f}  {verdict}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Multi-label data: each item has a set of labels, held as a multi-hot row, and a pair of items a
+named similarity of their two sets, which the Metrix losses take as the pair's soft label.
+
+A batch of N label sets over C labels is an N x C tensor of 0 and 1 (``label_sets[n, c] = 1``: item
+n has label c), of any integer, bool or float dtype. With one label per item (one-hot rows) every
+similarity here is 1 for two items of the same class and 0 otherwise: the class labels' binary pair
+labels.
+
+Each similarity takes ``... x A x C`` and ``... x R x C`` label sets and returns the ``... x A x R``
+similarities ``s(L_a, L_r)`` of every pair, from the pair's shared labels ``|L_a & L_r|`` (one matrix
+product) and the set sizes. Float results are in the promoted floating dtype of the inputs (float32
+for integer or bool sets): pass the sets in float64 for float64 similarities.
+
+- ``jaccard``: ``|L_a & L_r| / |L_a | L_r|``;
+- ``dice``: ``2 |L_a & L_r| / (|L_a| + |L_r|)``;
+- ``cosine`` (Ochiai): ``|L_a & L_r| / sqrt(|L_a| |L_r|)``;
+- ``shares_any``: ``[|L_a & L_r| > 0]`` as a bool tensor: the hard pair labels that PML users build
+  by hand (a pair is positive when its items share a label), which the losses take as binary labels.
+
+The three ratios are 0/0 at an empty set (for Jaccard, at two empty sets), so they refuse label
+sets with an empty row; ``shares_any`` takes them (an item with no label shares none).
+"""
+
+from typing import Callable, Dict, Tuple
+
+import torch
+from torch import Tensor
+
+from .checks import check_labels, has_data
+
+__all__ = [
+    "LABEL_SIMILARITIES",
+    "check_label_sets",
+    "cosine",
+    "dice",
+    "get_label_similarity",
+    "is_label_sets",
+    "jaccard",
+    "share_a_label",
+    "shares_any",
+]
+
+
+def jaccard(label_sets: Tensor, ref_label_sets: Tensor) -> Tensor:
+    """Jaccard similarity ``|L_a & L_r| / |L_a | L_r|`` of every pair, ``... x A x R`` float."""
+    shared, sizes, ref_sizes = shared_counts(label_sets, ref_label_sets, "jaccard")
+    return shared.div_((sizes + ref_sizes).sub_(shared))  # in place: one B x B tensor less to allocate
+
+
+def dice(label_sets: Tensor, ref_label_sets: Tensor) -> Tensor:
+    """Dice (Sorensen) similarity ``2 |L_a & L_r| / (|L_a| + |L_r|)`` of every pair, ``... x A x R`` float."""
+    shared, sizes, ref_sizes = shared_counts(label_sets, ref_label_sets, "dice")
+    return shared.mul_(2).div_(sizes + ref_sizes)
+
+
+def cosine(label_sets: Tensor, ref_label_sets: Tensor) -> Tensor:
+    """Cosine (Ochiai) similarity ``|L_a & L_r| / sqrt(|L_a| |L_r|)`` of every pair, ``... x A x R`` float."""
+    shared, sizes, ref_sizes = shared_counts(label_sets, ref_label_sets, "cosine")
+    return shared.div_((sizes * ref_sizes).sqrt_())
+
+
+def shares_any(label_sets: Tensor, ref_label_sets: Tensor) -> Tensor:
+    """``[|L_a & L_r| > 0]`` of every pair, ``... x A x R`` bool: the hard "shares a label" relation."""
+    shared, _, _ = shared_counts(label_sets, ref_label_sets, "shares_any")
+    return shared > 0
+
+
+LabelSimilarity = Callable[[Tensor, Tensor], Tensor]
+LABEL_SIMILARITIES: Dict[str, LabelSimilarity] = {
+    "jaccard": jaccard,
+    "dice": dice,
+    "cosine": cosine,
+    "shares_any": shares_any,
+}
+
+
+def get_label_similarity(name: str) -> LabelSimilarity:
+    """The similarity of :data:`LABEL_SIMILARITIES` named ``name``; ValueError for another name."""
+    if name not in LABEL_SIMILARITIES:
+        raise ValueError(f"label_similarity must be one of {tuple(LABEL_SIMILARITIES)}, got {name!r}")
+    return LABEL_SIMILARITIES[name]
+
+
+def share_a_label(label_sets: Tensor, ref_label_sets: Tensor) -> Tensor:
+    """Whether two label sets share a label, elementwise over matching rows: ``... x C`` and
+    ``... x C`` (broadcast) -> ``...`` bool.
+
+    The form of PML's ``AccuracyCalculator(label_comparison_fn=...)``, which compares query and
+    neighbour labels row by row: ``relevant = shares a label``.
+    """
+    return (label_sets * ref_label_sets).sum(dim=-1) > 0
+
+
+def shared_counts(label_sets: Tensor, ref_label_sets: Tensor, name: str) -> Tuple[Tensor, Tensor, Tensor]:
+    """``|L_a & L_r|`` (``... x A x R``), ``|L_a|`` (``... x A x 1``) and ``|L_r|`` (``... x 1 x R``),
+    in the promoted floating dtype of the inputs, after checking that both hold label sets over the
+    same labels and, but for ``shares_any``, no empty set (once when both are one tensor)."""
+    dtype = torch.promote_types(torch.promote_types(label_sets.dtype, ref_label_sets.dtype), torch.float32)
+    counts = []
+    for what, sets in (("label_sets", label_sets), ("ref_label_sets", ref_label_sets)):
+        if counts and sets is label_sets:
+            counts.append(counts[0])
+            break
+        check_label_set_values(sets, what)
+        sets = sets.to(dtype)
+        sizes = sets.sum(dim=-1)
+        if name != "shares_any" and has_data(sizes) and sizes.numel() and float(sizes.min()) == 0:
+            raise ValueError(
+                f"{what} has an empty label set (a row of zeros), where {name} is 0/0: give every item at least "
+                "one label, or use label_similarity='shares_any'"
+            )
+        counts.append((sets, sizes))
+    (sets, sizes), (ref_sets, ref_sizes) = counts
+    if sets.shape[-1] != ref_sets.shape[-1]:
+        raise ValueError(
+            f"label sets over {sets.shape[-1]} and {ref_sets.shape[-1]} labels cannot be compared: give both "
+            "one column per label of one label set"
+        )
+    return sets @ ref_sets.transpose(-1, -2), sizes.unsqueeze(-1), ref_sizes.unsqueeze(-2)
+
+
+def check_label_set_values(label_sets: Tensor, name: str = "labels") -> None:
+    """A tensor of at least 2 dimensions (items x labels) holding only 0 and 1."""
+    if not torch.is_tensor(label_sets) or label_sets.ndim < 2 or label_sets.is_complex():
+        raise ValueError(
+            f"{name} must be label sets, an N x C tensor of 0 and 1 (one row per item, one column per label), "
+            f"got {type(label_sets).__name__} of shape {tuple(getattr(label_sets, 'shape', ()))}"
+        )
+    # x * x = x only for 0 and 1 (a NaN fails; integers too, wrapping: x (x - 1) = 0 mod 2^bits needs x = 0 or 1)
+    if label_sets.dtype != torch.bool and has_data(label_sets) and bool(label_sets.mul(label_sets).ne_(label_sets).any()):
+        raise ValueError(
+            f"{name} of shape {tuple(label_sets.shape)} are read as multi-hot label sets, which hold only 0 and 1, "
+            "but these hold other values: give class labels of shape (N,), or label sets with 1 where an item "
+            "has a label and 0 elsewhere"
+        )
+
+
+def is_label_sets(labels) -> bool:
+    """Whether ``labels`` are label sets (a 2-dimensional tensor, N x C) rather than class labels (N)."""
+    return torch.is_tensor(labels) and labels.ndim == 2
+
+
+def check_label_sets(label_sets: Tensor, num_items: int, name: str = "labels") -> None:
+    """N x C label sets of 0 and 1, one row per item."""
+    check_label_set_values(label_sets, name)
+    check_label_set_rows(label_sets, num_items, name)
+
+
+def check_label_set_rows(label_sets: Tensor, num_items: int, name: str = "labels") -> None:
+    """An N x C tensor, one row per item (its values are checked apart: :func:`check_label_set_values`)."""
+    if not is_label_sets(label_sets) or label_sets.shape[0] != num_items:
+        raise ValueError(
+            f"{name} must have shape ({num_items}, C), one label set per embedding, got shape {tuple(getattr(label_sets, 'shape', ()))}"
+        )
+
+
+def check_labels_or_label_sets(labels, num_items: int, name: str = "labels") -> None:
+    """Class labels (N integers) or label sets (N x C of 0 and 1), one per item; ``None`` passes."""
+    if is_label_sets(labels):
+        check_label_sets(labels, num_items, name)
+    else:
+        check_labels(labels, num_items, name)

@@ -1,0 +1,152 @@
+"""The Metrix losses on label sets (multi-label data): with one label per item they are the
+class-label losses, bit for bit where stated; on real label sets they match the slow references
+with s(L_a, L_r) as the pair labels."""
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pytorch_metric_learning import losses
+
+import pml_metrix
+from pml_metrix import SoftPairs
+from pml_metrix.label_sets import LABEL_SIMILARITIES, get_label_similarity
+from tests import reference
+from tests.strategies import batches, pml_distances
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PAIR_LOSSES = {"ms": pml_metrix.MetrixMSLoss, "contrastive": pml_metrix.MetrixContrastiveLoss}
+
+
+def one_hot(labels):
+    return torch.nn.functional.one_hot(labels, int(labels.max()) + 1)
+
+
+def value_and_grad(loss_fn, embeddings, *args):
+    leaf = embeddings.clone().requires_grad_()
+    loss = loss_fn(leaf, *args)
+    loss.backward()
+    return loss.detach(), leaf.grad
+
+
+@SETTINGS
+@given(batch=batches(max_batch=32), which=st.sampled_from(sorted(PAIR_LOSSES)), distance=pml_distances())
+def test_one_hot_label_sets_sharing_any_label_are_pml_s_loss_bit_for_bit(batch, which, distance):
+    """shares_any gives bool labels, the binary path: PML's loss with the class labels, value and gradient."""
+    embeddings, labels, _ = batch
+    ours = PAIR_LOSSES[which](label_similarity="shares_any", distance=distance)
+    theirs = PAIR_LOSSES[which](distance=distance)
+    got = value_and_grad(ours, embeddings, one_hot(labels))
+    expected = value_and_grad(theirs, embeddings, labels)
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+
+
+@SETTINGS
+@given(batch=batches(max_batch=32), which=st.sampled_from(sorted(PAIR_LOSSES)), name=st.sampled_from(["jaccard", "dice", "cosine"]))
+def test_one_hot_label_sets_with_a_ratio_are_the_float_same_class_soft_pairs(batch, which, name):
+    """The float similarities give 1.0 and 0.0: bit for bit the SoftPairs of the float same-class
+    labels; that is PML's loss bit for bit for contrastive, to rounding for multi-similarity (whose
+    float labels take the soft log-sum-exp)."""
+    embeddings, labels, _ = batch
+    loss_fn = PAIR_LOSSES[which](label_similarity=name)
+    same = (labels[:, None] == labels[None, :]).to(embeddings.dtype)
+    not_self = ~torch.eye(len(labels), dtype=torch.bool)
+    got = loss_fn(embeddings, one_hot(labels))
+    assert torch.equal(got, loss_fn(embeddings, None, SoftPairs(embeddings, same, not_self)))
+    expected = PAIR_LOSSES[which]()(embeddings, labels)
+    if which == "contrastive":
+        assert torch.equal(got, expected)
+    else:
+        assert got.item() == pytest.approx(expected.item(), rel=1e-5 if embeddings.dtype == torch.float32 else 1e-12, abs=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(batch=batches(max_batch=24), which=st.sampled_from(sorted(PAIR_LOSSES)), name=st.sampled_from(sorted(LABEL_SIMILARITIES)),
+       strategy=st.sampled_from(["positive_negative", "anchor_negative", "negative_negative", "positive_positive"]))
+def test_one_hot_label_sets_through_the_miner_give_the_same_plan_and_mixed_part(batch, which, name, strategy):
+    embeddings, labels, seed = batch
+    loss_fn = PAIR_LOSSES[which](label_similarity=name)
+
+    def mixed_part(targets):
+        miner = pml_metrix.MixupMiner(strategies=strategy, seed=seed, label_similarity=name)
+        mixed_batch = miner(embeddings, targets)
+        return mixed_batch, loss_fn(embeddings, None, loss_fn.mixed_soft_pairs(mixed_batch, targets))
+
+    by_class, class_loss = mixed_part(labels)
+    by_set, set_loss = mixed_part(one_hot(labels))
+    assert torch.equal(by_class.source_index, by_set.source_index) and torch.equal(by_class.pair_mask, by_set.pair_mask)
+    assert torch.equal(by_class.embeddings, by_set.embeddings) and torch.equal(set_loss, class_loss)
+    if name == "shares_any" or which == "contrastive":  # the clean part bit for bit too, so the whole loss
+        assert torch.equal(loss_fn(embeddings, one_hot(labels), by_set), loss_fn(embeddings, labels, by_class))
+
+
+@st.composite
+def label_set_batches(draw):
+    batch_size = draw(st.integers(2, 16))
+    num_labels = draw(st.integers(1, 6))
+    seed = draw(st.integers(0, 2**31 - 1))
+    g = torch.Generator().manual_seed(seed)
+    embeddings = torch.randn(batch_size, 5, generator=g, dtype=torch.float64)
+    sets = torch.rand(batch_size, num_labels, generator=g) < 0.4
+    sets[torch.arange(batch_size), torch.randint(num_labels, (batch_size,), generator=g)] = True  # none empty
+    return embeddings, sets, seed
+
+
+@SETTINGS
+@given(batch=label_set_batches(), name=st.sampled_from(sorted(LABEL_SIMILARITIES)), distance=pml_distances())
+def test_the_clean_part_on_label_sets_is_the_soft_loss_over_the_batch_pairs(batch, name, distance):
+    embeddings, sets, _ = batch
+    mat = distance(embeddings, embeddings).tolist()
+    soft_labels = get_label_similarity(name)(sets.double(), sets.double()).double().tolist()
+    not_self = (~torch.eye(len(sets), dtype=torch.bool)).tolist()
+    ms = pml_metrix.MetrixMSLoss(alpha=2.0, beta=10.0, base=0.5, distance=distance, label_similarity=name)
+    expected = reference.ms_soft(mat, soft_labels, not_self, 2.0, 10.0, 0.5, distance.is_inverted)
+    assert ms(embeddings, sets).item() == pytest.approx(expected, rel=1e-10, abs=1e-12)
+    contrastive = pml_metrix.MetrixContrastiveLoss(pos_margin=0.1, neg_margin=1.0, distance=distance, label_similarity=name)
+    expected = reference.contrastive_soft(mat, soft_labels, not_self, 0.1, 1.0, distance.is_inverted)
+    assert contrastive(embeddings, sets).item() == pytest.approx(expected, rel=1e-10, abs=1e-12)
+
+
+@SETTINGS
+@given(batch=label_set_batches(), name=st.sampled_from(sorted(LABEL_SIMILARITIES)))
+def test_a_mixed_batch_of_label_sets_is_clean_plus_weighted_mixed(batch, name):
+    embeddings, sets, seed = batch
+    loss_fn = pml_metrix.MetrixMSLoss(label_similarity=name, mix_weight=0.3)
+    mixed_batch = pml_metrix.MixupMiner(strategies=["positive_negative", "anchor_negative"], seed=seed, label_similarity=name)(embeddings, sets)
+    total = loss_fn(embeddings, sets, mixed_batch)
+    clean = loss_fn(embeddings, sets)
+    mixed = loss_fn(embeddings, None, loss_fn.mixed_soft_pairs(mixed_batch, sets))
+    assert total.item() == pytest.approx(clean.item() + 0.3 * mixed.item(), rel=1e-12)
+
+
+def test_gradcheck_through_the_label_set_loss():
+    g = torch.Generator().manual_seed(0)
+    embeddings = torch.randn(8, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    sets = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 0]])
+    plan = pml_metrix.MixupMiner(strategies=["positive_negative", "anchor_negative"], seed=1).plan(embeddings.detach(), sets)
+    for loss_fn in (pml_metrix.MetrixMSLoss(), pml_metrix.MetrixContrastiveLoss()):
+        assert torch.autograd.gradcheck(lambda emb: loss_fn(emb, sets, plan.mixed_batch(plan.mix(emb))), (embeddings,))
+
+
+def test_the_embedding_regularizer_enters_the_clean_part_of_label_sets():
+    from pytorch_metric_learning.regularizers import LpRegularizer
+
+    embeddings, sets = torch.randn(6, 4), torch.tensor([[1, 0], [1, 1], [0, 1], [1, 0], [0, 1], [1, 1]])
+    plain = pml_metrix.MetrixMSLoss()(embeddings, sets)
+    regularized = pml_metrix.MetrixMSLoss(embedding_regularizer=LpRegularizer(), embedding_reg_weight=0.5)(embeddings, sets)
+    expected = plain + 0.5 * embeddings.norm(dim=1).mean()
+    assert regularized.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_label_sets_are_refused_where_they_have_no_meaning():
+    embeddings, sets = torch.randn(6, 4), torch.tensor([[1, 0], [1, 1], [0, 1], [1, 0], [0, 1], [1, 1]])
+    with pytest.raises(ValueError, match="MetrixProxyAnchorLoss takes class labels"):
+        pml_metrix.MetrixProxyAnchorLoss(2, 4)(embeddings, sets)
+    pairs = (torch.tensor([0]), torch.tensor([1]), torch.tensor([0]), torch.tensor([2]))
+    with pytest.raises(ValueError, match="cannot be used with them"):
+        pml_metrix.MetrixMSLoss()(embeddings, sets, pairs)
+    with pytest.raises(ValueError, match="label_similarity must be one of"):
+        pml_metrix.MetrixContrastiveLoss(label_similarity="overlap")
+    with pytest.raises(ValueError, match=r"must have shape \(6, C\)"):
+        pml_metrix.MetrixMSLoss()(embeddings, sets[:5])
+    assert losses.MultiSimilarityLoss  # PML's own stays as it is: it takes class labels only
