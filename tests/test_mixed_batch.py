@@ -181,3 +181,15 @@ def test_a_short_repr_and_pml_s_tuple_handling_names_mixed_batch():
     with pytest.raises(TypeError, match="MixedBatch"):
         lmu.convert_to_pairs(mb, labels)
     assert bool(mb)
+
+
+def test_showing_negatives_adds_the_pairs_of_label_0_to_the_mask():
+    soft_labels = torch.tensor([[0.0, 0.4, 1.0], [0.0, 0.0, 0.7]])
+    pair_mask = torch.tensor([[False, True, False], [False, False, True]])
+    refs = torch.randn(3, 2)
+    shown = pml_metrix.SoftPairs(refs, soft_labels, pair_mask).showing_negatives()
+    assert shown.pair_mask.tolist() == [[True, True, False], [True, True, True]]
+    assert torch.equal(shown.soft_labels, soft_labels) and shown.embeddings is refs
+    bool_shown = pml_metrix.SoftPairs(refs, soft_labels > 0, pair_mask).showing_negatives()
+    assert torch.equal(bool_shown.pair_mask, shown.pair_mask)
+    assert pml_metrix.SoftPairs(refs, soft_labels).showing_negatives().pair_mask is None

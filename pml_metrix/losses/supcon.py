@@ -13,15 +13,17 @@ class MetrixSupConLoss(MetrixLossMixin, SupConLoss):
 
         l(a) = -1/|P(a)| sum_{p in P(a)} (z_ap - log sum_{r in K(a)} exp(z_ar))
 
-    averaged over the anchors with a non-zero loss (``AvgNonZeroReducer``). Mixed part, over the
-    mixes V(a) that the pair mask shows to a, with soft labels y_av in [0, 1] (weighted positives)::
+    averaged over the anchors with a non-zero loss (``AvgNonZeroReducer``). Mixed part, over V(a):
+    the mixes that the pair mask shows to a and every mix with no part of a's class (y_av = 0, a
+    negative, as every other item is in i-Mix), with soft labels y_av in [0, 1] (weighted positives)::
 
         m(a) = -sum_{v in V(a)} y_av (z_av - log sum_{u in V(a)} exp(z_au)) / sum_{v in V(a)} y_av
 
     over the anchors with positive soft mass (``y_av > 0`` for some v), reduced likewise: a
     cross-entropy against the softmax over V(a) with target y normalised, i-Mix's
-    ``lam CE(i) + (1 - lam) CE(j)`` read from the mixes' side. Binary y gives l(a). As in PML, no
-    pair with y > 0 or none with y < 1 gives the zero loss. For a distance, ``s = -d``.
+    ``lam CE(i) + (1 - lam) CE(j)`` read from the mixes' side. Binary y gives l(a). A SoftPairs'
+    V(a) is its pair mask's alone. As in PML, no pair with y > 0 or none with y < 1 gives the zero
+    loss. For a distance, ``s = -d``.
     """
 
     def _compute_loss(self, mat, pos_mask, neg_mask):
@@ -29,6 +31,9 @@ class MetrixSupConLoss(MetrixLossMixin, SupConLoss):
             return self.zero_losses()
         losses = self._loss(mat, pos_mask, (pos_mask + neg_mask).bool())
         return {"loss": {"losses": losses, "indices": c_f.torch_arange_from_size(mat), "reduction_type": "element"}}
+
+    def mixed_soft_pairs(self, mixed_batch, labels):
+        return super().mixed_soft_pairs(mixed_batch, labels).showing_negatives()
 
     def soft_loss(self, embeddings, soft_pairs):
         soft_pairs.check_anchors(embeddings.shape[0], "one per embedding")

@@ -80,14 +80,18 @@ def check_soft_against_reference(loss_fn, reference_fn, case):
         assert (mine - theirs).abs().max().item() <= max(1e-12 * theirs.abs().max().item(), 1e-15)
 
 
-def check_mixed_batch(loss_cls, reference_fn, distance):
+def check_mixed_batch(loss_cls, reference_fn, distance, shown_to):
     """A MixupMiner's MixedBatch at embedding level gives clean + mix_weight * mixed, bit for bit,
-    and its mixed part is the reference's over the MixedBatch's soft labels and pair mask."""
+    and its mixed part is the reference's over the MixedBatch's soft labels, its pair mask showing
+    each anchor the mixes of other classes too (y = 0)."""
     g = torch.Generator().manual_seed(0)
     embeddings, labels = torch.randn(24, 6, generator=g, dtype=torch.float64), torch.arange(6).repeat_interleave(4)
     loss_fn = loss_cls(distance=distance, mix_weight=0.3)
-    mixed_batch = pml_metrix.MixupMiner(inner_miner=miners.MultiSimilarityMiner(0.1), seed=1)(embeddings, labels)
-    soft_pairs = mixed_batch.soft_pairs(labels)
+    miner = pml_metrix.MixupMiner(inner_miner=miners.MultiSimilarityMiner(0.1), shown_to=shown_to, seed=1)
+    mixed_batch = miner(embeddings, labels)
+    shown = mixed_batch.soft_pairs(labels)
+    assert torch.equal(shown.pair_mask | (shown.soft_labels == 0), loss_fn.mixed_soft_pairs(mixed_batch, labels).pair_mask)
+    soft_pairs = loss_fn.mixed_soft_pairs(mixed_batch, labels)
     mixed = loss_fn(embeddings, None, soft_pairs)
     clean = loss_fn(embeddings, labels, mixed_batch.indices_tuple)
     assert torch.equal(loss_fn(embeddings, labels, mixed_batch), clean + 0.3 * mixed)

@@ -60,8 +60,9 @@ def test_large_logits_neither_overflow_nor_underflow():
 
 
 @pytest.mark.parametrize("distance", [distances.CosineSimilarity(), distances.LpDistance()], ids=["cosine", "l2"])
-def test_a_mixup_miner_s_batch_gives_clean_plus_weighted_mixed(distance):
-    check_mixed_batch(pml_metrix.MetrixNTXentLoss, reference.ntxent_soft, distance)
+@pytest.mark.parametrize("shown_to", ["matching_anchors", "drawing_anchor"])
+def test_a_mixup_miner_s_batch_gives_clean_plus_weighted_mixed(distance, shown_to):
+    check_mixed_batch(pml_metrix.MetrixNTXentLoss, reference.ntxent_soft, distance, shown_to)
 
 
 def test_soft_pairs_of_bool_labels_are_pml_s_loss_and_float_ones_agree():

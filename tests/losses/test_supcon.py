@@ -36,8 +36,9 @@ def test_soft_form_matches_the_per_anchor_reference(soft):
 
 
 @pytest.mark.parametrize("distance", [distances.CosineSimilarity(), distances.LpDistance()], ids=["cosine", "l2"])
-def test_a_mixup_miner_s_batch_gives_clean_plus_weighted_mixed(distance):
-    check_mixed_batch(pml_metrix.MetrixSupConLoss, reference.supcon_soft, distance)
+@pytest.mark.parametrize("shown_to", ["matching_anchors", "drawing_anchor"])
+def test_a_mixup_miner_s_batch_gives_clean_plus_weighted_mixed(distance, shown_to):
+    check_mixed_batch(pml_metrix.MetrixSupConLoss, reference.supcon_soft, distance, shown_to)
 
 
 def test_soft_pairs_of_bool_labels_are_pml_s_loss_and_float_ones_agree():
