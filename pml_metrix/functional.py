@@ -251,7 +251,8 @@ def ntxent_pair_losses(
     Args:
         pos_pairs: P similarities (or distances) of the positive pairs, ``mat[a1, p]``.
         neg_pairs: N of the negative pairs, ``mat[a2, n]``; N > 0.
-        pos_anchors, neg_anchors: their anchors, ``a1`` (P) and ``a2`` (N).
+        pos_anchors: the anchors of the positive pairs, ``a1`` (P).
+        neg_anchors: the anchors of the negative pairs, ``a2`` (N).
 
     PML's arithmetic, op for op (values and gradients bit for bit): the P x N matrix of each positive
     pair's negatives, the others filled with the dtype's lowest value, shifted by the larger of the
