@@ -1,7 +1,7 @@
 """Cost of the Metrix losses, measured side by side on CPU.
 
     python benchmarks/bench_losses.py [--reps 100] [--threads 2] [--cpu-time] [--malloc retain|glibc]
-                                      [--quick] [--profile]
+                                      [--quick] [--profile] [--losses MS Contrastive PA SupCon NTXent]
 
 Embeddings are B x 512 Gaussian (requires_grad), labels a shuffle of B/4 classes of 4 items each
 (num_classes = B/4 for proxy anchor), B in {32, 128, 512}. One sample = the loss call and its
@@ -26,8 +26,11 @@ the call's peak memory rather than its work (on this VM a 512 x 512 loss call pa
 faults, up to 5 ms of 20, and the same op ran 3x slower in one call than in another). The ratios
 hold for both; ``glibc`` runs are noisier.
 
-1. Clean path, ``indices_tuple=None``: MetrixMSLoss, MetrixContrastiveLoss and
-   MetrixProxyAnchorLoss against their PML twin (same proxies), ratio ours / PML. Target <= 1.05.
+1. Clean path, ``indices_tuple=None``: MetrixMSLoss, MetrixContrastiveLoss, MetrixProxyAnchorLoss,
+   MetrixSupConLoss and MetrixNTXentLoss against their PML twin (same proxies), ratio ours / PML.
+   Target <= 1.05. (PML's NT-Xent holds each positive pair against every negative pair, a P x N
+   matrix: at B = 512, 1536 x 260096, 1.6 GB in float32 per tensor, several GB in one call for
+   ours and the twin alike; ``--losses`` leaves it out on a small machine.)
    The ``same`` column says whether loss and gradients agree bit for bit.
 2. Mixed path: a MixedBatch of K = B mixes ``lam e_i + (1 - lam) e_j`` of the embeddings (random
    pairs, lam ~ U[0, 1]; made by ``MixingPlan.mix`` before the clock starts), without a pair mask and
@@ -80,6 +83,7 @@ BUSY = 1.5
 CLOCK = {"wall": time.perf_counter, "cpu": time.thread_time}
 clock = CLOCK["wall"]
 aten = torch.ops.aten
+LOSSES = ("MS", "Contrastive", "PA", "SupCon", "NTXent")
 PRODUCT_OPS = {aten.mm.default, aten.addmm.default, aten.bmm.default,
                aten._euclidean_dist.default, aten._cdist_forward.default}
 
@@ -100,6 +104,10 @@ def loss_pair(name: str, num_classes: int):
         return pml_metrix.MetrixMSLoss(), losses.MultiSimilarityLoss()
     if name == "Contrastive":
         return pml_metrix.MetrixContrastiveLoss(), losses.ContrastiveLoss()
+    if name == "SupCon":
+        return pml_metrix.MetrixSupConLoss(), losses.SupConLoss()
+    if name == "NTXent":
+        return pml_metrix.MetrixNTXentLoss(), losses.NTXentLoss()
     ours, pml = pml_metrix.MetrixProxyAnchorLoss(num_classes, DIM), losses.ProxyAnchorLoss(num_classes, DIM)
     pml.proxies.data.copy_(ours.proxies.data)
     return ours, pml
@@ -390,6 +398,7 @@ def main():
                         help="retain: keep freed memory in the process (default); glibc: glibc's defaults")
     parser.add_argument("--quick", action="store_true", help="B in {32, 128}, 20 repetitions")
     parser.add_argument("--profile", action="store_true", help="per-op profiles at the largest B")
+    parser.add_argument("--losses", nargs="+", choices=LOSSES, default=list(LOSSES), help="the losses to time (default: all)")
     args = parser.parse_args()
     if args.cpu_time and args.threads != 1:
         parser.error("--cpu-time times one thread: use it with --threads 1")
@@ -400,7 +409,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     batch_sizes, reps = ((32, 128), 20) if args.quick else ((32, 128, 512), args.reps)
-    names = ["MS", "Contrastive", "PA"]
+    names = args.losses
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads of {os.cpu_count()} CPUs, d = {DIM}, "
           f"{'thread CPU time' if args.cpu_time else 'wall clock'}, malloc {args.malloc}, "
           f"load average {os.getloadavg()[0]:.2f}")

@@ -16,7 +16,9 @@ __version__ = "0.2.0"
 _NAMES = {
     "MetrixContrastiveLoss": "losses",
     "MetrixMSLoss": "losses",
+    "MetrixNTXentLoss": "losses",
     "MetrixProxyAnchorLoss": "losses",
+    "MetrixSupConLoss": "losses",
     "MixupMiner": "miners",
     "MixedBatch": "mixed_batch",
     "SoftPairs": "mixed_batch",

@@ -124,7 +124,8 @@ def pair_positivity(
     """Lam, soft label, gradient and positivity of every masked (anchor, mixed item) pair.
 
     Args:
-        loss_fn: a Metrix loss (``MetrixContrastiveLoss``, ``MetrixMSLoss``, ``MetrixProxyAnchorLoss``).
+        loss_fn: a Metrix loss (``MetrixContrastiveLoss``, ``MetrixMSLoss``, ``MetrixProxyAnchorLoss``,
+            ``MetrixSupConLoss``, ``MetrixNTXentLoss``).
         embeddings: B x d batch embeddings.
         labels: B class labels.
         mixed_batch: the mixed items and their plan; its ``indices_tuple`` (the clean part) is ignored.
@@ -134,8 +135,8 @@ def pair_positivity(
     """
     if not isinstance(loss_fn, MetrixLossMixin):
         raise ValueError(
-            f"loss_fn must be a Metrix loss (MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss), "
-            f"got {type(loss_fn).__name__}"
+            "loss_fn must be a Metrix loss (MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss, "
+            f"MetrixSupConLoss, MetrixNTXentLoss), got {type(loss_fn).__name__}"
         )
     if not isinstance(mixed_batch, MixedBatch):
         raise ValueError(f"mixed_batch must be a pml_metrix.MixedBatch, got {type(mixed_batch).__name__}")

@@ -8,7 +8,8 @@ Every function here takes anchors along dim 0 and references along dim 1:
   0: a negative, in between: a mix). A bool tensor means binary labels;
 - ``pair_mask``: A x R bool, which (anchor, reference) pairs count; ``None`` means all.
 
-(:func:`proxy_anchor_terms` keeps PML's layout, references x proxies.)
+(:func:`proxy_anchor_terms` keeps PML's layout, references x proxies; :func:`ntxent_pair_losses`
+takes PML's pair lists.)
 
 Binary labels give PML's values and gradients bit for bit (:func:`weighted_logsumexp`); soft labels
 weight each term of the masked log-sum-exp by ``y`` (or ``1 - y``), so ``y = 1`` is PML's term and
@@ -23,6 +24,8 @@ upcast to float32 before the exponents and logs, and soft labels are kept in flo
 from typing import Optional, Tuple, Union
 
 import torch
+from pytorch_metric_learning.utils import common_functions as c_f
+from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 from torch import Tensor
 
 __all__ = [  # the functions users call; loss_dtype, label_weights, label_masks and kept_terms are helpers
@@ -33,6 +36,9 @@ __all__ = [  # the functions users call; loss_dtype, label_weights, label_masks 
     "contrastive_pos_terms",
     "contrastive_neg_terms",
     "proxy_anchor_terms",
+    "supcon_loss",
+    "ntxent_loss",
+    "ntxent_pair_losses",
 ]
 
 
@@ -200,3 +206,126 @@ def proxy_anchor_terms(
     pos_term = weighted_logsumexp(pos_logits, pos_weight, dim=0, pair_mask=pair_mask).squeeze(0)
     neg_term = weighted_logsumexp(neg_logits, neg_weight, dim=0, pair_mask=pair_mask).squeeze(0)
     return pos_term, neg_term
+
+
+def _logits(mat: Tensor, temperature: float, inverted: bool) -> Tensor:
+    """``z = s / t``, with ``s = -d`` for a distance (PML's sign flip, then its division)."""
+    return (mat if inverted else -mat) / temperature
+
+
+def supcon_loss(
+    mat: Tensor, soft_labels: Tensor, pair_mask: Optional[Tensor] = None, *, temperature: float, inverted: bool = True
+) -> Tensor:
+    """Supervised contrastive loss of each anchor with weighted positives, A:
+
+    ``l(a) = - sum_k y_ak (z_ak - log sum_{r in kept(a)} exp(z_ar)) / sum_k y_ak``,  ``z = s / t``
+
+    with ``s = -d`` for a distance, ``kept(a)`` the references of ``a`` in the pair mask (all when
+    ``None``) and the positive sum over those references: a cross-entropy against the softmax of
+    ``z`` over ``kept(a)`` with the target ``y_a`` normalised to sum 1. An anchor with no positive
+    weight gets 0.
+
+    PML's arithmetic, in its order (``SupConLoss._compute_loss``): logits shifted by their row
+    maximum, PML's masked ``lmu.logsumexp`` (left-out terms at the dtype's lowest value, rows with
+    none kept at 0), ``small_val`` added to the weight sum. With binary labels (bool, or PML's 0/1
+    ``pos_mask``) and ``pair_mask`` PML's ``pos_mask + neg_mask`` it is PML's value and gradient bit
+    for bit. ``mat`` needs at least one reference (R > 0).
+    """
+    mat = mat.to(loss_dtype(mat.dtype))
+    logits = _logits(mat, temperature, inverted)
+    logits = logits - logits.max(dim=1, keepdim=True)[0].detach()  # for stability, as PML
+    log_prob = logits - lmu.logsumexp(logits, keep_mask=pair_mask, add_one=False, dim=1)
+    pos_weight = soft_labels.to(logits.dtype)
+    if pair_mask is not None:
+        pos_weight = pos_weight * pair_mask
+    return -((pos_weight * log_prob).sum(dim=1) / (pos_weight.sum(dim=1) + c_f.small_val(logits.dtype)))
+
+
+def ntxent_pair_losses(
+    pos_pairs: Tensor, neg_pairs: Tensor, pos_anchors: Tensor, neg_anchors: Tensor, *, temperature: float, inverted: bool = True
+) -> Tensor:
+    """NT-Xent loss of each positive pair over PML's pair lists, P: PML's ``NTXentLoss._compute_loss``.
+
+    ``l(p) = -log(exp(z_p) / (exp(z_p) + sum_{n: anchor(n) = anchor(p)} exp(z_n)))``, ``z = s / t``
+
+    Args:
+        pos_pairs: P similarities (or distances) of the positive pairs, ``mat[a1, p]``.
+        neg_pairs: N of the negative pairs, ``mat[a2, n]``; N > 0.
+        pos_anchors: the anchors of the positive pairs, ``a1`` (P).
+        neg_anchors: the anchors of the negative pairs, ``a2`` (N).
+
+    PML's arithmetic, op for op (values and gradients bit for bit): the P x N matrix of each positive
+    pair's negatives, the others filled with the dtype's lowest value, shifted by the larger of the
+    pair's logit and its largest negative, ``small_val`` added to the ratio. A pair listed twice
+    counts twice, as in PML (a triplet tuple lists a negative once per triplet).
+    """
+    pos_pairs, neg_pairs = (t.to(loss_dtype(neg_pairs.dtype)) for t in (pos_pairs, neg_pairs))
+    dtype = neg_pairs.dtype
+    pos_logits = _logits(pos_pairs.unsqueeze(1), temperature, inverted)  # P x 1
+    neg_logits = _logits(neg_pairs, temperature, inverted)
+    n_per_p = c_f.to_dtype(neg_anchors.unsqueeze(0) == pos_anchors.unsqueeze(1), dtype=dtype)  # P x N
+    neg_logits = neg_logits * n_per_p
+    neg_logits[n_per_p == 0] = c_f.neg_inf(dtype)
+    shift = torch.max(pos_logits, torch.max(neg_logits, dim=1, keepdim=True)[0]).detach()
+    numerator = torch.exp(pos_logits - shift).squeeze(1)
+    return _ntxent_terms(numerator, torch.sum(torch.exp(neg_logits - shift), dim=1))
+
+
+def _ntxent_terms(numerator: Tensor, neg_sum: Tensor, pos_weight: Optional[Tensor] = None) -> Tensor:
+    """``-log(e / (w e + S) + small_val)`` of each pair: its shifted exponent ``e``, the weighted sum
+    ``S`` of its anchor's negative exponents on the same shift, its weight ``w`` (``None``: 1)."""
+    denominator = neg_sum + (numerator if pos_weight is None else pos_weight * numerator)
+    return -torch.log((numerator / denominator) + c_f.small_val(numerator.dtype))
+
+
+def ntxent_loss(
+    mat: Tensor, soft_labels: Tensor, pair_mask: Optional[Tensor] = None, *, temperature: float, inverted: bool = True
+) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+    """NT-Xent loss with soft labels, one term per positive pair (a, k) (``y_ak > 0`` in the pair
+    mask), weighted by ``y_ak``:
+
+    ``l(a, k) = -y_ak (z_ak - log(exp(z_ak) + sum_{n in kept(a), n != k} (1 - y_an) exp(z_an)))``
+
+    ``z = s / t`` (``s = -d`` for a distance), ``kept(a)`` the references of ``a`` in the pair mask.
+    A mix is a positive to degree ``y`` (its own term's weight) and a negative to degree ``1 - y``
+    (in the denominators of its anchor's other terms). The denominator is computed as
+    ``y_ak exp(z_ak) + sum_{n in kept(a)} (1 - y_an) exp(z_an)``, the same sum.
+
+    Returns ``(losses, (anchors, references))``: the P losses and their pairs, listed row-major (as
+    ``torch.where`` lists them). Like PML, no pair with ``y < 1`` in the mask (no negative) or none
+    with ``y > 0`` gives no term (P = 0), and the ratio inside the log has ``small_val`` added, so a
+    term is at most ``-y log(small_val)`` (about 87 y in float32, 708 y in float64).
+
+    Bool labels list the pairs as PML's ``get_all_pairs_indices`` does and run PML's arithmetic
+    (:func:`ntxent_pair_losses`): PML's value and gradients bit for bit. Float labels sum each
+    anchor's weighted negatives once, A x R, shifted by their maximum and rescaled to each pair's
+    shift (the larger of its logit and that maximum, as PML's), so nothing overflows and no P x N
+    matrix is made.
+    """
+    pos_pairs, neg_pairs = label_masks(soft_labels, pair_mask)
+    anchors, references = torch.where(pos_pairs)
+    if len(anchors) == 0 or not neg_pairs.any():
+        return mat.new_zeros(0, dtype=loss_dtype(mat.dtype)), (anchors, references)
+    mat = mat.to(loss_dtype(mat.dtype))
+    pos_flat = anchors * mat.shape[1] + references
+    if soft_labels.dtype == torch.bool:
+        neg_anchors, negatives = torch.where(neg_pairs)
+        values = mat.flatten()
+        losses = ntxent_pair_losses(
+            values.index_select(0, pos_flat), values.index_select(0, neg_anchors * mat.shape[1] + negatives),
+            anchors, neg_anchors, temperature=temperature, inverted=inverted,
+        )
+        return losses, (anchors, references)
+    logits = _logits(mat, temperature, inverted)
+    soft_labels = soft_labels.to(logits.dtype)
+    neg_kept = neg_pairs.to(logits.dtype)
+    neg_max = torch.where(neg_pairs, logits.detach(), -torch.inf).amax(dim=1, keepdim=True)  # -inf: no negative
+    neg_shift = neg_max.nan_to_num(neginf=0.0)
+    # sum_n (1 - y_an) exp(z_an - neg_max_a); left-out terms' exponents times 0, so none overflows
+    neg_sum = ((1 - soft_labels) * neg_kept * torch.exp((logits - neg_shift) * neg_kept)).sum(dim=1)
+    pos_logits, pos_weight = logits.flatten().index_select(0, pos_flat), soft_labels.flatten().index_select(0, pos_flat)
+    pair_neg_max = neg_max.squeeze(1).index_select(0, anchors)
+    shift = torch.maximum(pos_logits.detach(), pair_neg_max)  # PML's per-pair shift
+    numerator = torch.exp(pos_logits - shift)
+    terms = _ntxent_terms(numerator, neg_sum.index_select(0, anchors) * torch.exp(pair_neg_max - shift), pos_weight)
+    return pos_weight * terms, (anchors, references)

@@ -91,6 +91,17 @@ class SoftPairs:
         check_pair_mask(pair_mask, tuple(soft_labels.shape), "anchors x references")
         return soft_pairs
 
+    def showing_negatives(self) -> "SoftPairs":
+        """These SoftPairs with every pure negative pair (``y = 0``) in the pair mask, as a softmax
+        loss's mixed part needs them: the softmax of an anchor runs over the references its pair
+        mask shows, so a mask that shows each anchor only mixes of its own class (what
+        ``MixupMiner``'s ``shown_to`` gives for positive-negative mixes, often one mix) leaves it no
+        negative to tell them from. ``None`` (all pairs) stays ``None``."""
+        if self.pair_mask is None:
+            return self
+        negatives = ~self.soft_labels if self.soft_labels.dtype == torch.bool else self.soft_labels == 0
+        return SoftPairs._of_checked(self.embeddings, self.soft_labels, self.pair_mask | negatives)
+
     def check_anchors(self, num_anchors: int, what: str) -> None:
         """Raise unless there is one row of labels per anchor."""
         if self.soft_labels.shape[0] != num_anchors:

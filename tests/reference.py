@@ -1,5 +1,6 @@
 """Slow per-anchor references for the soft-label losses, written straight from the formulas of
-docs/method.md with Python floats (float64), one anchor and one pair at a time."""
+docs/method.md with Python floats (float64), one anchor and one pair at a time. The SupCon and
+NT-Xent ones also take 0-d float64 tensors for ``mat``, so that autograd gives their gradients."""
 
 import math
 
@@ -71,3 +72,73 @@ def ms_attract_soft(mat, y, mask, alpha, base, inverted):
         if items:
             losses.append(log1p_sum((y[a][k], alpha * margin(mat[a][k], base, inverted)) for k in items) / alpha)
     return sum(losses) / len(losses) if losses else 0.0
+
+
+def softmax_logit(value, temperature, inverted):
+    """z = s / t, with s = -d for a distance."""
+    return (value if inverted else -value) / temperature
+
+
+def log_sum_exp(values):
+    """log sum exp(v) over a non-empty list of scalars (floats or 0-d tensors), shifted by the maximum."""
+    top = max(_float(v) for v in values)
+    return top + _log(sum(_exp(v - top) for v in values))
+
+
+def _float(x):
+    return x.item() if hasattr(x, "item") else x
+
+
+def _exp(x):
+    return x.exp() if hasattr(x, "exp") else math.exp(x)
+
+
+def _log(x):
+    return x.log() if hasattr(x, "log") else math.log(x)
+
+
+def has_positive_and_negative(y, mask):
+    """PML's rule for SupCon and NT-Xent: some masked pair has y > 0 and some has y < 1."""
+    pairs = [(a, k) for a in range(len(y)) for k in range(len(y[a])) if mask[a][k]]
+    return any(y[a][k] > 0 for a, k in pairs) and any(y[a][k] < 1 for a, k in pairs)
+
+
+def supcon_soft(mat, y, mask, temperature, inverted):
+    """Supervised contrastive loss with weighted positives, anchor by anchor:
+    l(a) = -sum_k y_ak (z_ak - log sum_{r kept} exp(z_ar)) / sum_k y_ak over the masked references,
+    averaged over the anchors with positive mass whose loss is non-zero (AvgNonZeroReducer).
+    ``mat`` may hold floats or 0-d tensors (for gradients); y, mask: nested lists."""
+    if not has_positive_and_negative(y, mask):
+        return 0.0
+    losses = []
+    for a in range(len(mat)):
+        kept = [k for k in range(len(mat[a])) if mask[a][k]]
+        positives = [k for k in kept if y[a][k] > 0]
+        if not positives:
+            continue
+        z = {k: softmax_logit(mat[a][k], temperature, inverted) for k in kept}
+        denominator = log_sum_exp([z[k] for k in kept])
+        mass = sum(y[a][k] for k in positives)
+        losses.append(-sum(y[a][k] * (z[k] - denominator) for k in positives) / mass)
+    non_zero = [loss for loss in losses if _float(loss) > 0]
+    return sum(non_zero) / len(non_zero) if non_zero else 0.0
+
+
+def ntxent_soft(mat, y, mask, temperature, inverted):
+    """NT-Xent with soft labels, one term per positive pair (a, k):
+    y_ak * -(z_ak - log(exp(z_ak) + sum_{n kept, n != k} (1 - y_an) exp(z_an))), averaged over the
+    masked pairs with y > 0 (MeanReducer)."""
+    if not has_positive_and_negative(y, mask):
+        return 0.0
+    terms = []
+    for a in range(len(mat)):
+        kept = [k for k in range(len(mat[a])) if mask[a][k]]
+        z = {k: softmax_logit(mat[a][k], temperature, inverted) for k in kept}
+        for k in kept:
+            if y[a][k] == 0:
+                continue
+            others = [n for n in kept if n != k and y[a][n] < 1]
+            top = max(_float(z[n]) for n in [k] + others)
+            denominator = top + _log(_exp(z[k] - top) + sum((1 - y[a][n]) * _exp(z[n] - top) for n in others))
+            terms.append(y[a][k] * -(z[k] - denominator))
+    return sum(terms) / len(terms)

@@ -230,3 +230,15 @@ def test_soft_pairs_from_label_sets_label_each_pair_but_the_anchor_s_own():
         pml_metrix.SoftPairs.from_label_sets(embeddings, sets[:5])
     with pytest.raises(ValueError, match="where jaccard is 0/0"):
         pml_metrix.SoftPairs.from_label_sets(embeddings, torch.zeros(6, 3))
+
+
+def test_showing_negatives_adds_the_pairs_of_label_0_to_the_mask():
+    soft_labels = torch.tensor([[0.0, 0.4, 1.0], [0.0, 0.0, 0.7]])
+    pair_mask = torch.tensor([[False, True, False], [False, False, True]])
+    refs = torch.randn(3, 2)
+    shown = pml_metrix.SoftPairs(refs, soft_labels, pair_mask).showing_negatives()
+    assert shown.pair_mask.tolist() == [[True, True, False], [True, True, True]]
+    assert torch.equal(shown.soft_labels, soft_labels) and shown.embeddings is refs
+    bool_shown = pml_metrix.SoftPairs(refs, soft_labels > 0, pair_mask).showing_negatives()
+    assert torch.equal(bool_shown.pair_mask, shown.pair_mask)
+    assert pml_metrix.SoftPairs(refs, soft_labels).showing_negatives().pair_mask is None

@@ -12,8 +12,8 @@ from ..mixed_batch import MixedBatch, SoftPairs
 from ..names import STRATEGIES
 
 MixWeight = Union[float, Mapping[str, float]]
-NUMERIC_OPTIONS = ("alpha", "beta", "base", "margin", "pos_margin", "neg_margin")  # of the PML losses
-POSITIVE_OPTIONS = ("alpha", "beta")
+NUMERIC_OPTIONS = ("alpha", "beta", "base", "margin", "pos_margin", "neg_margin", "temperature")  # of the PML losses
+POSITIVE_OPTIONS = ("alpha", "beta", "temperature")
 
 
 class MetrixLossMixin:

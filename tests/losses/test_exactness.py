@@ -81,10 +81,9 @@ PAIR_LOSSES = [
 ]
 
 
-@pytest.mark.parametrize("name,params,ours_cls,theirs_cls", PAIR_LOSSES, ids=[p[0] for p in PAIR_LOSSES])
-@SETTINGS
-@given(data=st.data())
-def test_pair_losses_match_pml(name, params, ours_cls, theirs_cls, data):
+def draw_pair_case(data):
+    """A batch, maybe references (ref_emb, ref_labels), and a PML tuple of a drawn kind over them:
+    (embeddings, labels, indices_tuple, ref_emb, ref_labels)."""
     embeddings, labels, seed = data.draw(batches())
     use_ref = data.draw(st.booleans())
     ref_emb = ref_labels = None
@@ -95,13 +94,11 @@ def test_pair_losses_match_pml(name, params, ours_cls, theirs_cls, data):
         ref_labels = torch.randint(0, int(labels.max()) + 2, (num_ref,), generator=g)
     kind = data.draw(st.sampled_from(["none", "pairs", "triplets", "empty"]))
     indices_tuple = random_tuple(kind, labels, ref_labels if use_ref else labels, seed, same_set=not use_ref)
-    kwargs = params(data.draw)
-    kwargs["distance"] = data.draw(pml_distances())
-    kwargs["reducer"] = data.draw(reducer_strategy(int(max(labels.max(), 0)) + 1))
-    if data.draw(st.booleans()):
-        kwargs["embedding_regularizer"] = regularizers.LpRegularizer()
-    ours = ours_cls(**copy.deepcopy(kwargs))
-    theirs = theirs_cls(**copy.deepcopy(kwargs))
+    return embeddings, labels, indices_tuple, ref_emb, ref_labels
+
+
+def run_both(ours, theirs, embeddings, labels, indices_tuple, ref_emb, ref_labels):
+    """Both losses' values and gradients the same, bit for bit (or both raise PML's IndexError)."""
     try:
         expected = run(theirs, embeddings, labels, indices_tuple, ref_emb, ref_labels)
     except IndexError as error:  # PML's PerAnchorReducer assumes ref_emb is the batch: so must we
@@ -109,6 +106,21 @@ def test_pair_losses_match_pml(name, params, ours_cls, theirs_cls, data):
             run(ours, embeddings, labels, indices_tuple, ref_emb, ref_labels)
         return
     assert_same(run(ours, embeddings, labels, indices_tuple, ref_emb, ref_labels), expected, embeddings.dtype, bitwise=True)
+
+
+@pytest.mark.parametrize("name,params,ours_cls,theirs_cls", PAIR_LOSSES, ids=[p[0] for p in PAIR_LOSSES])
+@SETTINGS
+@given(data=st.data())
+def test_pair_losses_match_pml(name, params, ours_cls, theirs_cls, data):
+    embeddings, labels, indices_tuple, ref_emb, ref_labels = draw_pair_case(data)
+    kwargs = params(data.draw)
+    kwargs["distance"] = data.draw(pml_distances())
+    kwargs["reducer"] = data.draw(reducer_strategy(int(max(labels.max(), 0)) + 1))
+    if data.draw(st.booleans()):
+        kwargs["embedding_regularizer"] = regularizers.LpRegularizer()
+    ours = ours_cls(**copy.deepcopy(kwargs))
+    theirs = theirs_cls(**copy.deepcopy(kwargs))
+    run_both(ours, theirs, embeddings, labels, indices_tuple, ref_emb, ref_labels)
 
 
 @SETTINGS

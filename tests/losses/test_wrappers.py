@@ -1,0 +1,109 @@
+"""PML's CrossBatchMemory and SelfSupervisedLoss around the Metrix losses: the twin's wrapper bit for
+bit on the clean path (memory state included), clean + mix_weight * mixed with a MixedBatch."""
+
+import copy
+
+import pytest
+import torch
+from pytorch_metric_learning import losses, miners
+
+import pml_metrix
+from pml_metrix.losses import CrossBatchMemory, SelfSupervisedLoss
+from tests.losses.test_exactness import assert_same
+
+TWINS = {
+    "contrastive": (pml_metrix.MetrixContrastiveLoss, losses.ContrastiveLoss),
+    "ms": (pml_metrix.MetrixMSLoss, losses.MultiSimilarityLoss),
+    "supcon": (pml_metrix.MetrixSupConLoss, losses.SupConLoss),
+    "ntxent": (pml_metrix.MetrixNTXentLoss, losses.NTXentLoss),
+}
+DIM = 6
+
+
+def steps(num_steps=5, batch_size=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(num_steps):
+        yield torch.randn(batch_size, DIM, generator=g, dtype=torch.float64), torch.randint(0, 4, (batch_size,), generator=g)
+
+
+def step(wrapper, embeddings, *args, **kwargs):
+    """The wrapper's loss and its gradient on the embeddings."""
+    embeddings = embeddings.clone().requires_grad_()
+    loss = wrapper(embeddings, *args, **kwargs)
+    return loss.detach(), [torch.autograd.grad(loss, embeddings)[0]]
+
+
+def memory_state(memory):
+    return memory.embedding_memory, memory.label_memory, memory.queue_idx, memory.has_been_filled
+
+
+def assert_same_memory(ours, theirs):
+    for mine, expected in zip(memory_state(ours), memory_state(theirs)):
+        assert torch.equal(mine, expected) if torch.is_tensor(mine) else mine == expected
+
+
+@pytest.mark.parametrize("name", TWINS)
+@pytest.mark.parametrize("mined", [False, True], ids=["all_pairs", "miner"])
+def test_cross_batch_memory_around_a_metrix_loss_is_pml_s_around_its_twin(name, mined):
+    ours_cls, theirs_cls = TWINS[name]
+    miner = miners.MultiSimilarityMiner(0.1) if mined else None
+    ours = CrossBatchMemory(ours_cls(), DIM, memory_size=32, miner=copy.deepcopy(miner))
+    theirs = losses.CrossBatchMemory(theirs_cls(), DIM, memory_size=32, miner=copy.deepcopy(miner))
+    for embeddings, labels in steps():  # 5 x 12 > 32: the queue wraps
+        assert_same(step(ours, embeddings, labels), step(theirs, embeddings, labels), torch.float64, bitwise=True)
+        assert_same_memory(ours, theirs)
+    mask = torch.arange(12) % 3 == 0  # PML's enqueue_mask: a third of the batch goes to the memory only
+    assert_same(step(ours, embeddings, labels, enqueue_mask=mask), step(theirs, embeddings, labels, enqueue_mask=mask),
+                torch.float64, bitwise=True)
+    assert_same_memory(ours, theirs)
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_cross_batch_memory_with_a_mixed_batch_adds_the_batch_s_mixed_part(name):
+    """clean (against batch plus memory, as without mixes) + mix_weight * (the batch anchors against
+    the batch's mixes); the memory stores the batch, as without mixes."""
+    loss_fn = TWINS[name][0](mix_weight=0.3)
+    with_mixes = CrossBatchMemory(loss_fn, DIM, memory_size=32)
+    without = CrossBatchMemory(loss_fn, DIM, memory_size=32)
+    miner = pml_metrix.MixupMiner(seed=0)
+    for embeddings, labels in steps(seed=1):
+        mixed_batch = miner(embeddings, labels)
+        total = with_mixes(embeddings, labels, mixed_batch)
+        mixed = loss_fn(embeddings, None, loss_fn.mixed_soft_pairs(mixed_batch, labels))
+        assert torch.equal(total, without(embeddings, labels) + 0.3 * mixed)
+        assert mixed.item() > 0
+        assert_same_memory(with_mixes, without)
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        with_mixes(embeddings, labels, mixed_batch, enqueue_mask=torch.arange(12) < 4)
+
+
+def test_the_wrappers_accept_the_metrix_twins_of_pml_s_list_and_refuse_the_others():
+    for ours, theirs in ((CrossBatchMemory, losses.CrossBatchMemory), (SelfSupervisedLoss, losses.SelfSupervisedLoss)):
+        added = set(ours.supported_losses()) - set(theirs.supported_losses())
+        assert added == {"MetrixContrastiveLoss", "MetrixMSLoss", "MetrixSupConLoss", "MetrixNTXentLoss"}
+    with pytest.raises(Exception, match="CrossBatchMemory not supported for MetrixProxyAnchorLoss"):
+        CrossBatchMemory(pml_metrix.MetrixProxyAnchorLoss(4, DIM), DIM)
+    with pytest.raises(Exception, match="CrossBatchMemory not supported for MetrixMSLoss"):
+        losses.CrossBatchMemory(pml_metrix.MetrixMSLoss(), DIM)  # PML's own wrapper, untouched
+
+
+@pytest.mark.parametrize("name", TWINS)
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_self_supervised_loss_around_a_metrix_loss_is_pml_s_around_its_twin(name, symmetric):
+    ours_cls, theirs_cls = TWINS[name]
+    ours, theirs = SelfSupervisedLoss(ours_cls(), symmetric=symmetric), losses.SelfSupervisedLoss(theirs_cls(), symmetric=symmetric)
+    (embeddings, _), (ref_emb, _) = steps(num_steps=2)
+    assert_same(step(ours, embeddings, ref_emb), step(theirs, embeddings, ref_emb), torch.float64, bitwise=True)
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_self_supervised_mixing_by_hand_adds_the_mixed_part_to_the_wrapper_s_loss(name):
+    """The recipe of SelfSupervisedLoss's docstring: the views concatenated, labelled by item."""
+    loss_fn = TWINS[name][0](mix_weight=0.3)
+    (embeddings, _), (ref_emb, _) = steps(num_steps=2)
+    both, labels = torch.cat([embeddings, ref_emb]), torch.arange(len(embeddings)).repeat(2)
+    mixed_batch = pml_metrix.MixupMiner(seed=0)(both, labels)
+    mixed = loss_fn(both, None, loss_fn.mixed_soft_pairs(mixed_batch, labels))
+    expected = SelfSupervisedLoss(loss_fn)(embeddings, ref_emb) + 0.3 * mixed
+    assert torch.equal(loss_fn(both, labels, mixed_batch), expected)
+    assert mixed.item() > 0
