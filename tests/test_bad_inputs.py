@@ -16,7 +16,7 @@ import torch
 from pytorch_metric_learning import losses
 from torch.utils.data import TensorDataset
 
-from pml_metrix import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss, MixedBatch, MixupMiner, SoftPairs
+from pml_metrix import MetrixContrastiveLoss, MetrixMSLoss, MetrixNTXentLoss, MetrixProxyAnchorLoss, MixedBatch, MixupMiner, SoftPairs
 from pml_metrix.app import experiment, files
 from pml_metrix.app.checkpoints import save_checkpoint
 from pml_metrix.app.cli import main
@@ -971,6 +971,11 @@ def _(ctx):
     MetrixMSLoss(alpha=0)
 
 
+@case("loss-temperature-zero")
+def _(ctx):
+    MetrixNTXentLoss(temperature=0.0)
+
+
 @case("loss-mix-weight-empty")
 def _(ctx):
     MetrixMSLoss(mix_weight={})
@@ -1093,6 +1098,11 @@ def _(ctx):
 @case("cli-loss-params-alpha-zero")
 def _(ctx):
     return train(ctx, "--loss-params", "alpha=0")
+
+
+@case("cli-loss-params-temperature-zero")
+def _(ctx):
+    return train(ctx, "--loss", "supcon", "--loss-params", "temperature=0")
 
 
 @case("cli-device-misspelled")

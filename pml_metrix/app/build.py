@@ -14,7 +14,7 @@ from . import models as model_zoo
 from .config import ConfigError, RunConfig
 from .datasets import get_dataset
 from ..distributed import get_world_size
-from ..losses import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss
+from ..losses import MetrixContrastiveLoss, MetrixMSLoss, MetrixNTXentLoss, MetrixProxyAnchorLoss, MetrixSupConLoss
 from ..miners import MixupMiner
 from ..samplers import DistributedMPerClassSampler
 
@@ -22,6 +22,8 @@ LOSS_CLASSES = {
     "contrastive": (losses.ContrastiveLoss, MetrixContrastiveLoss),
     "ms": (losses.MultiSimilarityLoss, MetrixMSLoss),
     "pa": (losses.ProxyAnchorLoss, MetrixProxyAnchorLoss),
+    "supcon": (losses.SupConLoss, MetrixSupConLoss),
+    "ntxent": (losses.NTXentLoss, MetrixNTXentLoss),
 }
 
 

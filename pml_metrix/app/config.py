@@ -21,7 +21,7 @@ from ..names import LAM_PER, MS_MIXED_FORMS, SHOWN_TO, STRATEGIES
 from ..names import MIX_LEVELS as LIBRARY_MIX_LEVELS
 from .files import write_text
 
-LOSSES = ("contrastive", "ms", "pa")
+LOSSES = ("contrastive", "ms", "pa", "supcon", "ntxent")
 MIX_LEVELS = ("none",) + LIBRARY_MIX_LEVELS  # none: the baseline
 MODELS = ("small_cnn", "resnet18", "resnet34", "resnet50", "resnet101", "googlenet")
 DISTANCES = ("default", "cosine", "lp")
@@ -52,8 +52,10 @@ class RunConfig:
     data_root: Optional[str] = option(None, "folder of the dataset's files (each reader names what it needs)")
     dataset_options: Dict[str, Any] = option({}, "options of the dataset reader, e.g. train_fraction=0.25 for fonts")
     image_size: Optional[int] = option(None, "image side in pixels (default: the dataset's own)", above=0)
-    loss: str = option("ms", "metric loss: contrastive, multi-similarity or proxy anchor", choices=LOSSES)
-    loss_params: Dict[str, float] = option({}, "the PML loss's own arguments, e.g. alpha=17.97 beta=75.66 base=0.77")
+    loss: str = option("ms", "metric loss: contrastive, multi-similarity, proxy anchor, supervised contrastive "
+                            "(SupCon) or NT-Xent", choices=LOSSES)
+    loss_params: Dict[str, float] = option({}, "the PML loss's own arguments, e.g. alpha=17.97 beta=75.66 base=0.77, "
+                                           "or temperature=0.1 (supcon, ntxent)")
     distance: str = option("default", "the loss's distance (default: the PML loss's own)", choices=DISTANCES)
     miner_epsilon: Optional[float] = option(0.1, "epsilon of the clean-pair MultiSimilarityMiner; none: no miner", minimum=0)
     mix_level: str = option("none", "where Metrix mixes (none: the baseline)", choices=MIX_LEVELS)
@@ -118,7 +120,7 @@ class RunConfig:
                 f"loss_params may not set {', '.join(taken)}: the run sets it (its own option, or the dataset and "
                 "embedding_size); give the run's option instead"
             )
-        for name in ("alpha", "beta"):
+        for name in ("alpha", "beta", "temperature"):
             if name in self.loss_params and self.loss_params[name] <= 0:
                 raise ConfigError(f"loss_params[{name}] must be > 0 (the loss divides by it); got {self.loss_params[name]}")
         if self.eval_reference not in (None, self.eval_split) and {self.eval_split, self.eval_reference} != {"query", "gallery"}:

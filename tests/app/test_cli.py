@@ -194,3 +194,19 @@ def test_compare_writes_where_the_config_file_says(tmp_path, monkeypatch):
         with pytest.raises(Stop):
             cli.cmd_compare(cli.build_parser().parse_args(args))
     assert outputs == [str(tmp_path / "from_file"), "runs/compare"]
+
+
+@pytest.mark.parametrize("loss", ["supcon", "ntxent"])
+@pytest.mark.parametrize("mix_level", ["none", "feature"])
+def test_the_softmax_contrastive_losses_train_with_their_temperature(small_font_list, tmp_path, loss, mix_level):
+    font_list, _ = small_font_list
+    out = tmp_path / "run"
+    args = ["train", *options(font_list), *TINY, "--loss", loss, "--loss-params", "temperature=0.2",
+            "--miner-epsilon", "none", "--mix-level", mix_level, "--output", str(out)]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert finite_metrics(results["final"]["metrics"]) and results["config"]["loss_params"] == {"temperature": 0.2}
+    with sqlite3.connect(out / "logs" / "logs.db") as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    twin = {"supcon": "SupConLoss", "ntxent": "NTXentLoss"}[loss]
+    assert f"metric_loss_{'Metrix' if mix_level != 'none' else ''}{twin}" in tables
