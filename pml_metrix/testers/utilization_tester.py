@@ -11,6 +11,7 @@ from .accuracy_calculator import MetrixAccuracyCalculator
 from .utilization import nearest_sq_distances
 
 SplitsToEval = List[Tuple[str, List[str]]]
+LABEL_SETS = slice(None)  # the label "level" of label sets: every column at once, one set per item
 
 
 class UtilizationTester(GlobalEmbeddingSpaceTester):
@@ -22,6 +23,11 @@ class UtilizationTester(GlobalEmbeddingSpaceTester):
     not that split is evaluated) plus :attr:`mixed_embeddings` when set; that split itself gets
     none. It lands in the same accuracies dict (``utilization_level0``), so PML's
     ``HookContainer`` logs it to record-keeper's CSV, SQLite and tensorboard every evaluation.
+
+    Label sets (multi-label data, N x C multi-hot labels): with an accuracy calculator that scores
+    them (``MetrixAccuracyCalculator(label_similarity=...)``), each item's whole row is its label,
+    evaluated as one level (PML would score each column as a hierarchy level of its own); the keys
+    end in ``_level_sets`` (``ndcg_at_1_level_sets``).
 
     Args:
         utilization_split_name: the ``dataset_dict`` key of the training split.
@@ -40,6 +46,17 @@ class UtilizationTester(GlobalEmbeddingSpaceTester):
                 f"which would clash with the tester's utilization against the {utilization_split_name!r} split: "
                 "build it with exclude=('utilization',)"
             )
+
+    def label_levels_to_evaluate(self, query_labels: Tensor) -> Sequence[Any]:
+        """PML's label hierarchy levels, or one level of every column for label sets."""
+        if getattr(self.accuracy_calculator, "label_similarity", None) is not None:
+            return [LABEL_SETS]
+        return super().label_levels_to_evaluate(query_labels)
+
+    def label_hierarchy_level_to_str(self, label_hierarchy_level: Any) -> str:
+        if label_hierarchy_level == LABEL_SETS:
+            return "_sets"
+        return super().label_hierarchy_level_to_str(label_hierarchy_level)
 
     def initialize_accuracy_calculator(self) -> None:
         if self.accuracy_calculator is None:

@@ -153,3 +153,27 @@ def test_utilization_split_name_picks_the_reference_split(dataset_dict):
     ours = tester.test(renamed, 1, trunk, splits_to_eval=[("val", ["val"])])["val"]["utilization_level0"]
     val, seen = embeddings_of(tester, renamed["val"], trunk), embeddings_of(tester, renamed["seen"], trunk)
     assert ours == pytest.approx(utilization(val, seen))
+
+
+def test_label_sets_are_scored_as_one_level_as_the_calculator_scores_them(dataset_dict):
+    """N x C label sets: the tester hands each split's whole label matrix to the calculator, once,
+    and its accuracies equal the calculator's own on the tester's embeddings."""
+    def with_label_sets(data):
+        classes = data.tensors[1]
+        sets = torch.stack([classes == c for c in range(10)] + [classes % 2 == 0, classes < 5], dim=1).to(torch.uint8)
+        return TensorDataset(data.tensors[0], sets)
+
+    sets = {name: with_label_sets(data) for name, data in dataset_dict.items()}
+    calculator = MetrixAccuracyCalculator(recall_at_k=(1, 2), label_similarity="jaccard", exclude=("utilization",),
+                                          k="max_bin_count", device=CPU)
+    tester = make_tester(accuracy_calculator=calculator)
+    trunk = torch.nn.Linear(8, 4)
+    accuracies = tester.test(sets, 1, trunk, splits_to_eval=[("val", ["val"])])["val"]
+    assert {"ndcg_at_1_level_sets", "ndcg_at_2_level_sets", "recall_at_1_level_sets", "utilization_level_sets"} <= set(accuracies)
+    assert not [key for key in accuracies if "level0" in key or "level1" in key]  # no column scored alone
+    embeddings, labels = tester.get_all_embeddings(sets["val"], trunk)
+    assert labels.shape == (len(sets["val"]), 12)
+    expected = calculator.get_accuracy(embeddings, labels, embeddings, labels, True)
+    for metric, value in expected.items():
+        assert accuracies[f"{metric}_level_sets"] == pytest.approx(value, rel=1e-12), metric
+    assert 0 < accuracies["ndcg_at_1_level_sets"] <= 1
