@@ -577,6 +577,12 @@ def _(ctx):
     FontGlyphs("train", font_list=font_list, train_fraction=0, cache_dir=str(ctx.root))
 
 
+@case("data-subset-max-classes-zero")
+def _(ctx):
+    font_list, _ = ctx.request.getfixturevalue("small_font_list")
+    get_dataset("fonts", "val", font_list=font_list, cache_dir=str(ctx.root), max_classes=0)
+
+
 # ---- CLI (each returns the pml-metrix arguments) -------------------------------------------------
 
 

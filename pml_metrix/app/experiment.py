@@ -207,7 +207,7 @@ class Run:
             models={name: m if name in frozen else self.parallel(m) for name, m in self.models.items()},
             optimizers=parts.optimizers,
             lr_schedulers=parts.lr_schedulers,
-            batch_size=config.batch_size // self.world_size,
+            batch_size=parts.batch_size // self.world_size,
             loss_funcs={"metric_loss": loss},
             mining_funcs={} if miner is None else {"tuple_miner": miner},
             dataset=parts.train_set,

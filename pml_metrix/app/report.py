@@ -131,7 +131,7 @@ def write_report(comparison: Comparison, command: str) -> Path:
         *([base.description.strip(), ""] if base.description.strip() else []),
         f"Model `{base.model}` ({base.embedding_size}-d), loss `{base.loss}`, up to {base.epochs} epochs"
         + (f" (patience {base.patience})" if base.patience is not None else "")
-        + f", batch {base.batch_size}, seeds {seeds}; {selection}"
+        + f", batch {base.batch_size or 'of samples_per_class x the training classes, at most 100'}, seeds {seeds}; {selection}"
         + (f" against `{base.eval_reference}`" if base.eval_reference else "")
         + ". Each seed gives every variant the same initialisation and the same batches. Variants: "
         + "; ".join(f"`{name}` {overrides}" for name, overrides in comparison.study.variants.items())

@@ -11,11 +11,30 @@ import yaml
 
 from pml_metrix.app.checkpoints import load_checkpoint
 from pml_metrix.app.cli import build_parser, main
+from tests.app.datasets.test_inshop import write_inshop
+from tests.app.datasets.test_pml_benchmarks import write_cars, write_cub, write_sop
 from tests.app.test_torchrun import write_tiny_fashion_mnist
 
 pytestmark = pytest.mark.slow  # trains models, subprocesses
 
 TINY = ["--embedding-size", "16", "--model-width", "8", "--batch-size", "24", "--samples-per-class", "4", "--epochs", "1"]
+
+
+def no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_strict_json(path):
+    """``path`` read by a strict JSON parser: NaN, Infinity and -Infinity are refused."""
+    return json.loads(path.read_text(), parse_constant=no_constant)
+
+
+@pytest.fixture(autouse=True)
+def every_results_file_is_strict_json(tmp_path):
+    """After each test here: every results.json the command wrote under ``tmp_path`` parses strictly."""
+    yield
+    for path in tmp_path.rglob("results.json"):
+        read_strict_json(path)
 
 
 def options(font_list):
@@ -194,3 +213,42 @@ def test_compare_writes_where_the_config_file_says(tmp_path, monkeypatch):
         with pytest.raises(Stop):
             cli.cmd_compare(cli.build_parser().parse_args(args))
     assert outputs == [str(tmp_path / "from_file"), "runs/compare"]
+
+
+# made data in each reader's on-disk format, enough for the default flags: 2 val classes (val_fraction
+# 0.2 of 10), more than 8 references per evaluated split (Recall@8)
+PHOTO_CLASSES = tuple(range(1, 11))
+DATA_WRITERS = {
+    "fashion_mnist": write_tiny_fashion_mnist,
+    "cub200": lambda root: write_cub(root, per_class=6, classes=PHOTO_CLASSES + (101, 102, 103)),
+    "cars196": lambda root: write_cars(root, per_class=3, classes=PHOTO_CLASSES + (99, 100, 101)),
+    "sop": lambda root: write_sop(root, per_class=6, classes=(PHOTO_CLASSES, (11319, 11320, 11321))),
+    "inshop": lambda root: write_inshop(root, items={**{item: "train " * 6 for item in PHOTO_CLASSES},
+                                                     **{item: "query query gallery gallery gallery" for item in (20, 21, 22)}}),
+}
+SUBSET = ["max_classes=3", "max_images_per_class=5"]
+
+
+@pytest.mark.parametrize("subset", [False, True], ids=["whole", "subset"])
+def test_every_listed_dataset_trains_with_the_default_flags(small_font_list, tmp_path, subset, capsys):
+    """One tiny run (model width 8, 1 epoch) per dataset of ``--dataset``'s choices, with the default
+    flags otherwise (their batch fits each split), and with the subset option every reader takes."""
+    from pml_metrix.app.build import load_dataset
+    from pml_metrix.app.config import RunConfig
+    from pml_metrix.app.datasets import DATASETS
+
+    for dataset in DATASETS:
+        if dataset == "fonts":
+            data = ["--dataset-options", f"font_list={small_font_list[0]}", *(SUBSET if subset else [])]
+        else:
+            root = tmp_path / dataset / "data"
+            root.parent.mkdir()
+            DATA_WRITERS[dataset](root)
+            data = ["--data-root", str(root), *(["--dataset-options", *SUBSET] if subset else [])]
+        out = tmp_path / dataset / "run"
+        assert main(["train", "--dataset", dataset, *data, "--model-width", "8", "--epochs", "1",
+                     "--output", str(out)]) == 0, capsys.readouterr().err
+        results = read_strict_json(out / "results.json")
+        assert results["selection"]["best_epoch"] == 1 and "recall_at_1" in results["final"]["metrics"]
+        train_set = load_dataset(RunConfig(**results["config"]), "train")  # what the run trained on
+        assert (train_set.num_classes, len(train_set)) <= (3, 15) if subset else train_set.num_classes > 3
