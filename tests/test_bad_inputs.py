@@ -300,7 +300,17 @@ def _(ctx):
     SoftPairs(torch.randn(4, D), torch.rand(B, 4), torch.ones(B, 3, dtype=torch.bool))
 
 
+@case("loss-misspelled-keyword")
+def _(ctx):
+    MetrixMSLoss(mixweight=0.4)
+
+
 # ---- miner --------------------------------------------------------------------------------------
+
+
+@case("miner-misspelled-keyword")
+def _(ctx):
+    MixupMiner(num_mix=2)
 
 
 @case("miner-unknown-strategy")

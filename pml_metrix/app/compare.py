@@ -7,7 +7,6 @@ option overrides; the first is the baseline the others are paired with) and ``se
 """
 
 import itertools
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from .config import ConfigError, RunConfig, load_config, read_yaml_mapping
 from .checkpoints import load_checkpoint
 from .build import build_miner
 from .experiment import BEST, CHECKPOINT, RESULTS, SELECTION_METRIC, Run, RunResult
-from .files import write_text
+from .files import write_json, write_text
 from ..mixed_batch import MixedBatch
 from ..trainers import mix_at_level
 
@@ -234,5 +233,5 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
             if seed == study.seeds[-1] and config.mix_level != "none":
                 comparison.positivity[name] = analysis.positive_share_by_lam(trained_pair_positivity(run))
     study.save(output / "config.yaml")  # written once every run has been checked and trained
-    write_text(output / "results.json", json.dumps(comparison.to_dict(), indent=1))
+    write_json(output / "results.json", comparison.to_dict())
     return comparison

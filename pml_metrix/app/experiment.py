@@ -26,7 +26,7 @@ from .checkpoints import FORMAT, load_checkpoint, load_fitting, load_training_st
 from .config import ConfigError, RunConfig
 from ..distributed import DistributedMixupMiner, from_rank0, get_rank, get_world_size
 from .evaluation import check_evaluations, evaluate
-from .files import write_text
+from .files import metrics_from_json, write_json
 from ..miners import MixupMiner
 from ..trainers import MetrixTrainer
 
@@ -72,8 +72,9 @@ class RunResult:
         """The result a finished run wrote into ``output/results.json``."""
         saved = json.loads((Path(output) / RESULTS).read_text())
         final = saved["final"]
-        return cls(RunConfig(**saved["config"]), saved["history"], saved["selection"]["best_epoch"],
-                   final["metrics"], Path(output), final["utilization_with_mixed_embeddings"])
+        return cls(RunConfig(**saved["config"]), [metrics_from_json(m) for m in saved["history"]],
+                   saved["selection"]["best_epoch"], metrics_from_json(final["metrics"]), Path(output),
+                   final["utilization_with_mixed_embeddings"])
 
 
 class Run:
@@ -292,7 +293,7 @@ class Run:
         with_mixes = self.best_mixed_embeddings is not None
         result = RunResult(config, self.history, best_epoch, from_rank0(final), self.output, with_mixes)
         if self.rank == 0:
-            write_text(self.output / RESULTS, json.dumps(result.to_dict(), indent=1))
+            write_json(self.output / RESULTS, result.to_dict())
             self.record_keeper.save_records()
         return result
 

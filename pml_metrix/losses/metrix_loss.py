@@ -6,7 +6,7 @@ import torch
 from pytorch_metric_learning.utils import common_functions as c_f
 from torch import Tensor
 
-from ..checks import check_embeddings, check_labels, check_references
+from ..checks import check_embeddings, check_keywords, check_labels, check_references
 from ..mixed_batch import MixedBatch, SoftPairs
 from ..names import STRATEGIES
 
@@ -39,6 +39,7 @@ class MetrixLossMixin:
     """
 
     def __init__(self, *args, mix_weight: MixWeight = 0.4, **kwargs):
+        check_keywords(type(self), kwargs)  # else PML's ModuleWithRecords refuses it, naming neither class nor options
         super().__init__(*args, **kwargs)
         for name in NUMERIC_OPTIONS:  # PML takes them as given: a NaN would train on NaN losses
             value = getattr(self, name, None)

@@ -7,7 +7,7 @@ from pytorch_metric_learning.miners import BaseMiner
 from pytorch_metric_learning.utils import common_functions as c_f
 from torch import Tensor
 
-from ..checks import check_embeddings, check_labels
+from ..checks import check_embeddings, check_keywords, check_labels
 from ..mixed_batch import MixedBatch
 from .. import names
 from ..mixing import MixingPlan, pair_type_masks
@@ -71,6 +71,7 @@ class MixupMiner(BaseMiner):
         seed: Optional[int] = None,
         **kwargs,
     ):
+        check_keywords(type(self), kwargs)  # else PML's ModuleWithRecords refuses it, naming neither class nor options
         super().__init__(**kwargs)
         self.strategies = (strategies,) if isinstance(strategies, str) else tuple(strategies)
         unknown = [s for s in self.strategies if s not in self.STRATEGIES]

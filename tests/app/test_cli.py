@@ -5,6 +5,7 @@ import math
 import sqlite3
 import subprocess
 import sys
+import warnings
 
 import pytest
 import yaml
@@ -104,6 +105,28 @@ def test_help_describes_every_option_with_its_default():
     assert "(default: 0.4)" in train_help and "choices: none, input, feature, embedding" in train_help
     result = subprocess.run([sys.executable, "-m", "pml_metrix.app.cli", "--version"], capture_output=True, text=True)
     assert result.stdout.startswith("pml-metrix ")
+
+
+def test_every_help_text_is_the_command_s_own():
+    commands = build_parser()._subparsers._group_actions[0].choices
+    helps = {name: {a.dest: a.help for a in command._actions if a.option_strings} for name, command in commands.items()}
+    for flag in ("dataset", "data_root", "eval_split", "eval_reference"):
+        assert helps["eval"][flag] != helps["train"][flag] and "checkpoint" in helps["eval"][flag]
+    assert "study" in helps["compare"]["output"] and "runs/compare" in helps["compare"]["output"]
+    assert "seed" in helps["train"] and "seed" not in helps["compare"]  # compare seeds each run (--seeds)
+
+
+def test_no_requires_grad_warning_in_a_run(tmp_path):
+    fashion = write_tiny_fashion_mnist(tmp_path / "fashion")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["train", "--dataset", "fashion_mnist", "--data-root", fashion, "--model-width", "8", "--epochs",
+                     "1", "--mix-level", "feature", "--output", str(tmp_path / "run")]) == 0
+        assert not [w for w in caught if "requires_grad=True to a scalar" in str(w.message)]
+        # the filter is that warning's from PML's trainer alone: from our modules it would still show
+        warnings.warn_explicit("Converting a tensor with requires_grad=True to a scalar may lead to unexpected "
+                               "behavior.", UserWarning, "metrix_loss.py", 1, module="pml_metrix.losses.metrix_loss")
+    assert len(caught) == 1 and caught[0].filename == "metrix_loss.py"
 
 
 def test_compare_writes_a_report_results_and_plots(small_font_list, tmp_path, capsys):
