@@ -121,6 +121,7 @@ def cmd_train(args) -> None:
     from .build import resolve_device
     from ..distributed import get_rank
     from .torchrun import torchrun_process_group
+    from .evaluation import collapsed
     from .experiment import Run
 
     if args.resume and args.config is None:  # continue the saved run; flags (e.g. --epochs) still override
@@ -134,6 +135,10 @@ def cmd_train(args) -> None:
             return
     print(f"trained into {result.output}; epoch {result.best_epoch} picked on {config.select_split}, on {config.eval_split}:")
     print("  " + ", ".join(f"{k} {v:.4f}" for k, v in result.final.items()))
+    if collapsed(result.final):
+        print(f"  COLLAPSED: the {config.eval_split} embeddings lie at nearly one point and retrieve at chance "
+              f"(Recall@1 {result.final['recall_at_1']:.4f}, chance {result.final['chance_recall_at_1']:.4f}): the "
+              "run learned nothing; see docs/metrics.md, collapse")
     if result.final_with_mixes:
         print("  utilization counts the picked epoch's mixed embeddings beside the training split's (eval: the "
               "training split's alone)")
@@ -152,6 +157,7 @@ def cmd_compare(args) -> None:
 
 def cmd_eval(args) -> None:
     from .checkpoints import load_checkpoint
+    from .evaluation import collapsed
     from .experiment import Run
     from .files import write_json
 
@@ -183,7 +189,7 @@ def cmd_eval(args) -> None:
     write_json(results, {
         "checkpoint": str(args.checkpoint), "epoch": int(state["epoch"]), "dataset": config.dataset,
         "split": config.eval_split, "reference": config.eval_reference, "metrics": metrics,
-        "utilization_with_mixed_embeddings": False, "utilization": EVAL_UTILIZATION,
+        "utilization_with_mixed_embeddings": False, "utilization": EVAL_UTILIZATION, "collapsed": collapsed(metrics),
     })
     print(f"{args.checkpoint} (epoch {state['epoch']}) on {config.dataset}/{config.eval_split}:")
     print("  " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))

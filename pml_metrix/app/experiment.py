@@ -25,7 +25,7 @@ from .build import build, load_dataset, resolve_device
 from .checkpoints import FORMAT, load_checkpoint, load_fitting, load_training_state, save_checkpoint, training_state
 from .config import ConfigError, RunConfig
 from ..distributed import DistributedMixupMiner, from_rank0, get_rank, get_world_size
-from .evaluation import check_evaluations, evaluate
+from .evaluation import check_evaluations, collapsed, evaluate
 from .files import metrics_from_json, write_json
 from ..miners import MixupMiner
 from ..trainers import MetrixTrainer
@@ -64,7 +64,7 @@ class RunResult:
             "selection": {"split": self.config.select_split, "metric": SELECTION_METRIC, "best_epoch": self.best_epoch},
             "history": self.history,
             "final": {"split": self.config.eval_split, "reference": self.config.eval_reference, "metrics": self.final,
-                      "utilization_with_mixed_embeddings": self.final_with_mixes},
+                      "utilization_with_mixed_embeddings": self.final_with_mixes, "collapsed": collapsed(self.final)},
         }
 
     @classmethod

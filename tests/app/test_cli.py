@@ -140,9 +140,11 @@ def test_compare_writes_a_report_results_and_plots(small_font_list, tmp_path, ca
                  "no spread or p-value can be read", "epoch picked"):
         assert name in report
     assert "p=" not in report and "±" not in report.split("**baseline**")[1].splitlines()[0]  # 2 seeds: no spread
-    for plot in ("recall_at_1.png", "utilization.png", "positivity.png"):
-        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "positivity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (out / "recall_at_1.png").exists() and "| epoch | baseline | metrix_embedding | metrix_feature |" in report
+    assert report.index("## Verdict") < report.index("## Scores") and "inconclusive at 2 seeds" in report
     results = json.loads((out / "results.json").read_text())
+    assert set(results["verdicts"]) == {"metrix_embedding", "metrix_feature"}
     assert list(results["runs"]) == ["baseline", "metrix_embedding", "metrix_feature"] and results["seeds"] == [0, 1]
     for variant, runs in results["runs"].items():
         for run in runs:
@@ -160,6 +162,24 @@ def test_compare_writes_a_report_results_and_plots(small_font_list, tmp_path, ca
     assert main([*args, "--resume"]) == 0
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/checkpoint.pth")} == stamps
     assert json.loads((out / "results.json").read_text())["summary"] == results["summary"]
+
+
+def test_one_seed_where_raw_pixels_win_warns_and_writes_strict_json(tmp_path, capsys):
+    """Fashion-MNIST made of a class pattern plus noise: raw pixels retrieve almost perfectly, a
+    network of width 8 after one step does not. One seed: no spread (null in results.json)."""
+    fashion = write_tiny_fashion_mnist(tmp_path / "fashion")
+    out = tmp_path / "compare"
+    assert main(["compare", "--dataset", "fashion_mnist", "--data-root", fashion, "--model-width", "8", "--epochs", "1",
+                 "--seeds", "0", "--variants", "baseline", "metrix_feature", "--output", str(out)]) == 0
+    results = read_strict_json(out / "results.json")  # the autouse check reads every run's too
+    assert results["summary"]["baseline"]["recall_at_1"]["std"] is None
+    raw_pixels = results["references"]["raw_pixels"][0]["recall_at_1"]
+    report = (out / "report.md").read_text()
+    top = report.split("## Setting")[0]
+    for name in ("baseline", "metrix_feature"):
+        assert results["summary"][name]["recall_at_1"]["mean"] < raw_pixels
+        assert f"**`{name}` does not beat raw pixels ({raw_pixels:.4f})" in top
+    assert results["verdicts"]["metrix_feature"]["verdict"] == "inconclusive" and "inconclusive at 1 seed**" in top
 
 
 def test_a_study_file_names_its_variants_and_seeds(small_font_list, tmp_path):
