@@ -146,12 +146,13 @@ def cmd_train(args) -> None:
 
 def cmd_compare(args) -> None:
     from .compare import compare, load_study
-    from .report import paired_table, results_table, write_report
+    from .report import paired_table, results_table, verdict_lines, warning_lines, write_report
 
     study = load_study(args.config, args.seeds, args.variants, **flag_values(args))
     comparison = compare(study, resume=args.resume, overwrite=args.overwrite)
     report = write_report(comparison, "pml-metrix " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    print("\n".join([*results_table(comparison), "", *paired_table(comparison)]))
+    print("\n".join([*verdict_lines(comparison), *warning_lines(comparison), "", *results_table(comparison), "",
+                     *paired_table(comparison)]))
     print(f"\nreport: {report}")
 
 
