@@ -71,6 +71,9 @@ def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
     assert main(["eval", str(out / "checkpoint.pth")]) == 0
     printed = capsys.readouterr().out
     assert "recall_at_1" in printed and "epoch 4" in printed
+    assert "utilization: over the training split's embeddings alone" in printed  # train's counts the mixes
+    evaluated = read_strict_json(out / "eval" / "results.json")
+    assert evaluated["utilization_with_mixed_embeddings"] is False and evaluated["epoch"] == 4
     # another dataset, whose 5 training classes could not fill the run's batch of 6: eval trains nothing
     fashion = write_tiny_fashion_mnist(tmp_path / "fashion")
     assert main(["eval", str(out / "best.pth"), "--dataset", "fashion_mnist", "--data-root", fashion]) == 0
