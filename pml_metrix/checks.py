@@ -1,8 +1,10 @@
 """Input checks shared by the losses and the miner: each raises a ValueError that says what is
 wrong and how to fix it."""
 
+import difflib
+import inspect
 import math
-from typing import Optional
+from typing import Any, List, Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -87,3 +89,33 @@ def check_references(embeddings: Tensor, references: Tensor, name: str) -> None:
             f"{name} ({references.dtype}, dim {references.shape[1]}) must match the embeddings "
             f"({embeddings.dtype}, dim {embeddings.shape[1]})"
         )
+
+
+SET_BY_SUBCLASSES = {"mat_based_loss"}  # PML's GenericPairLoss argument, which its subclasses pass themselves
+
+
+def keyword_arguments(cls: type) -> List[str]:
+    """The keyword arguments ``cls(...)`` takes: those of each ``__init__`` along its MRO that passes
+    ``**kwargs`` on, up to the first that does not (PML's ``ModuleWithRecords``), in that order."""
+    names: List[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = list(inspect.signature(vars(klass)["__init__"]).parameters.values())[1:]  # less self
+        names += [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                  and p.name not in SET_BY_SUBCLASSES and p.name not in names]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
+def check_keywords(cls: type, kwargs: Mapping[str, Any]) -> None:
+    """A TypeError naming ``cls``, the keyword arguments of ``kwargs`` it does not take (with the
+    closest valid one) and its valid ones, where PML's base class would name neither."""
+    valid = keyword_arguments(cls)
+    unknown = [name for name in kwargs if name not in valid]
+    if unknown:
+        close = [match for name in unknown for match in difflib.get_close_matches(name, valid, n=1)]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise TypeError(f"{cls.__name__} got an unexpected keyword argument {', '.join(unknown)}{hint}; its arguments: "
+                        f"{', '.join(valid)}")

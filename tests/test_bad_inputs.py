@@ -381,7 +381,17 @@ def _(ctx):
     SoftPairs(torch.randn(4, D), torch.rand(B, 4), torch.ones(B, 3, dtype=torch.bool))
 
 
+@case("loss-misspelled-keyword")
+def _(ctx):
+    MetrixMSLoss(mixweight=0.4)
+
+
 # ---- miner --------------------------------------------------------------------------------------
+
+
+@case("miner-misspelled-keyword")
+def _(ctx):
+    MixupMiner(num_mix=2)
 
 
 @case("miner-unknown-strategy")
@@ -656,6 +666,12 @@ def _(ctx):
 def _(ctx):
     font_list, _ = ctx.request.getfixturevalue("small_font_list")
     FontGlyphs("train", font_list=font_list, train_fraction=0, cache_dir=str(ctx.root))
+
+
+@case("data-subset-max-classes-zero")
+def _(ctx):
+    font_list, _ = ctx.request.getfixturevalue("small_font_list")
+    get_dataset("fonts", "val", font_list=font_list, cache_dir=str(ctx.root), max_classes=0)
 
 
 # ---- CLI (each returns the pml-metrix arguments) -------------------------------------------------

@@ -2,7 +2,7 @@
 
 1. ``mkdocs build --strict`` (mkdocs, mkdocs-material and mkdocstrings[python] come with the
    ``docs`` extra, which scripts/env.sh installs; a missing one fails the test, it is never skipped).
-2. Every ```python block of docs/*.md runs; the blocks of one page run in order in one namespace.
+2. Every ```python block of docs/*.md and README.md runs; the blocks of one page run in order in one namespace.
    A block whose first line is ``# raises: SomeError`` must raise an exception of that class name
    (or a subclass), e.g. to show an error message; any other block must not raise.
 3. Every ```bash line that starts with ``pml-metrix`` (or runs it under ``torchrun --no-python``)
@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
+import pml_metrix
 from pml_metrix.app.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = sorted(DOCS.glob("*.md"))
+PAGES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md"]  # the README's examples run as written too
 RAISES = re.compile(r"^#\s*raises:\s*(\w+)")
 TORCHRUN = re.compile(r"^torchrun\s.*--no-python\s+(pml-metrix\s.*)$")
 FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
@@ -82,6 +83,18 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
             raise AssertionError(f"{page.name}, python block {number} failed:\n{code}") from error
         if expected:
             raise AssertionError(f"{page.name}, python block {number} should raise {expected.group(1)}:\n{code}")
+
+
+def test_the_readme_swap_logs_the_clean_and_mixed_parts(tmp_path, monkeypatch):
+    """The README's swap trains as written, and its loss and miner record what its text says the logs hold."""
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "docs_README"}
+    exec(compile(blocks(ROOT / "README.md", "python")[0], "README.md [python block 1]", "exec"), namespace)
+    loss_fn, miner = namespace["loss_fn"], namespace["miner"]
+    assert isinstance(loss_fn, pml_metrix.MetrixContrastiveLoss) and loss_fn.mix_weight == 0.1
+    assert {"clean_loss", "mixed_loss"} <= set(loss_fn._record_these_stats) and loss_fn.mixed_loss > 0
+    assert miner.num_mixed > 0 and miner.num_pos_pairs > 0 and miner.num_neg_pairs > 0
+    assert namespace["trainer"].mix_level == "feature"
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if pml_metrix_commands(p)], ids=lambda p: p.name)

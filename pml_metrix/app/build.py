@@ -25,6 +25,7 @@ LOSS_CLASSES = {
     "supcon": (losses.SupConLoss, MetrixSupConLoss),
     "ntxent": (losses.NTXentLoss, MetrixNTXentLoss),
 }
+DEFAULT_BATCH_SIZE = 100  # batch_size none: this, or what the training classes fill
 
 
 def seed_everything(seed: int) -> None:
@@ -110,11 +111,12 @@ def build_miner(config: RunConfig, num_classes: int) -> Optional[torch.nn.Module
 
 @dataclass
 class Components:
-    """What one process trains: the training set, models, loss, miner (``None`` without one),
-    optimizers, learning-rate schedulers (PML's names: ``<model>_scheduler_by_epoch``) and the
-    sampler of its share of each batch."""
+    """What one process trains: the training set, the batch size of all processes together, models,
+    loss, miner (``None`` without one), optimizers, learning-rate schedulers (PML's names:
+    ``<model>_scheduler_by_epoch``) and the sampler of its share of each batch."""
 
     train_set: Dataset
+    batch_size: int
     models: Dict[str, torch.nn.Module]
     loss: torch.nn.Module
     miner: Optional[torch.nn.Module]
@@ -129,7 +131,8 @@ def build(config: RunConfig, device: torch.device, rank: int = 0, world_size: in
     seed_everything(config.seed)
     train_set = load_dataset(config, "train")
     num_classes = int(train_set.num_classes)
-    check_batches(config, num_classes, world_size)
+    batch_size = resolve_batch_size(config, num_classes, world_size)
+    check_batches(config, batch_size, num_classes, world_size)
     models = {name: m.to(device) for name, m in build_models(config, train_set[0][0].shape[0]).items()}
     loss = build_loss(config, num_classes).to(device)
     optimizers = {
@@ -146,33 +149,42 @@ def build(config: RunConfig, device: torch.device, rank: int = 0, world_size: in
             for name, optimizer in optimizers.items()
         }
     sampler = DistributedMPerClassSampler(
-        train_set.labels, config.samples_per_class, config.batch_size, len(train_set), rank, world_size
+        train_set.labels, config.samples_per_class, batch_size, len(train_set), rank, world_size
     )
-    return Components(train_set, models, loss, build_miner(config, num_classes), optimizers, lr_schedulers, sampler)
+    return Components(train_set, batch_size, models, loss, build_miner(config, num_classes), optimizers, lr_schedulers, sampler)
 
 
-def check_batches(config: RunConfig, num_classes: int, world_size: int) -> None:
+def resolve_batch_size(config: RunConfig, num_classes: int, world_size: int) -> int:
+    """``config.batch_size``; when none, ``DEFAULT_BATCH_SIZE`` or, where the training split has fewer
+    classes than that needs, ``samples_per_class`` x its classes, in whole shares of the processes."""
+    if config.batch_size is not None:
+        return config.batch_size
+    share = config.samples_per_class * world_size
+    return max(share, min(DEFAULT_BATCH_SIZE, config.samples_per_class * num_classes) // share * share)
+
+
+def check_batches(config: RunConfig, batch_size: int, num_classes: int, world_size: int) -> None:
     """Refuse batches the training split cannot fill, or that do not split into whole classes."""
     if num_classes < 2:
         raise ConfigError(
             f"the {config.dataset} training split has {num_classes} class: a metric loss needs at least 2 "
             "(no negative pair otherwise)"
         )
-    if config.samples_per_class * num_classes < config.batch_size:
+    if config.samples_per_class * num_classes < batch_size:
         raise ConfigError(
-            f"batch_size {config.batch_size} needs {config.batch_size // config.samples_per_class} training classes "
+            f"batch_size {batch_size} needs {batch_size // config.samples_per_class} training classes "
             f"at samples_per_class {config.samples_per_class}, but the {config.dataset} training split has "
-            f"{num_classes}: lower batch_size or raise samples_per_class"
+            f"{num_classes}: lower batch_size (or leave it out: none fits the split) or raise samples_per_class"
         )
-    if config.batch_size // config.samples_per_class < 2:
+    if batch_size // config.samples_per_class < 2:
         raise ConfigError(
-            f"batch_size {config.batch_size} at samples_per_class {config.samples_per_class} holds one class: no "
+            f"batch_size {batch_size} at samples_per_class {config.samples_per_class} holds one class: no "
             "negative pair, nothing to learn; make batch_size at least 2 x samples_per_class"
         )
     share = config.samples_per_class * world_size
-    if config.batch_size % share:
+    if batch_size % share:
         raise ConfigError(
-            f"batch_size {config.batch_size} (the whole batch of all {world_size} processes) does not split into "
+            f"batch_size {batch_size} (the whole batch of all {world_size} processes) does not split into "
             f"{world_size} shares of whole classes of samples_per_class {config.samples_per_class}: make it a "
             f"multiple of {share}"
         )

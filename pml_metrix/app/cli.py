@@ -9,6 +9,7 @@ import dataclasses
 import shlex
 import sys
 import typing
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -18,17 +19,42 @@ from .. import __version__
 from .config import ConfigError, RunConfig, base_type, field_types, load_config
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunConfig field (``--batch-size``...), with the field's help, default and
-    choices, plus ``--config FILE``; unset flags keep the file's or the default value. Values are
-    checked by RunConfig, which names the option and what it accepts."""
+# compare's own texts where a run's option means something else for a study: a text, or (text,
+# default) where the default differs too; None: no such flag (compare sets it)
+COMPARE_HELP = {
+    "seed": None,
+    "output": ("folder of the study's files: report.md, results.json, config.yaml and one folder per variant and "
+               "seed", "runs/compare"),
+    "description": "what the study is for, and how its settings were chosen (the report's first lines)",
+}
+EVAL_HELP = {
+    "dataset": "dataset to evaluate the checkpoint's model on (default: the one it trained on)",
+    "data_root": "folder of that dataset's files (default: the checkpoint's)",
+    "eval_split": "split to evaluate the model on (default: the checkpoint's eval_split; In-Shop's test: query "
+                  "against gallery)",
+    "eval_reference": "split the queries retrieve from, e.g. In-Shop's gallery (default: the checkpoint's; none: "
+                      "the split itself)",
+}
+
+
+def add_config_flags(parser: argparse.ArgumentParser, own_help: Optional[dict] = None) -> None:
+    """One flag per RunConfig field (``--batch-size``...), with the field's help and default (or the
+    command's own, ``own_help``; a name given ``None`` has no flag) and choices, plus ``--config
+    FILE``; unset flags keep the file's or the default value. Values are checked by RunConfig,
+    which names the option and what it accepts."""
+    own_help = own_help or {}
     parser.add_argument("--config", metavar="FILE", help="YAML file of options; flags override it")
     for f in dataclasses.fields(RunConfig):
+        if f.name in own_help and own_help[f.name] is None:
+            continue
         flag = "--" + f.name.replace("_", "-")
         kind, optional = base_type(field_types()[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        text = own_help.get(f.name, f.metadata["help"])
+        if isinstance(text, tuple):
+            text, default = text
         choices = f.metadata.get("choices")
-        text = f.metadata["help"] + f" (default: {format_value(default)}"
+        text += f" (default: {format_value(default)}"
         text += f"; choices: {', '.join(choices)})" if choices else ")"
         text = text.replace("%", "%%")
         if kind is bool:
@@ -67,7 +93,7 @@ def yaml_value(text: str):
 
 def flag_values(args: argparse.Namespace) -> dict:
     """The RunConfig values the flags give (``None``: not given)."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)}
+    values = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(RunConfig)}
     for name, given in values.items():
         if given is None or not (name == "mix_weight" or typing.get_origin(base_type(field_types()[name])[0]) is dict):
             continue
@@ -87,10 +113,15 @@ def flag_values(args: argparse.Namespace) -> dict:
     return values
 
 
+EVAL_UTILIZATION = ("over the training split's embeddings alone; train's counts the picked epoch's mixed embeddings "
+                    "too (its results.json: utilization_with_mixed_embeddings), so the two differ for a Metrix run")
+
+
 def cmd_train(args) -> None:
     from .build import resolve_device
     from ..distributed import get_rank
     from .torchrun import torchrun_process_group
+    from .evaluation import collapsed
     from .experiment import Run
 
     if args.resume and args.config is None:  # continue the saved run; flags (e.g. --epochs) still override
@@ -104,26 +135,36 @@ def cmd_train(args) -> None:
             return
     print(f"trained into {result.output}; epoch {result.best_epoch} picked on {config.select_split}, on {config.eval_split}:")
     print("  " + ", ".join(f"{k} {v:.4f}" for k, v in result.final.items()))
+    if collapsed(result.final):
+        print(f"  COLLAPSED: the {config.eval_split} embeddings lie at nearly one point and retrieve at chance "
+              f"(Recall@1 {result.final['recall_at_1']:.4f}, chance {result.final['chance_recall_at_1']:.4f}): the "
+              "run learned nothing; see docs/metrics.md, collapse")
+    if result.final_with_mixes:
+        print("  utilization counts the picked epoch's mixed embeddings beside the training split's (eval: the "
+              "training split's alone)")
 
 
 def cmd_compare(args) -> None:
     from .compare import compare, load_study
-    from .report import paired_table, results_table, write_report
+    from .report import paired_table, results_table, verdict_lines, warning_lines, write_report
 
     study = load_study(args.config, args.seeds, args.variants, **flag_values(args))
     comparison = compare(study, resume=args.resume, overwrite=args.overwrite)
     report = write_report(comparison, "pml-metrix " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    print("\n".join([*results_table(comparison), "", *paired_table(comparison)]))
+    print("\n".join([*verdict_lines(comparison), *warning_lines(comparison), "", *results_table(comparison), "",
+                     *paired_table(comparison)]))
     print(f"\nreport: {report}")
 
 
 def cmd_eval(args) -> None:
     from .checkpoints import load_checkpoint
+    from .evaluation import collapsed
     from .experiment import Run
+    from .files import write_json
 
     state = load_checkpoint(Path(args.checkpoint))
     saved = dict(state["config"])
-    changes = {k: v for k, v in vars(args).items() if k in ("dataset", "data_root", "eval_split", "eval_reference") and v}
+    changes = {k: v for k, v in vars(args).items() if k in EVAL_HELP and v}
     if changes.get("dataset", saved.get("dataset")) != saved.get("dataset"):
         changes["dataset_options"] = {}  # the saved options belong to the saved dataset
     changes["device"] = args.device or "auto"  # where it trained does not matter here
@@ -145,8 +186,21 @@ def cmd_eval(args) -> None:
         raise ValueError(f"a model trained on {saved.get('dataset')} cannot read {config.dataset}'s images "
                          f"(their channels differ?): {error}") from None
     metrics = run.evaluate(config.eval_split, int(state["epoch"]), config.eval_reference)
+    results = Path(config.output) / "results.json"
+    write_json(results, {
+        "checkpoint": str(args.checkpoint), "epoch": int(state["epoch"]), "dataset": config.dataset,
+        "split": config.eval_split, "reference": config.eval_reference, "metrics": metrics,
+        "utilization_with_mixed_embeddings": False, "utilization": EVAL_UTILIZATION, "collapsed": collapsed(metrics),
+    })
     print(f"{args.checkpoint} (epoch {state['epoch']}) on {config.dataset}/{config.eval_split}:")
     print("  " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    print(f"  utilization: {EVAL_UTILIZATION}\nresults: {results}")
+
+
+# torch's warning about PML's trainer, which formats its loss tensor (with its graph) into the progress
+# bar at every step (pytorch_metric_learning/trainers/base_trainer.py); ours convert detached values
+PML_PROGRESS_BAR_WARNING = dict(message="Converting a tensor with requires_grad=True to a scalar", category=UserWarning,
+                                module=r"pytorch_metric_learning\.trainers\.base_trainer")
 
 
 class Parser(argparse.ArgumentParser):
@@ -173,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp = commands.add_parser("compare", help="baseline and Metrix variants over seeds, with a report", description=(
         "Train every variant at every seed (a study file gives variants: name -> options, and seeds; the first "
         "variant is the baseline), then report test scores at each variant's picked epoch, paired by seed."))
-    add_config_flags(comp)
+    add_config_flags(comp, COMPARE_HELP)
     comp.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the study's, else 0 1 2)")
     comp.add_argument("--variants", nargs="+", metavar="NAME",
                       help="run these of the study's variants (default: all; without a study: baseline, "
@@ -183,15 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
     comp.set_defaults(func=cmd_compare)
     evaluate = commands.add_parser("eval", help="a checkpoint against a dataset")
     evaluate.add_argument("checkpoint", help="a checkpoint.pth or best.pth")
-    for name in ("dataset", "data_root", "eval_split", "eval_reference"):
-        f = RunConfig.__dataclass_fields__[name]
-        evaluate.add_argument("--" + name.replace("_", "-"), dest=name, help=f.metadata["help"] + " (default: the checkpoint's)")
+    for name, text in EVAL_HELP.items():
+        evaluate.add_argument("--" + name.replace("_", "-"), dest=name, help=text)
     evaluate.add_argument("--device", help="auto (CUDA when there is one), cpu, cuda, cuda:N or mps (default: auto)")
     evaluate.set_defaults(func=cmd_eval)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    warnings.filterwarnings("ignore", **PML_PROGRESS_BAR_WARNING)
     args, unknown = build_parser().parse_known_args(argv)
     if unknown:
         sys.stderr.write(f"pml-metrix {args.command}: error: unrecognized arguments: {' '.join(unknown)}\n")

@@ -7,10 +7,9 @@ option overrides; the first is the baseline the others are paired with) and ``se
 """
 
 import itertools
-import json
 import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -21,8 +20,9 @@ from .. import analysis
 from .config import ConfigError, RunConfig, load_config, read_yaml_mapping
 from .checkpoints import load_checkpoint
 from .build import build_miner
+from .evaluation import collapsed
 from .experiment import BEST, CHECKPOINT, RESULTS, SELECTION_METRIC, Run, RunResult
-from .files import write_text
+from .files import write_json, write_text
 from ..mixed_batch import MixedBatch
 from ..trainers import mix_at_level
 
@@ -33,6 +33,7 @@ DEFAULT_VARIANTS: Dict[str, Dict[str, Any]] = {
 }
 DEFAULT_SEEDS = [0, 1, 2]
 OTHER_METRICS = ("mean_average_precision_at_r", "utilization", "alignment", "uniformity")
+SIGNIFICANCE = 0.05  # a verdict of ahead or behind needs the paired p-value at most this (6 seeds at least)
 
 
 @dataclass
@@ -100,13 +101,17 @@ def load_study(path: Optional[str] = None, seeds: Optional[Sequence[int]] = None
 
 @dataclass
 class Comparison:
-    """Every run's result, the reference scores, and the positivity curves of the Metrix variants."""
+    """Every run's result, the reference scores, and the positivity curves of the Metrix variants
+    (``positivity``: the share of mixes the loss pulls towards their anchor, per lam bin;
+    ``positivity_by_label``: the share whose soft label says they are mostly the anchor's class,
+    above 0.5, the curve a loss that treats mixes as their labels say follows)."""
 
     study: Study
     runs: Dict[str, List[RunResult]] = field(default_factory=dict)
     raw_pixels: List[Dict[str, float]] = field(default_factory=list)
     untrained: List[Dict[str, float]] = field(default_factory=list)
     positivity: Dict[str, analysis.PositiveShare] = field(default_factory=dict)
+    positivity_by_label: Dict[str, analysis.PositiveShare] = field(default_factory=dict)
 
     def metrics(self) -> List[str]:
         """The reported metrics: Recall@K for the run's K, then MAP@R, utilization, alignment, uniformity."""
@@ -130,6 +135,24 @@ class Comparison:
                 out[name][m] = (statistics.fmean(diffs), sign_flip_p_value(diffs))
         return out
 
+    def verdicts(self) -> Dict[str, Dict[str, Any]]:
+        """variant -> its verdict against the baseline on the selection metric (Recall@1) of the
+        evaluation split: ``ahead`` or ``behind`` where the paired sign-flip p-value is at most
+        ``SIGNIFICANCE``, else ``inconclusive``; with the mean difference, the observed p, the smallest
+        p that this number of seeds can give (2 / 2^n) and the seeds on which the variant was ahead."""
+        base = self.runs[self.study.baseline]
+        out = {}
+        for name, (difference, p) in ((name, paired[SELECTION_METRIC]) for name, paired in self.paired().items()):
+            decided = p <= SIGNIFICANCE  # False for NaN
+            out[name] = {
+                "verdict": ("ahead" if difference > 0 else "behind") if decided else "inconclusive",
+                "metric": SELECTION_METRIC, "mean_difference": difference, "p_value": p,
+                "smallest_attainable_p": 2 / 2 ** len(base), "significance": SIGNIFICANCE, "seeds": len(base),
+                "seeds_ahead": sum(r.final[SELECTION_METRIC] > b.final[SELECTION_METRIC]
+                                   for r, b in zip(self.runs[name], base)),
+            }
+        return out
+
     def to_dict(self) -> Dict[str, Any]:
         """Everything the report shows, and each run's evaluations, for machines."""
         return {
@@ -140,14 +163,15 @@ class Comparison:
             "selection": {"split": self.study.base.select_split, "metric": SELECTION_METRIC},
             "references": {"raw_pixels": self.raw_pixels, "untrained": self.untrained},
             "runs": {
-                name: [{"seed": r.config.seed, "best_epoch": r.best_epoch, "final": r.final, "history": r.history}
-                       for r in results]
+                name: [{"seed": r.config.seed, "best_epoch": r.best_epoch, "final": r.final,
+                        "collapsed": collapsed(r.final), "history": r.history} for r in results]
                 for name, results in self.runs.items()
             },
             "summary": {name: {m: {"mean": mean, "std": std} for m, (mean, std) in metrics.items()}
                         for name, metrics in self.summary().items()},
             "paired": {name: {m: {"mean_difference": d, "p_value": p} for m, (d, p) in metrics.items()}
                        for name, metrics in self.paired().items()},
+            "verdicts": self.verdicts(),
         }
 
 
@@ -232,7 +256,10 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
                 result = run.train(resume=resume and started, overwrite=overwrite or (resume and not started))
             comparison.runs.setdefault(name, []).append(result)
             if seed == study.seeds[-1] and config.mix_level != "none":
-                comparison.positivity[name] = analysis.positive_share_by_lam(trained_pair_positivity(run))
+                positivity = trained_pair_positivity(run)
+                comparison.positivity[name] = analysis.positive_share_by_lam(positivity)
+                mostly_positive = replace(positivity, is_positive=positivity.soft_label > 0.5)
+                comparison.positivity_by_label[name] = analysis.positive_share_by_lam(mostly_positive)
     study.save(output / "config.yaml")  # written once every run has been checked and trained
-    write_text(output / "results.json", json.dumps(comparison.to_dict(), indent=1))
+    write_json(output / "results.json", comparison.to_dict())
     return comparison

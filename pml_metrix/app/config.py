@@ -50,7 +50,8 @@ class RunConfig:
     description: str = option("", "what the run or study is for, and how its settings were chosen")
     dataset: str = option("fonts", "dataset", choices=("fonts", "fashion_mnist", "cub200", "cars196", "sop", "inshop", "font_attributes"))
     data_root: Optional[str] = option(None, "folder of the dataset's files (each reader names what it needs)")
-    dataset_options: Dict[str, Any] = option({}, "options of the dataset reader, e.g. train_fraction=0.25 for fonts")
+    dataset_options: Dict[str, Any] = option({}, "options of the dataset reader, e.g. max_classes=10 "
+                                             "max_images_per_class=20 (every dataset: a quick run), train_fraction=0.25 (fonts)")
     image_size: Optional[int] = option(None, "image side in pixels (default: the dataset's own)", above=0)
     loss: str = option("ms", "metric loss: contrastive, multi-similarity, proxy anchor, supervised contrastive "
                             "(SupCon) or NT-Xent", choices=LOSSES)
@@ -77,7 +78,8 @@ class RunConfig:
     pretrained: bool = option(False, "ImageNet weights for a torchvision backbone (downloaded once into torch's cache)")
     embedding_size: int = option(128, "embedding dimension", minimum=1)
     epochs: int = option(3, "epochs to train (at most, with patience)", minimum=1)
-    batch_size: int = option(100, "batch size (of all processes together)", minimum=1)
+    batch_size: Optional[int] = option(None, "batch size (of all processes together); none: 100, or samples_per_class "
+                                       "x the training classes where those are fewer", minimum=1)
     eval_batch_size: int = option(64, "batch size when embedding for evaluation", minimum=1)
     samples_per_class: int = option(4, "images of each class in a batch (PML's MPerClassSampler m)", minimum=1)
     lr: float = option(1e-3, "Adam learning rate", above=0)
@@ -91,7 +93,8 @@ class RunConfig:
     freeze_bn: bool = option(False, "keep the trunk's BatchNorm statistics and weights fixed")
     select_split: str = option("val", "split evaluated every test_interval epochs; its best Recall@1 picks the "
                                "epoch whose model is tested (none: the last epoch)")
-    eval_split: str = option("test", "split the picked model is evaluated on, once, at the end")
+    eval_split: str = option("test", "split the picked model is evaluated on, once, at the end (test: for In-Shop, "
+                             "its query split against its gallery)")
     eval_reference: Optional[str] = option(None, "split eval_split queries retrieve from (In-Shop: gallery); none: itself")
     test_interval: int = option(1, "evaluate select_split after every test_interval-th epoch and the last", minimum=1)
     patience: Optional[int] = option(None, "stop once this many epochs passed since the best one; none: never", minimum=0)
@@ -105,6 +108,8 @@ class RunConfig:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             setattr(self, f.name, checked(f, getattr(self, f.name)))
+        if self.dataset == "inshop" and self.eval_split == "test":  # In-Shop's test split: query against gallery
+            self.eval_split, self.eval_reference = "query", self.eval_reference or "gallery"
         self.validate()
 
     def validate(self) -> None:
@@ -128,7 +133,7 @@ class RunConfig:
                 f"eval_reference {self.eval_reference} holds other classes than {self.eval_split}, numbered apart: "
                 "retrieval across them would count false matches; only In-Shop's query and gallery share classes"
             )
-        if self.batch_size % self.samples_per_class:
+        if self.batch_size is not None and self.batch_size % self.samples_per_class:
             raise ConfigError(
                 f"batch_size ({self.batch_size}) must be a multiple of samples_per_class ({self.samples_per_class})"
             )

@@ -1,5 +1,6 @@
 """Evaluating a trunk and embedder on a split: PML's tester with the Metrix metrics."""
 
+import math
 from typing import Callable, Dict, Optional
 
 import torch
@@ -9,6 +10,10 @@ from .config import ConfigError, RunConfig
 from ..testers import MetrixAccuracyCalculator, UtilizationTester
 
 METRIC_PREFIXES = ("recall_at_", "mean_average_precision_at_r", "utilization", "alignment", "uniformity")
+# collapsed embeddings (docs/metrics.md): every item at nearly one point, retrieval at chance
+COLLAPSE_ALIGNMENT = 0.01  # below: positives' mean squared distance (0 to 4 on the unit sphere)
+COLLAPSE_UNIFORMITY = -0.01  # above: log E exp(-2 ||x - y||^2), 0 at one point, about -4 spread over the sphere
+COLLAPSE_CHANCE_FACTOR = 2.0  # Recall@1 at most this many times chance_recall_at_1
 
 
 def metric_names(accuracies: Dict[str, float]) -> Dict[str, float]:
@@ -18,6 +23,31 @@ def metric_names(accuracies: Dict[str, float]) -> Dict[str, float]:
         for name, value in accuracies.items()
         if name.startswith(METRIC_PREFIXES)
     }
+
+
+def chance_recall_at_1(query_labels: torch.Tensor, reference_labels: Optional[torch.Tensor] = None) -> float:
+    """Recall@1 of a retrieval that ranks the references at random: the mean over queries of the share
+    of their references that are of their class. ``reference_labels`` ``None``: the split retrieves
+    from itself, the query left out. As Recall@K does, queries with no reference of their class are
+    left out; NaN when none is left."""
+    itself = reference_labels is None
+    references = query_labels if itself else reference_labels
+    num_classes = int(max(query_labels.max(), references.max())) + 1 if len(query_labels) and len(references) else 0
+    same_class = torch.bincount(references, minlength=num_classes)[query_labels] - int(itself)
+    counted = same_class > 0
+    if not counted.any():
+        return math.nan
+    return float((same_class[counted] / (len(references) - int(itself))).double().mean())
+
+
+def collapsed(metrics: Dict[str, float]) -> bool:
+    """Whether embeddings are collapsed: alignment below ``COLLAPSE_ALIGNMENT``, uniformity above
+    ``COLLAPSE_UNIFORMITY`` (every item at nearly one point) and Recall@1 at most
+    ``COLLAPSE_CHANCE_FACTOR`` x ``chance_recall_at_1`` (retrieval no better than chance). A NaN
+    (a metric that could not be measured) is no evidence of collapse."""
+    alignment, uniformity, recall, chance = (metrics.get(name, math.nan) for name in
+                                             ("alignment", "uniformity", "recall_at_1", "chance_recall_at_1"))
+    return alignment < COLLAPSE_ALIGNMENT and uniformity > COLLAPSE_UNIFORMITY and recall <= COLLAPSE_CHANCE_FACTOR * chance
 
 
 def check_evaluations(config: RunConfig, datasets: Dict[str, Dataset]) -> None:
@@ -56,7 +86,8 @@ def evaluate(
     ``None``), with utilization of ``datasets["train"]`` (plus ``mixed_embeddings``, M x d) by it.
 
     Recall@K for the config's ``recall_at_k``, MAP@R, alignment, uniformity, utilization; handed to
-    ``end_of_testing_hook`` (PML's record-keeper hook) as PML's testers do.
+    ``end_of_testing_hook`` (PML's record-keeper hook) as PML's testers do. Plus
+    ``chance_recall_at_1`` (:func:`chance_recall_at_1`), the scale of Recall@1 on this split.
     """
     calculator = MetrixAccuracyCalculator(
         recall_at_k=tuple(config.recall_at_k),
@@ -74,4 +105,6 @@ def evaluate(
     if mixed_embeddings is not None and len(mixed_embeddings):
         tester.mixed_embeddings = torch.nn.functional.normalize(mixed_embeddings, dim=1)
     tester.test(datasets, epoch, trunk, embedder, splits_to_eval=[(split, [reference or split])])
-    return metric_names(tester.all_accuracies[split])
+    itself = reference in (None, split)
+    chance = chance_recall_at_1(datasets[split].labels, None if itself else datasets[reference].labels)
+    return {**metric_names(tester.all_accuracies[split]), "chance_recall_at_1": chance}

@@ -25,8 +25,8 @@ from .build import build, load_dataset, resolve_device
 from .checkpoints import FORMAT, load_checkpoint, load_fitting, load_training_state, save_checkpoint, training_state
 from .config import ConfigError, RunConfig
 from ..distributed import DistributedMixupMiner, from_rank0, get_rank, get_world_size
-from .evaluation import check_evaluations, evaluate
-from .files import write_text
+from .evaluation import check_evaluations, collapsed, evaluate
+from .files import metrics_from_json, write_json
 from ..miners import MixupMiner
 from ..trainers import MetrixTrainer
 
@@ -64,7 +64,7 @@ class RunResult:
             "selection": {"split": self.config.select_split, "metric": SELECTION_METRIC, "best_epoch": self.best_epoch},
             "history": self.history,
             "final": {"split": self.config.eval_split, "reference": self.config.eval_reference, "metrics": self.final,
-                      "utilization_with_mixed_embeddings": self.final_with_mixes},
+                      "utilization_with_mixed_embeddings": self.final_with_mixes, "collapsed": collapsed(self.final)},
         }
 
     @classmethod
@@ -72,8 +72,9 @@ class RunResult:
         """The result a finished run wrote into ``output/results.json``."""
         saved = json.loads((Path(output) / RESULTS).read_text())
         final = saved["final"]
-        return cls(RunConfig(**saved["config"]), saved["history"], saved["selection"]["best_epoch"],
-                   final["metrics"], Path(output), final["utilization_with_mixed_embeddings"])
+        return cls(RunConfig(**saved["config"]), [metrics_from_json(m) for m in saved["history"]],
+                   saved["selection"]["best_epoch"], metrics_from_json(final["metrics"]), Path(output),
+                   final["utilization_with_mixed_embeddings"])
 
 
 class Run:
@@ -207,7 +208,7 @@ class Run:
             models={name: m if name in frozen else self.parallel(m) for name, m in self.models.items()},
             optimizers=parts.optimizers,
             lr_schedulers=parts.lr_schedulers,
-            batch_size=config.batch_size // self.world_size,
+            batch_size=parts.batch_size // self.world_size,
             loss_funcs={"metric_loss": loss},
             mining_funcs={} if miner is None else {"tuple_miner": miner},
             dataset=parts.train_set,
@@ -292,7 +293,7 @@ class Run:
         with_mixes = self.best_mixed_embeddings is not None
         result = RunResult(config, self.history, best_epoch, from_rank0(final), self.output, with_mixes)
         if self.rank == 0:
-            write_text(self.output / RESULTS, json.dumps(result.to_dict(), indent=1))
+            write_json(self.output / RESULTS, result.to_dict())
             self.record_keeper.save_records()
         return result
 

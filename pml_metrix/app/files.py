@@ -1,10 +1,12 @@
 """Writing a run's files so that a crash, a kill or a full disk never leaves a half-written one."""
 
 import errno
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Dict
 
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], None], remove_stale: bool = True) -> None:
@@ -41,3 +43,25 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None], remove_stale
 def write_text(path: Path, text: str) -> None:
     """Write a text file (results, configs, reports) atomically (:func:`write_atomically`)."""
     write_atomically(path, lambda file: file.write(text.encode()))
+
+
+def strict_json(data: Any) -> Any:
+    """``data`` with every non-finite float (NaN, inf: no value) as ``None``, so that it dumps as
+    strict JSON (``null``) that any parser reads."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {key: strict_json(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [strict_json(value) for value in data]
+    return data
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as strict JSON (:func:`strict_json`; ``allow_nan=False`` checks it) atomically."""
+    write_text(path, json.dumps(strict_json(data), indent=1, allow_nan=False))
+
+
+def metrics_from_json(metrics: Dict[str, Any]) -> Dict[str, Any]:
+    """A metrics dict read back from strict JSON: ``null`` (no value) as NaN again."""
+    return {name: math.nan if value is None else value for name, value in metrics.items()}

@@ -3,7 +3,7 @@
 import math
 import os
 from pathlib import Path
-from typing import Dict, List, Mapping, Union
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -11,17 +11,24 @@ from matplotlib.ticker import MaxNLocator
 
 from ..analysis import PositiveShare
 from .compare import Comparison, mean_std
+from .evaluation import collapsed
+from .experiment import SELECTION_METRIC
 from .files import write_text
 
 MIN_SEEDS_FOR_STATISTICS = 3
+CONCENTRATED_UNIFORMITY = -0.1  # above: the embeddings lie close together (mean exp(-2 d^2) above 0.9)
+TRIVIALLY_LOW = ("utilization", "alignment")  # what concentrated embeddings make small
 
 
-def plot_positive_share(shares: Mapping[str, PositiveShare], path: Union[str, os.PathLike]) -> Path:
+def plot_positive_share(shares: Mapping[str, PositiveShare], path: Union[str, os.PathLike],
+                        references: Optional[Mapping[str, PositiveShare]] = None) -> Path:
     """Plot the share of positives against lam, one line per entry (bin centres; empty bins are gaps).
 
     Args:
         shares: curve label -> :class:`~pml_metrix.analysis.PositiveShare`, e.g. one per loss or per epoch.
         path: where to write the PNG; must end in ``.png``.
+        references: curve label -> the share the curve is read against (the report's: the share of
+            pairs whose soft label is above 0.5), drawn dashed in the curve's colour.
 
     Returns the path written. Draws on an Agg canvas, leaving pyplot's backend alone.
     """
@@ -35,10 +42,14 @@ def plot_positive_share(shares: Mapping[str, PositiveShare], path: Union[str, os
             raise ValueError(f"shares[{name!r}] must be a PositiveShare, got {type(share).__name__}")
     canvas = FigureCanvasAgg(Figure(figsize=(5, 3.5), layout="constrained"))
     axes = canvas.figure.add_subplot()
+    references = references or {}
     for name, share in shares.items():
         edges = share.edges.detach().cpu()
         centres = (edges[:-1] + edges[1:]) / 2
-        axes.plot(centres.numpy(), share.share.detach().cpu().numpy(), marker="o", label=str(name))
+        (line,) = axes.plot(centres.numpy(), share.share.detach().cpu().numpy(), marker="o", label=str(name))
+        if name in references:
+            axes.plot(centres.numpy(), references[name].share.detach().cpu().numpy(), linestyle="--",
+                      color=line.get_color(), label=f"{name}: soft label > 0.5")
     axes.set(xlim=(0, 1), ylim=(-0.03, 1.03), xlabel="λ", ylabel="share of positives")
     axes.set_title("Positivity of mixed embeddings")
     axes.grid(alpha=0.3)
@@ -47,20 +58,32 @@ def plot_positive_share(shares: Mapping[str, PositiveShare], path: Union[str, os
     return path
 
 
-def plot_per_epoch(comparison: Comparison, metric: str, path: Path) -> Path:
-    """Mean over seeds of ``metric`` on the selection split after each evaluated epoch, one line per
-    variant, a band of one std where several seeds have the epoch (runs stopped by patience end early)."""
-    canvas = FigureCanvasAgg(Figure(figsize=(5.5, 3.5), layout="constrained"))
-    axes = canvas.figure.add_subplot()
+def per_epoch(comparison: Comparison, metric: str) -> Dict[str, List[Tuple[int, float, float]]]:
+    """variant -> (epoch, mean, std) over seeds of ``metric`` on the selection split after each
+    evaluated epoch (runs stopped by patience end early: later epochs hold fewer seeds)."""
+    lines = {}
     for name, results in comparison.runs.items():
         by_epoch: Dict[int, List[float]] = {}
         for result in results:
             for metrics in result.history:
                 by_epoch.setdefault(int(metrics["epoch"]), []).append(metrics[metric])
-        epochs = sorted(by_epoch)
-        stats = [mean_std(by_epoch[e]) for e in epochs]
-        axes.plot(epochs, [m for m, _ in stats], marker="o", label=name)
-        spread = [(e, m, s) for e, (m, s) in zip(epochs, stats) if s == s]  # NaN std: one seed
+        lines[name] = [(epoch, *mean_std(by_epoch[epoch])) for epoch in sorted(by_epoch)]
+    return lines
+
+
+def plot_per_epoch(comparison: Comparison, metric: str, path: Path) -> Optional[Path]:
+    """:func:`per_epoch` drawn, one line per variant, a band of one std where several seeds have the
+    epoch; ``None`` (nothing drawn) when no line has two points: a plot of single points zooms its
+    axis onto their differences, however small (:func:`per_epoch_table` shows them instead)."""
+    lines = per_epoch(comparison, metric)
+    if max(len(points) for points in lines.values()) < 2:
+        return None
+    canvas = FigureCanvasAgg(Figure(figsize=(5.5, 3.5), layout="constrained"))
+    axes = canvas.figure.add_subplot()
+    for name, points in lines.items():
+        epochs = [e for e, _, _ in points]
+        axes.plot(epochs, [m for _, m, _ in points], marker="o", label=name)
+        spread = [(e, m, s) for e, m, s in points if s == s]  # NaN std: one seed
         if spread:
             axes.fill_between([e for e, _, _ in spread], [m - s for _, m, s in spread], [m + s for _, m, s in spread], alpha=0.2)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -71,23 +94,48 @@ def plot_per_epoch(comparison: Comparison, metric: str, path: Path) -> Path:
     return path
 
 
+def per_epoch_table(comparison: Comparison, metric: str) -> List[str]:
+    """:func:`per_epoch` as a Markdown table: one row per evaluated epoch, one column per variant
+    (the mean alone below 3 seeds, as in :func:`results_table`)."""
+    lines = per_epoch(comparison, metric)
+    with_std = len(comparison.study.seeds) >= MIN_SEEDS_FOR_STATISTICS
+    epochs = sorted({epoch for points in lines.values() for epoch, _, _ in points})
+    rows = ["| epoch | " + " | ".join(lines) + " |", "|---" * (len(lines) + 1) + "|"]
+    for epoch in epochs:
+        cells = [next((number(m, s if with_std else math.nan) for e, m, s in points if e == epoch), "")
+                 for points in lines.values()]
+        rows.append(f"| {epoch} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def number(mean: float, std: float = math.nan) -> str:
+    """``mean`` (± ``std`` where there is one) to 4 decimals; ``nan`` where there is no value."""
+    if math.isnan(mean):
+        return "nan"
+    return f"{mean:.4f}" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"
+
+
 def results_table(comparison: Comparison) -> List[str]:
-    """Test scores per variant, mean ± std over seeds (the mean alone below 3 seeds)."""
+    """Test scores per variant, mean ± std over seeds (the mean alone below 3 seeds). The untrained
+    network's alignment and utilization, and those of a row whose embeddings are concentrated
+    (uniformity above ``CONCENTRATED_UNIFORMITY``), are marked †: low trivially, not good."""
     metrics = comparison.metrics()
     with_std = len(comparison.study.seeds) >= MIN_SEEDS_FOR_STATISTICS
 
-    def cell(values):
-        mean, std = mean_std(values)
-        if math.isnan(mean):
-            return "nan"
-        return f"{mean:.4f}" if math.isnan(std) or not with_std else f"{mean:.4f} ± {std:.4f}"
+    def row(label: str, epochs: str, scores: List[Dict[str, float]]) -> str:
+        concentrated = label == "untrained network" or mean_std([s["uniformity"] for s in scores])[0] > CONCENTRATED_UNIFORMITY
+        cells = []
+        for m in metrics:
+            mean, std = mean_std([s[m] for s in scores])
+            mark = " †" if concentrated and m in TRIVIALLY_LOW else ""
+            cells.append(number(mean, std if with_std else math.nan) + mark)
+        return f"| {label} | {epochs} | " + " | ".join(cells) + " |"
 
     rows = ["| | epoch picked | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
-    for label, scores in (("raw pixels", comparison.raw_pixels), ("untrained network", comparison.untrained)):
-        rows.append(f"| {label} | | " + " | ".join(cell([s[m] for s in scores]) for m in metrics) + " |")
+    rows += [row(label, "", scores) for label, scores in (("raw pixels", comparison.raw_pixels),
+                                                          ("untrained network", comparison.untrained))]
     for name, results in comparison.runs.items():
-        epochs = ", ".join(str(r.best_epoch) for r in results)
-        rows.append(f"| **{name}** | {epochs} | " + " | ".join(cell([r.final[m] for r in results]) for m in metrics) + " |")
+        rows.append(row(f"**{name}**", ", ".join(str(r.best_epoch) for r in results), [r.final for r in results]))
     return rows
 
 
@@ -101,15 +149,85 @@ def paired_table(comparison: Comparison) -> List[str]:
     return rows
 
 
+def verdict_lines(comparison: Comparison) -> List[str]:
+    """Each Metrix variant's verdict against the baseline (:meth:`Comparison.verdicts`), in words."""
+    lines = []
+    for name, v in comparison.verdicts().items():
+        seeds = f"{v['seeds']} seed" + ("s" if v["seeds"] != 1 else "")
+        facts = (f"Recall@1 {v['mean_difference']:+.4f} on average over `{comparison.study.baseline}`, ahead on "
+                 f"{v['seeds_ahead']} of {seeds}, p = {v['p_value']:.3g}")
+        if v["verdict"] != "inconclusive":
+            lines.append(f"- **`{name}` is {v['verdict']} of the baseline**: {facts} (at most {v['significance']}; "
+                         f"the smallest p {seeds} can give is {v['smallest_attainable_p']:.3g}).")
+        elif v["smallest_attainable_p"] > v["significance"]:
+            lines.append(f"- **`{name}`: inconclusive at {seeds}**: {facts}; {seeds} cannot give p "
+                         f"below {v['smallest_attainable_p']:.3g} (2 / 2^{v['seeds']}), and a verdict needs p at most "
+                         f"{v['significance']}: run 6 seeds at least.")
+        else:
+            lines.append(f"- **`{name}`: inconclusive**: {facts}, above {v['significance']} (the smallest p "
+                         f"{seeds} can give is {v['smallest_attainable_p']:.3g}).")
+    return lines
+
+
+def warning_lines(comparison: Comparison) -> List[str]:
+    """What the reader must know before the scores: variants that do not beat raw pixels or the
+    untrained network on Recall@1 (mean over seeds), and runs whose embeddings collapsed."""
+    lines = []
+    references = {"raw pixels": comparison.raw_pixels, "the untrained network": comparison.untrained}
+    reference_recall = {label: mean_std([s[SELECTION_METRIC] for s in scores])[0] for label, scores in references.items()}
+    for name, results in comparison.runs.items():
+        recall = mean_std([r.final[SELECTION_METRIC] for r in results])[0]
+        beaten = [f"{label} ({reference_recall[label]:.4f})" for label in references if not recall > reference_recall[label]]
+        if beaten:
+            lines.append(f"- **`{name}` does not beat {' nor '.join(beaten)}** on Recall@1 ({recall:.4f}): its training "
+                         "learned nothing useful for unseen classes that these do not already give.")
+        fallen = [str(r.config.seed) for r in results if collapsed(r.final)]
+        if fallen:
+            lines.append(f"- **`{name}` collapsed** at seed(s) {', '.join(fallen)}: its embeddings lie at nearly one point "
+                         "and retrieve at chance (docs/metrics.md, collapse); its scores measure nothing.")
+    return lines
+
+
+def positivity_table(comparison: Comparison) -> List[str]:
+    """Per Metrix variant and lam bin: pairs, the share pulled, the share with soft label above 0.5."""
+    rows = []
+    for name, share in comparison.positivity.items():
+        edges = share.edges.tolist()
+        by_label = comparison.positivity_by_label[name]
+        rows += [f"| `{name}`, λ in | " + " | ".join(f"[{a:.1f}, {b:.1f})" for a, b in zip(edges, edges[1:])) + " |",
+                 "|---" * (len(edges)) + "|",
+                 "| pairs | " + " | ".join(str(int(c)) for c in share.count) + " |",
+                 "| share pulled | " + " | ".join(number(float(v)) for v in share.share) + " |",
+                 "| soft label > 0.5 | " + " | ".join(number(float(v)) for v in by_label.share) + " |", ""]
+    return rows
+
+
 def write_report(comparison: Comparison, command: str) -> Path:
     """Write ``report.md`` and its plots into the comparison's output folder; returns the report."""
     base, seeds = comparison.study.base, comparison.study.seeds
     output = Path(base.output)
     output.mkdir(parents=True, exist_ok=True)
-    plots = {metric: plot_per_epoch(comparison, metric, output / f"{metric}.png")
-             for metric in ("recall_at_1", "utilization")}
+    per_epoch_parts = []
+    for metric in ("recall_at_1", "utilization"):
+        plot = plot_per_epoch(comparison, metric, output / f"{metric}.png")
+        per_epoch_parts += ([f"![{metric}]({plot.name})"] if plot else [f"{metric} (one evaluated epoch: a table, not a plot)", "",
+                                                                        *per_epoch_table(comparison, metric)]) + [""]
+    positivity_parts = []
     if comparison.positivity:
-        plots["positivity"] = plot_positive_share(comparison.positivity, output / "positivity.png")
+        plot = plot_positive_share(comparison.positivity, output / "positivity.png", comparison.positivity_by_label)
+        positivity_parts = [
+            "### Positivity of the mixes (last seed's trained models)",
+            "",
+            "Per λ bin, the share of (anchor, mix) pairs that the mixed loss pulls together (solid), against the "
+            "share whose soft label says the mix is mostly the anchor's class, above 0.5 (dashed). A loss that "
+            "treats mixes as their labels say follows the dashed line; one below it at large λ pushes away mixes "
+            "that are mostly positive (docs/metrics.md, positivity). A bin of few pairs says little: the counts "
+            "are below.",
+            "",
+            f"![positivity]({plot.name})",
+            "",
+            *positivity_table(comparison),
+        ]
     n = len(seeds)
     if n >= MIN_SEEDS_FOR_STATISTICS:
         statistics_note = f"With {n} seeds the smallest attainable p-value is {2 / 2 ** n:.3g}."
@@ -123,15 +241,23 @@ def write_report(comparison: Comparison, command: str) -> Path:
         f"{base.test_interval} epoch(s) and after the last), its model then evaluated once on `{base.eval_split}`"
         if base.select_split != "none" else f"the last epoch's model evaluated on `{base.eval_split}`"
     )
+    warnings = warning_lines(comparison)
     lines = [
         f"# Metrix comparison on `{base.dataset}`",
         "",
         f"Command: `{command}`",
         "",
         *([base.description.strip(), ""] if base.description.strip() else []),
+        f"## Verdict on `{base.eval_split}` (Recall@1, paired by seed)",
+        "",
+        *(verdict_lines(comparison) or ["No Metrix variant: nothing to compare with the baseline."]),
+        "",
+        *(["## Warnings", "", *warnings, ""] if warnings else []),
+        "## Setting",
+        "",
         f"Model `{base.model}` ({base.embedding_size}-d), loss `{base.loss}`, up to {base.epochs} epochs"
         + (f" (patience {base.patience})" if base.patience is not None else "")
-        + f", batch {base.batch_size}, seeds {seeds}; {selection}"
+        + f", batch {base.batch_size or 'of samples_per_class x the training classes, at most 100'}, seeds {seeds}; {selection}"
         + (f" against `{base.eval_reference}`" if base.eval_reference else "")
         + ". Each seed gives every variant the same initialisation and the same batches. Variants: "
         + "; ".join(f"`{name}` {overrides}" for name, overrides in comparison.study.variants.items())
@@ -142,7 +268,9 @@ def write_report(comparison: Comparison, command: str) -> Path:
         "",
         "Raw pixels: cosine retrieval on the flattened images. Untrained network: the same model before "
         "any training. If training does not beat both, it learned nothing useful for unseen classes. "
-        "Utilization, alignment: lower is better; uniformity: lower is more uniform.",
+        "Utilization, alignment: lower is better; uniformity: lower is more uniform. †: low trivially, not "
+        "good: the untrained network's embeddings, and those of uniformity above "
+        f"{CONCENTRATED_UNIFORMITY}, lie close together, so every distance between them is small.",
         "",
         *results_table(comparison),
         "",
@@ -152,12 +280,12 @@ def write_report(comparison: Comparison, command: str) -> Path:
         "",
         *paired_table(comparison),
         "",
-        "## Plots",
+        "## Per epoch",
         "",
-        f"Per epoch on the `{base.select_split}` split (the selection split), mean over seeds.",
+        f"On the `{base.select_split}` split (the selection split), mean over seeds.",
         "",
-        *[f"![{name}]({path.name})" for name, path in plots.items()],
-        "",
+        *per_epoch_parts,
+        *positivity_parts,
     ]
     report = output / "report.md"
     write_text(report, "\n".join(lines))

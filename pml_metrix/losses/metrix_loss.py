@@ -6,7 +6,7 @@ import torch
 from pytorch_metric_learning.utils import common_functions as c_f
 from torch import Tensor
 
-from ..checks import check_embeddings, check_labels, check_references
+from ..checks import check_embeddings, check_keywords, check_labels, check_references
 from ..label_sets import check_labels_or_label_sets, get_label_similarity, is_label_sets
 from ..mixed_batch import MixedBatch, SoftPairs
 from ..names import STRATEGIES
@@ -49,6 +49,7 @@ class MetrixLossMixin:
     """
 
     def __init__(self, *args, mix_weight: MixWeight = 0.4, label_similarity: str = "jaccard", **kwargs):
+        check_keywords(type(self), kwargs)  # else PML's ModuleWithRecords refuses it, naming neither class nor options
         super().__init__(*args, **kwargs)
         get_label_similarity(label_similarity)  # raises for an unknown name
         self.label_similarity = label_similarity

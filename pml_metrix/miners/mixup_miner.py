@@ -7,7 +7,7 @@ from pytorch_metric_learning.miners import BaseMiner
 from pytorch_metric_learning.utils import common_functions as c_f
 from torch import Tensor
 
-from ..checks import check_embeddings
+from ..checks import check_embeddings, check_keywords
 from ..label_sets import check_labels_or_label_sets, get_label_similarity, is_label_sets
 from ..mixed_batch import MixedBatch
 from .. import names
@@ -86,6 +86,7 @@ class MixupMiner(BaseMiner):
         positive_threshold: float = 0.5,
         **kwargs,
     ):
+        check_keywords(type(self), kwargs)  # else PML's ModuleWithRecords refuses it, naming neither class nor options
         super().__init__(**kwargs)
         self.strategies = (strategies,) if isinstance(strategies, str) else tuple(strategies)
         unknown = [s for s in self.strategies if s not in self.STRATEGIES]

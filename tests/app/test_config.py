@@ -19,7 +19,7 @@ def test_defaults_yaml_and_overrides(tmp_path):
 @pytest.mark.parametrize(
     "values,message",
     [
-        (dict(loss="triplet"), "loss must be one of contrastive, ms, pa; got 'triplet'"),
+        (dict(loss="triplet"), "loss must be one of contrastive, ms, pa, supcon, ntxent; got 'triplet'"),
         (dict(batch_size=-4), "batch_size must be >= 1; got -4"),
         (dict(batch_size=30, samples_per_class=4), "multiple of samples_per_class"),
         (dict(mix_level="pixels"), "mix_level must be one of"),

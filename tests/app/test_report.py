@@ -34,3 +34,40 @@ def test_plot_refuses_what_it_cannot_draw(tmp_path):
     ]:
         with pytest.raises(ValueError, match=message):
             plot_positive_share(shares, tmp_path / path)
+
+
+def test_the_report_warns_at_the_top_where_raw_pixels_win(tmp_path):
+    from pml_metrix.app.report import write_report
+    from tests.app.test_compare import made_comparison
+
+    # raw pixels 0.908, the trained variants at most 0.865: the short Fashion-MNIST compare
+    comparison = made_comparison(tmp_path, {"baseline": [0.85, 0.86], "metrix": [0.865, 0.86]}, raw_pixels=0.908)
+    report = write_report(comparison, "pml-metrix compare ...").read_text()
+    top = report.split("## Setting")[0]  # verdict and warnings come before the setting and the scores
+    for name in ("baseline", "metrix"):
+        assert f"**`{name}` does not beat raw pixels (0.9080)**" in top
+    assert "inconclusive at 2 seeds" in top and "cannot give p below 0.5" in top and "collapsed" not in top
+    untrained = next(line for line in report.splitlines() if line.startswith("| untrained network"))
+    assert untrained.count("†") == 2  # its utilization and alignment: low trivially
+    trained = next(line for line in report.splitlines() if line.startswith("| **metrix**"))
+    assert "†" not in trained
+    # one evaluated epoch per run: tables, no plots that would zoom onto single points
+    assert "one evaluated epoch: a table" in report and not list(tmp_path.glob("*.png"))
+    assert "| epoch | baseline | metrix |" in report and "| 1 | 0.8550 | 0.8625 |" in report
+
+
+def test_a_collapsed_run_is_flagged_and_a_variant_that_beats_both_references_is_not(tmp_path):
+    from pml_metrix.app.report import warning_lines
+    from tests.app.test_compare import made_comparison
+
+    fine = made_comparison(tmp_path, {"baseline": [0.7, 0.72], "metrix": [0.71, 0.73]})
+    assert warning_lines(fine) == []
+    fallen = made_comparison(tmp_path, {"baseline": [0.7, 0.72], "metrix": [0.71, 0.73]}, alignment=0.001,
+                             uniformity=-0.001, chance_recall_at_1=0.4)
+    assert [line for line in warning_lines(fallen) if "collapsed" in line] == [
+        "- **`baseline` collapsed** at seed(s) 0, 1: its embeddings lie at nearly one point and retrieve at chance "
+        "(docs/metrics.md, collapse); its scores measure nothing.",
+        "- **`metrix` collapsed** at seed(s) 0, 1: its embeddings lie at nearly one point and retrieve at chance "
+        "(docs/metrics.md, collapse); its scores measure nothing.",
+    ]
+    assert all(run["collapsed"] for runs in fallen.to_dict()["runs"].values() for run in runs)

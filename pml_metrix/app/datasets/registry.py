@@ -10,6 +10,7 @@ from .fonts import FontGlyphs
 from .inshop import SPLITS as INSHOP_SPLITS
 from .inshop import load_inshop
 from .pml_benchmarks import BENCHMARKS, load_benchmark
+from .subset import ClassSubset
 
 SPLITS = {
     "fonts": ("train", "val", "test"),
@@ -21,7 +22,14 @@ SPLITS = {
 DATASETS = tuple(SPLITS)
 
 
-def get_dataset(name: str, split: str, root: Optional[str] = None, **options: Any) -> Dataset:
+def get_dataset(
+    name: str,
+    split: str,
+    root: Optional[str] = None,
+    max_classes: Optional[int] = None,
+    max_images_per_class: Optional[int] = None,
+    **options: Any,
+) -> Dataset:
     """Split ``split`` of dataset ``name`` (one of ``DATASETS``).
 
     The result has ``labels`` (N LongTensor, 0..num_classes-1), ``num_classes`` and items
@@ -31,17 +39,25 @@ def get_dataset(name: str, split: str, root: Optional[str] = None, **options: An
     fashion_mnist 28, the photo benchmarks 224). Fonts also take jitter_copies, seed, val_fraction,
     test_fraction, train_fraction, font_list, cache_dir (``root`` is ignored: fonts come from the system);
     font_attributes the same and attribute_table; the photo benchmarks val_fraction, seed, transform.
+
+    Every dataset takes ``max_classes`` and ``max_images_per_class``: a quick run on the first
+    classes of each split and the first images of each class (:class:`.subset.ClassSubset`; for
+    font_attributes, classes are faces).
     """
     if name not in SPLITS:
         raise ValueError(f"Unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     if split not in SPLITS[name]:
         raise ValueError(f"Unknown {name} split {split!r}; valid: {', '.join(SPLITS[name])}")
     if name == "fonts":
-        return FontGlyphs(split, **options)
-    if name == "font_attributes":
-        return FontAttributes(split, **options)
-    if name == "fashion_mnist":
-        return FashionMNISTClasses(split, root, **options)
-    if name == "inshop":
-        return load_inshop(split, root, **options)
-    return load_benchmark(name, split, root, **options)
+        dataset = FontGlyphs(split, **options)
+    elif name == "font_attributes":
+        dataset = FontAttributes(split, **options)
+    elif name == "fashion_mnist":
+        dataset = FashionMNISTClasses(split, root, **options)
+    elif name == "inshop":
+        dataset = load_inshop(split, root, **options)
+    else:
+        dataset = load_benchmark(name, split, root, **options)
+    if max_classes is None and max_images_per_class is None:
+        return dataset
+    return ClassSubset(dataset, max_classes, max_images_per_class)

@@ -10,11 +10,11 @@ ITEMS = {2: "train train", 3: "train train", 5: "train train", 7: "train train",
          10: "query gallery gallery", 12: "query query gallery", 13: "gallery query"}
 
 
-def write_inshop(root, archive_layout=False):
+def write_inshop(root, archive_layout=False, items=ITEMS):
     """In-Shop layout: list_eval_partition.txt (count line, header, "image_name item_id status")
     and img/<GENDER>/<Category>/id_XXXXXXXX/NN_K_view.jpg; the archive keeps them in Eval/ and Img/."""
     rows = []
-    for item, statuses in ITEMS.items():
+    for item, statuses in items.items():
         for k, status in enumerate(statuses.split()):
             rows.append((f"img/WOMEN/Dresses/id_{item:08d}/{k + 1:02d}_1_front.jpg", f"id_{item:08d}", status))
     partition = root / "Eval" if archive_layout else root

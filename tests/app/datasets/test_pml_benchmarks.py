@@ -10,10 +10,10 @@ CARS_CLASSES = (1, 2, 3, 50, 98, 99, 100, 196)
 SOP_TRAIN_CLASSES, SOP_TEST_CLASSES = (1, 2, 3, 4, 5), (11319, 11320, 11321)
 
 
-def write_cub(root, per_class=2):
+def write_cub(root, per_class=2, classes=CUB_CLASSES):
     """CUB_200_2011 layout: images.txt ("id path"), image_class_labels.txt ("id class"), images/."""
     base = root / "CUB_200_2011"
-    rows = [(c, f"{c:03d}.Bird_{c}/Bird_{c}_{k:04d}_{c}.jpg") for c in CUB_CLASSES for k in range(per_class)]
+    rows = [(c, f"{c:03d}.Bird_{c}/Bird_{c}_{k:04d}_{c}.jpg") for c in classes for k in range(per_class)]
     base.mkdir(parents=True)
     (base / "images.txt").write_text("".join(f"{i} {p}\n" for i, (_, p) in enumerate(rows, 1)))
     (base / "image_class_labels.txt").write_text("".join(f"{i} {c}\n" for i, (c, _) in enumerate(rows, 1)))
@@ -22,7 +22,7 @@ def write_cub(root, per_class=2):
     return len(rows)
 
 
-def write_cars(root, per_class=2):
+def write_cars(root, per_class=2, classes=CARS_CLASSES):
     """Kaggle Cars196 layout: names.csv, anno_{train,test}.csv ("file,x1,y1,x2,y2,class"),
     car_data/car_data/{train,test}/<class name, / as ->/file; each class in both original halves."""
     names = [f"Make Model {i} 2012" for i in range(1, 197)]
@@ -32,7 +32,7 @@ def write_cars(root, per_class=2):
     counter = 0
     for half in ("train", "test"):
         lines = []
-        for c in CARS_CLASSES:
+        for c in classes:
             for _ in range(per_class):
                 counter += 1
                 lines.append(f"{counter:05d}.jpg,1,2,30,20,{c}\n")
@@ -42,14 +42,14 @@ def write_cars(root, per_class=2):
     return counter
 
 
-def write_sop(root, per_class=2):
+def write_sop(root, per_class=2, classes=(SOP_TRAIN_CLASSES, SOP_TEST_CLASSES)):
     """Stanford_Online_Products layout: Ebay_{train,test}.txt ("image_id class_id super_class_id path")."""
     base = root / "Stanford_Online_Products"
     base.mkdir(parents=True)
     image_id = 0
-    for half, classes in (("train", SOP_TRAIN_CLASSES), ("test", SOP_TEST_CLASSES)):
+    for half, half_classes in zip(("train", "test"), classes):
         lines = ["image_id class_id super_class_id path\n"]
-        for c in classes:
+        for c in half_classes:
             for k in range(per_class):
                 image_id += 1
                 path = f"bicycle_final/{c}_{k}.JPG"
