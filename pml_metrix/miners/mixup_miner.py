@@ -148,7 +148,6 @@ class MixupMiner(BaseMiner):
     def clean_tuple(self, embeddings: Tensor, labels: Tensor) -> IndicesTuple:
         """The inner miner's tuple for the loss's clean part (``None`` without an inner miner), on
         B x d clean embeddings and their B class labels; its pair counts become this miner's stats."""
-        self.reset_stats()
         if self.inner_miner is None:
             return None
         if is_label_sets(labels):
