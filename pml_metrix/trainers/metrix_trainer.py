@@ -89,6 +89,7 @@ class MetrixTrainer(trainers.MetricLossOnly):
         mixed = mix_at_level(plan, self.mix_level, data, trunk_output, embeddings, embed_features, embed_inputs)
         return plan.mixed_batch(mixed, indices_tuple)
 
+
 def mix_at_level(
     plan: MixingPlan,
     level: str,
