@@ -65,7 +65,6 @@ that differ most first): ours vs PML on the clean batch, and ours clean vs mixed
 import argparse
 import collections
 import ctypes
-import dataclasses
 import os
 import statistics
 import time
@@ -138,7 +137,7 @@ def miner_batch(embeddings, labels, num_classes=None):
     """A function making the MixedBatch that ``MixupMiner`` draws (seeded) for this batch, its mixed
     embeddings a fresh leaf at each call."""
     drawn = MixupMiner(num_classes=num_classes, seed=0)(embeddings.detach(), labels)
-    return lambda: dataclasses.replace(drawn, embeddings=drawn.embeddings.clone().requires_grad_())
+    return lambda: drawn.plan.mixed_batch(drawn.embeddings.clone().requires_grad_())
 
 
 def call(loss_fn, embeddings, labels, make_arg):

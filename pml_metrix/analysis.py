@@ -19,7 +19,6 @@ clean part's, with respect to the model's parameters.
 """
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Tuple
 
@@ -144,13 +143,14 @@ def pair_positivity(
     if labels is None:
         raise ValueError("labels are required: the soft labels of mixed items come from the batch labels")
     check_labels(labels, embeddings.shape[0])
+    loss_fn.check_batch_labels(labels, embeddings.shape[0])  # e.g. proxy anchor's: a proxy for each label
     if mixed_batch.embeddings.shape[1] != embeddings.shape[1]:
         raise ValueError(
             f"MixedBatch.embeddings have dim {mixed_batch.embeddings.shape[1]} but the embeddings have dim "
             f"{embeddings.shape[1]}"
         )
     check_same_device(embeddings, labels=labels, mixed_embeddings=mixed_batch.embeddings)
-    exact = dataclasses.replace(mixed_batch, embeddings=mixed_batch.embeddings.detach().double())
+    exact = mixed_batch.plan.mixed_batch(mixed_batch.embeddings.detach().double())
     soft_pairs = loss_fn.mixed_soft_pairs(exact, labels)
     pair_mask = soft_pairs.pair_mask
     if pair_mask is None:

@@ -22,6 +22,7 @@ feature and input levels across processes with :func:`gather_rows` and :func:`em
 ``pml-metrix train`` under ``torchrun`` puts it all together.
 """
 
+from dataclasses import replace
 from typing import Callable, Optional, TypeVar
 
 import torch
@@ -30,7 +31,7 @@ from pytorch_metric_learning.utils.distributed import DistributedMinerWrapper, g
 from torch import Tensor, nn
 
 from .miners import MixupMiner
-from .mixed_batch import MixedBatch
+from .mixed_batch import IndicesTuple, MixedBatch
 from .mixing import MixingPlan
 
 __all__ = [
@@ -84,15 +85,14 @@ class DistributedMixupMiner(DistributedMinerWrapper):
         if get_world_size() == 1:
             return self.miner(emb, labels)
         all_emb, all_labels, _ = gather(emb, labels)
-        return self.mixed_batch(all_emb, all_labels)
+        indices_tuple = self.clean_tuple(all_emb, all_labels)
+        plan = self.plan(all_emb, all_labels)
+        return plan.mixed_batch(plan.mix(all_emb), indices_tuple)
 
-    def mixed_batch(
-        self, all_emb: Tensor, all_labels: Tensor, mix: Optional[Callable[[MixingPlan], Tensor]] = None
-    ) -> MixedBatch:
-        """The wrapped miner's :meth:`~pml_metrix.MixupMiner.mixed_batch` over the gathered batch (N x d
-        embeddings and N labels in PML's gathered order, as from :func:`gather_rows`), with the plan
-        of :meth:`plan`: the same in every process."""
-        return self.miner.mixed_batch(all_emb, all_labels, mix, plan=self.plan(all_emb, all_labels))
+    def clean_tuple(self, all_emb: Tensor, all_labels: Tensor) -> IndicesTuple:
+        """The wrapped miner's :meth:`~pml_metrix.MixupMiner.clean_tuple` of the gathered batch, in
+        every process (N x d embeddings and N labels in PML's gathered order, as from :func:`gather_rows`)."""
+        return self.miner.clean_tuple(all_emb, all_labels)
 
     def plan(self, all_emb: Tensor, all_labels: Tensor) -> MixingPlan:
         """The plan over the gathered batch (N x d embeddings and N labels in PML's gathered order,
@@ -107,8 +107,9 @@ class DistributedMixupMiner(DistributedMinerWrapper):
         if get_rank() == 0:  # over the batch in rank order, handed to the others from the CPU
             plan = self.miner.plan(all_emb[to_gathered], all_labels[to_gathered]).to(torch.device("cpu"))
         plan = from_rank0(plan).to(all_emb.device)
+        self.miner.num_mixed = len(plan)  # the wrapped miner's stat, in every process
         pair_mask = plan.pair_mask if plan.num_classes is not None else plan.pair_mask[order]  # rows: classes or items
-        return MixingPlan(to_gathered[plan.source_index], plan.lam, pair_mask, plan.num_classes, plan.strategy)
+        return replace(plan, source_index=to_gathered[plan.source_index], pair_mask=pair_mask)
 
 
 def get_world_size() -> int:

@@ -10,10 +10,10 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .checks import check_embeddings, check_pair_mask, check_same_device, in_unit_interval
-from .names import STRATEGIES
+from .checks import check_embeddings, check_pair_mask, check_references, check_same_device, in_unit_interval
 from .functional import loss_dtype
 from .label_sets import check_label_set_rows, get_label_similarity, is_label_sets
+from .mixing import MixingPlan
 
 IndicesTuple = Optional[Tuple[Tensor, ...]]
 
@@ -32,15 +32,20 @@ class SoftPairs:
     With ``SoftPairs`` the loss is its mixed part over these references: the PML loss with these
     labels in place of the class labels (for ``MetrixMSLoss(mixed_form="attract")``, its positive
     sum alone), reduced as the loss reduces it (multi-similarity: over the anchors with a pair in
-    ``pair_mask``); ``labels`` may then be ``None``.
+    ``pair_mask``); ``labels`` may then be ``None``. The loss checks the fields when it is called
+    with them (:meth:`check`).
     """
 
     embeddings: Tensor
     soft_labels: Tensor
     pair_mask: Optional[Tensor] = None
 
-    def __post_init__(self):
+    def check(self, embeddings: Tensor) -> None:
+        """Raise unless these are references for ``embeddings`` (the loss's anchors' or, for proxy
+        anchor, of the proxies' dimension, dtype and device) with a soft label in [0, 1] and a pair
+        mask entry for each (anchor, reference) pair. The loss checks a SoftPairs it is given."""
         check_embeddings(self.embeddings, "SoftPairs.embeddings", allow_empty=True)
+        check_references(embeddings, self.embeddings, "SoftPairs.embeddings")
         y = self.soft_labels
         if not torch.is_tensor(y) or y.ndim != 2 or y.shape[1] != self.embeddings.shape[0]:
             raise ValueError(
@@ -74,22 +79,10 @@ class SoftPairs:
         ``False`` for ``shares_any``), and the loss is PML's loss with the class labels: bit for bit with
         ``shares_any``, to rounding with the float labels of the others (bit for bit for contrastive).
         """
-        check_embeddings(embeddings)
         check_label_set_rows(label_sets, embeddings.shape[0])
         sets = label_sets.to(device=embeddings.device, dtype=loss_dtype(embeddings.dtype))
         soft_labels = get_label_similarity(label_similarity)(sets, sets)  # checks the values
-        pair_mask = ~torch.eye(len(sets), dtype=torch.bool, device=sets.device)
-        return cls._of_checked(embeddings, soft_labels, pair_mask)
-
-    @classmethod
-    def _of_checked(cls, embeddings: Tensor, soft_labels: Tensor, pair_mask: Optional[Tensor] = None) -> "SoftPairs":
-        """SoftPairs of values already checked, as :meth:`MixedBatch.soft_pairs` makes them: soft labels
-        in [0, 1] by construction, embeddings checked when the MixedBatch was made. Only the pair
-        mask's shape, which the anchors fix, is checked here."""
-        soft_pairs = cls.__new__(cls)
-        soft_pairs.embeddings, soft_pairs.soft_labels, soft_pairs.pair_mask = embeddings, soft_labels, pair_mask
-        check_pair_mask(pair_mask, tuple(soft_labels.shape), "anchors x references")
-        return soft_pairs
+        return cls(embeddings, soft_labels, ~torch.eye(len(sets), dtype=torch.bool, device=sets.device))
 
     def showing_negatives(self) -> "SoftPairs":
         """These SoftPairs with every pure negative pair (``y = 0``) in the pair mask, as a softmax
@@ -100,7 +93,7 @@ class SoftPairs:
         if self.pair_mask is None:
             return self
         negatives = ~self.soft_labels if self.soft_labels.dtype == torch.bool else self.soft_labels == 0
-        return SoftPairs._of_checked(self.embeddings, self.soft_labels, self.pair_mask | negatives)
+        return SoftPairs(self.embeddings, self.soft_labels, self.pair_mask | negatives)
 
     def check_anchors(self, num_anchors: int, what: str) -> None:
         """Raise unless there is one row of labels per anchor."""
@@ -111,7 +104,6 @@ class SoftPairs:
             )
 
 
-@dataclass
 class MixedBatch:
     """Mixed embeddings with the plan that made them.
 
@@ -126,23 +118,42 @@ class MixedBatch:
         strategy: the one mixing strategy of every mix, when the miner drew one for the step (a
             loss can weight the mixed part by strategy); ``None`` otherwise.
 
+    The five fields of the mix (``source_index`` to ``strategy``) are its :class:`~pml_metrix.MixingPlan`,
+    ``plan``, read through as attributes: ``mixed_batch.lam`` is ``mixed_batch.plan.lam``.
+    :meth:`MixingPlan.mixed_batch <pml_metrix.mixing.MixingPlan.mixed_batch>` makes one from a plan.
+
     The soft label of mixed item k for an anchor of class c is
-    ``lam_k [c(i_k) = c] + (1 - lam_k) [c(j_k) = c]``; for an anchor a of a batch of label sets,
+    ``lam_k [c(i) = c] + (1 - lam_k) [c(j) = c]``; for an anchor a of a batch of label sets,
     ``lam_k s(L_a, L_i) + (1 - lam_k) s(L_a, L_j)`` with ``s`` a set similarity
     (:mod:`pml_metrix.label_sets`), the same with one label per item.
 
     Pass it where PML passes ``indices_tuple``, to a Metrix loss; it is no indices tuple itself.
     """
 
-    embeddings: Tensor
-    source_index: Tensor
-    lam: Tensor
-    pair_mask: Optional[Tensor] = None
-    indices_tuple: IndicesTuple = None
-    num_classes: Optional[int] = None
-    strategy: Optional[str] = None
+    def __init__(
+        self,
+        embeddings: Tensor,
+        source_index: Tensor,
+        lam: Tensor,
+        pair_mask: Optional[Tensor] = None,
+        indices_tuple: IndicesTuple = None,
+        num_classes: Optional[int] = None,
+        strategy: Optional[str] = None,
+    ):
+        self.embeddings = embeddings
+        self.plan = MixingPlan(source_index, lam, pair_mask, num_classes, strategy)
+        self.indices_tuple = indices_tuple
+        self._check()
 
-    def __post_init__(self):
+    source_index = property(lambda self: self.plan.source_index, doc="K x 2 long: the plan's (i, j) of each mix.")
+    lam = property(lambda self: self.plan.lam, doc="K: the plan's mixing factors.")
+    pair_mask = property(lambda self: self.plan.pair_mask, doc="A x K bool or ``None``: the plan's pair mask.")
+    num_classes = property(lambda self: self.plan.num_classes, doc="``None`` or C: the plan's anchors.")
+    strategy = property(lambda self: self.plan.strategy, doc="The plan's strategy, or ``None``.")
+
+    def _check(self) -> None:
+        """Raise unless the fields fit together: one (i, j) and one lam in [0, 1] per mixed
+        embedding, a pair mask of one column per mix (and one row per class with num_classes)."""
         check_embeddings(self.embeddings, "MixedBatch.embeddings", allow_empty=True)
         num_mixed = self.embeddings.shape[0]
         idx, lam = self.source_index, self.lam
@@ -159,9 +170,7 @@ class MixedBatch:
         if self.num_classes is not None:
             if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, Integral) or self.num_classes < 1:
                 raise ValueError(f"num_classes must be None or a positive int, got {self.num_classes!r}")
-            self.num_classes = int(self.num_classes)
-        if self.strategy is not None and self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be None or one of {STRATEGIES}, got {self.strategy!r}")
+            self.plan.num_classes = int(self.num_classes)
         if self.pair_mask is not None:
             rows = self.pair_mask.shape[0] if self.num_classes is None else self.num_classes
             check_pair_mask(self.pair_mask, (rows, num_mixed), "anchors x mixed items")
@@ -209,7 +218,7 @@ class MixedBatch:
         else:
             classes, class_index = torch.unique(labels, return_inverse=True)  # classes numbered 0, ..., C - 1
             soft_labels = self.class_soft_labels(class_index, len(classes)).index_select(0, class_index)
-        return SoftPairs._of_checked(self.embeddings, soft_labels, self.pair_mask)
+        return SoftPairs(self.embeddings, soft_labels, self.pair_mask)
 
     def class_soft_pairs(self, labels: Tensor, num_classes: int) -> SoftPairs:
         """Resolve the plan against the batch for one anchor per class 0, ..., num_classes - 1 (proxy
@@ -220,7 +229,7 @@ class MixedBatch:
                 f"this MixedBatch's pair_mask has one row per {rows}, but the loss's anchors are its "
                 f"{num_classes} proxies: build the MixupMiner with num_classes={num_classes}"
             )
-        return SoftPairs._of_checked(self.embeddings, self.class_soft_labels(labels, num_classes), self.pair_mask)
+        return SoftPairs(self.embeddings, self.class_soft_labels(labels, num_classes), self.pair_mask)
 
     def class_soft_labels(self, labels: Tensor, num_classes: int) -> Tensor:
         """num_classes x K: the soft label of each mixed item for each class,
@@ -228,7 +237,7 @@ class MixedBatch:
         batch the plan indexes. An anchor's soft labels are its class's row: built so, by two scatters
         of K, rather than by comparing A x K labels twice."""
         check_same_device(labels, source_index=self.source_index)
-        self.check_source_index(len(labels))
+        self.check_batch_size(len(labels))
         source_labels = labels[self.source_index]  # K x 2
         lam = self.lam.to(loss_dtype(self.embeddings.dtype))
         class_labels = lam.new_zeros(num_classes, len(lam))
@@ -246,7 +255,7 @@ class MixedBatch:
 
         With one label per item it is :meth:`class_soft_labels`' value, bit for bit (``s`` is then 1
         or 0, and ``lam * 1 + (1 - lam) * 0`` is ``lam``)."""
-        self.check_source_index(len(label_sets))
+        self.check_batch_size(len(label_sets))
         lam = self.lam.to(loss_dtype(self.embeddings.dtype))
         sets = label_sets.to(device=lam.device, dtype=lam.dtype)
         similarity = get_label_similarity(label_similarity)(sets, sets).to(lam.dtype)  # B x B
@@ -254,11 +263,18 @@ class MixedBatch:
         soft_labels = similarity.index_select(1, first).mul_(lam)  # in place: B x K tensors allocated twice, not four times
         return soft_labels.add_(similarity.index_select(1, second).mul_(1 - lam))
 
-    def check_source_index(self, batch_size: int) -> None:
-        """Raise unless ``source_index`` indexes a batch of ``batch_size`` items."""
+    def check_batch_size(self, batch_size: int) -> None:
+        """Raise unless this MixedBatch indexes a batch of ``batch_size`` items: its ``source_index``
+        (the one range check of a training step's mixes), and its pair mask's rows when they are the
+        batch items. The loss calls it as it resolves the soft labels against the batch labels."""
         if self.source_index.numel():
             low, high = (int(bound) for bound in torch.aminmax(self.source_index))  # one pass
             if low < 0 or high >= batch_size:
                 raise ValueError(
                     f"source_index must index the batch of {batch_size} items, got values in [{low}, {high}]"
                 )
+        if self.pair_mask is not None and self.num_classes is None and len(self.pair_mask) != batch_size:
+            raise ValueError(
+                f"pair_mask must have shape {(batch_size, len(self.lam))} (anchors x references), got "
+                f"{tuple(self.pair_mask.shape)}"
+            )

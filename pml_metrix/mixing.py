@@ -1,16 +1,21 @@
 """Mixing plans: which batch items are mixed, with which factor, and which anchors see each mix.
 
-A plan is level-free: the same (i, j, lam) mixes images, feature maps or embeddings.
+A plan is level-free: the same (i, j, lam) mixes images, feature maps or embeddings. It is the one
+record of a drawn mix: the miner draws it, the trainer mixes with it at its level, and the loss
+receives it inside a :class:`~pml_metrix.MixedBatch`, with the mixed embeddings.
 """
 
 from dataclasses import dataclass, replace
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
 import torch
 from torch import Tensor
 
 from .functional import loss_dtype
-from .mixed_batch import IndicesTuple, MixedBatch
+from .names import STRATEGY_SIDES
+
+if TYPE_CHECKING:  # mixed_batch imports this module: a MixedBatch holds a MixingPlan
+    from .mixed_batch import IndicesTuple, MixedBatch
 
 
 @dataclass
@@ -41,13 +46,14 @@ class MixingPlan:
         return replace(self, source_index=self.source_index.to(device), lam=self.lam.to(device), pair_mask=pair_mask)
 
     def mix(self, batch: Tensor) -> Tensor:
-        """Mix any batch-first floating-point tensor (B x ...): returns K x ... ."""
-        # the batch's size, when the mask's rows are its items
-        rows = self.pair_mask.shape[0] if self.pair_mask is not None and self.num_classes is None else None
-        if (rows is not None and len(batch) != rows) or (len(self) and len(batch) <= int(self.source_index.max())):
+        """Mix any batch-first floating-point tensor (B x ...): returns K x ... .
+
+        ``batch`` must be the batch the plan was drawn on: when the pair mask's rows are its items,
+        its length is checked against them (the loss checks ``source_index`` against the labels)."""
+        if self.pair_mask is not None and self.num_classes is None and len(batch) != len(self.pair_mask):
             raise ValueError(
-                f"the plan was drawn on a batch of {rows if rows is not None else 'more'} items, got a batch of "
-                f"{len(batch)}: mix the batch the plan was drawn on"
+                f"the plan was drawn on a batch of {len(self.pair_mask)} items, got a batch of {len(batch)}: mix the "
+                "batch the plan was drawn on"
             )
         if not batch.is_floating_point():
             raise ValueError(
@@ -61,18 +67,20 @@ class MixingPlan:
         sources = batch.index_select(0, self.source_index.to(batch.device).T.flatten())
         return (weights * sources.view(2, len(self), *batch.shape[1:])).sum(0)
 
-    def mixed_batch(self, mixed_embeddings: Tensor, indices_tuple: IndicesTuple = None) -> MixedBatch:
-        """The loss input for embeddings mixed with this plan at any level."""
-        lam = self.lam.to(loss_dtype(mixed_embeddings.dtype))  # float32 for half-precision mixes
-        return MixedBatch(
-            mixed_embeddings, self.source_index, lam, self.pair_mask, indices_tuple, self.num_classes, self.strategy
-        )
+    def mixed_batch(self, mixed_embeddings: Tensor, indices_tuple: "IndicesTuple" = None) -> "MixedBatch":
+        """The loss input for embeddings mixed with this plan at any level: a MixedBatch holding
+        the embeddings, this plan (``lam`` in the loss's dtype: float32 for half-precision mixes)
+        and the inner miner's ``indices_tuple`` for the clean part."""
+        from .mixed_batch import MixedBatch  # here, not at the top: mixed_batch imports this module
 
+        lam = self.lam.to(loss_dtype(mixed_embeddings.dtype))
+        return MixedBatch(mixed_embeddings, self.source_index, lam, self.pair_mask, indices_tuple, self.num_classes, self.strategy)
 
 def pair_type_masks(
     positive: Tensor, negative: Tensor, source_index: Tensor, anchor_index: Optional[Tensor] = None
 ) -> Dict[str, Tensor]:
-    """For each strategy, an A x K bool mask: mix k = (i, j) is of that type for anchor a.
+    """For each strategy, an A x K bool mask: mix k = (i, j) is of that type for anchor a, i.e. i and
+    j lie on the strategy's sides of a (:data:`~pml_metrix.names.STRATEGY_SIDES`).
 
     Args:
         positive: A x B bool, batch item b is a positive of anchor a (class labels: of a's class,
@@ -81,24 +89,15 @@ def pair_type_masks(
             ``s(L_a, L_b) = 0``, no shared label).
         source_index: K x 2, the mixed items (i, j); i is the anchor-side item.
         anchor_index: A batch positions of the anchors, or ``None`` for proxies, which are no batch
-            item: for a proxy an anchor-negative mix (i of its class, j of another) is a
-            positive-negative one, and shows as both.
+            item: for a proxy an item of its class is on its ``anchor`` side as on its ``positive``
+            one, so an anchor-negative mix (i of its class, j of another) is a positive-negative
+            one, and shows as both.
     """
-    positive_i, positive_j = positive[:, source_index[:, 0]], positive[:, source_index[:, 1]]
-    negative_i, negative_j = negative[:, source_index[:, 0]], negative[:, source_index[:, 1]]
-    if anchor_index is None:  # a proxy: i of its class and j of another is all it can tell
-        positive_negative = positive_i & negative_j
-        return {
-            "positive_negative": positive_negative,
-            "anchor_negative": positive_negative,
-            "negative_negative": negative_i & negative_j,
-            "positive_positive": positive_i & positive_j,
-        }
-    is_i = anchor_index[:, None] == source_index[None, :, 0]
-    is_j = anchor_index[:, None] == source_index[None, :, 1]
-    return {
-        "positive_negative": positive_i & ~is_i & negative_j,
-        "anchor_negative": is_i & negative_j,
-        "negative_negative": negative_i & negative_j,
-        "positive_positive": positive_i & positive_j & ~is_i & ~is_j,
-    }
+    sides = []  # for i, then j: {side: A x K, the mixes whose item lies on that side of each anchor}
+    for items in source_index.unbind(1):
+        if anchor_index is None:  # a proxy: an item of its class is all it can tell
+            sides.append({"anchor": positive[:, items], "positive": positive[:, items], "negative": negative[:, items]})
+        else:
+            is_item = anchor_index[:, None] == items[None, :]
+            sides.append({"anchor": is_item, "positive": positive[:, items] & ~is_item, "negative": negative[:, items]})
+    return {strategy: sides[0][first] & sides[1][second] for strategy, (first, second) in STRATEGY_SIDES.items()}

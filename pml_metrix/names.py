@@ -6,7 +6,18 @@ Each class also holds its own as a class attribute (``MixupMiner.STRATEGIES``, `
 ``PNPLoss.VARIANTS`` does.
 """
 
-STRATEGIES = ("positive_negative", "anchor_negative", "negative_negative", "positive_positive")
+STRATEGY_SIDES = {
+    "positive_negative": ("positive", "negative"),
+    "anchor_negative": ("anchor", "negative"),
+    "negative_negative": ("negative", "negative"),
+    "positive_positive": ("positive", "positive"),
+}
+"""Each strategy, by the side of its anchor that the mix's i and j are drawn from: ``anchor`` (the
+anchor itself), ``positive`` (a positive other than the anchor) or ``negative``. The miner draws
+from these sides and tells which anchors a mix is of each type for
+(:func:`pml_metrix.mixing.pair_type_masks`); a new strategy is a new line here."""
+
+STRATEGIES = tuple(STRATEGY_SIDES)
 """Which pairs (i, j) a mix is drawn from, relative to its anchor: i a positive and j a negative
 (the paper's default), i the anchor itself, both negatives, both positives."""
 

@@ -131,7 +131,7 @@ def test_holding_the_pair_matrix_raising_lam_never_loses_a_positive(name):
     previous = pair_positivity(loss_fn, embeddings, labels, low).is_positive
     for step in range(4):
         lam = lam + (0.98 - lam) * torch.rand(len(lam), generator=g, dtype=torch.float64)
-        raised = dataclasses.replace(low, lam=lam)
+        raised = dataclasses.replace(low.plan, lam=lam).mixed_batch(low.embeddings)
         current = pair_positivity(loss_fn, embeddings, labels, raised).is_positive
         assert (current | ~previous).all(), f"step {step}: a positive became a negative"
         previous = current
@@ -155,7 +155,7 @@ def test_gradient_matches_a_finite_difference_of_the_mixed_loss(name):
     def loss_and_pair_value(step):
         moved = mixed_batch.embeddings.clone()
         moved[v] += step * direction
-        total = loss_fn(embeddings, labels, dataclasses.replace(mixed_batch, embeddings=moved))
+        total = loss_fn(embeddings, labels, mixed_batch.plan.mixed_batch(moved))
         return total.item(), loss_fn.distance(anchors, moved)[a, v].item()
 
     (loss_up, value_up), (loss_down, value_down) = loss_and_pair_value(1e-5), loss_and_pair_value(-1e-5)

@@ -361,24 +361,30 @@ def _(ctx):
     mixed(embeddings=torch.full((K, D), float("nan")))
 
 
+def soft_loss_of(soft_pairs):
+    """A Metrix loss called with ``soft_pairs``: the moment a SoftPairs is checked."""
+    embeddings, _ = batch()
+    MetrixMSLoss()(embeddings, None, soft_pairs)
+
+
 @case("soft-pairs-wrong-columns")
 def _(ctx):
-    SoftPairs(torch.randn(4, D), torch.rand(B, 5))
+    soft_loss_of(SoftPairs(torch.randn(4, D), torch.rand(B, 5)))
 
 
 @case("soft-pairs-out-of-range")
 def _(ctx):
-    SoftPairs(torch.randn(4, D), torch.rand(B, 4) + 1)
+    soft_loss_of(SoftPairs(torch.randn(4, D), torch.rand(B, 4) + 1))
 
 
 @case("soft-pairs-integer-labels")
 def _(ctx):
-    SoftPairs(torch.randn(4, D), torch.ones(B, 4, dtype=torch.long))
+    soft_loss_of(SoftPairs(torch.randn(4, D), torch.ones(B, 4, dtype=torch.long)))
 
 
 @case("soft-pairs-pair-mask-wrong-shape")
 def _(ctx):
-    SoftPairs(torch.randn(4, D), torch.rand(B, 4), torch.ones(B, 3, dtype=torch.bool))
+    soft_loss_of(SoftPairs(torch.randn(4, D), torch.rand(B, 4), torch.ones(B, 3, dtype=torch.bool)))
 
 
 @case("loss-misspelled-keyword")
@@ -443,7 +449,7 @@ def _(ctx):
 @case("miner-labels-too-large")
 def _(ctx):
     embeddings, labels = batch()
-    MixupMiner(num_classes=2, seed=0)(embeddings, labels)
+    MetrixProxyAnchorLoss(2, D)(embeddings, labels, MixupMiner(num_classes=2, seed=0)(embeddings, labels))
 
 
 @case("miner-ref-emb")
@@ -999,7 +1005,8 @@ def _(ctx):
 
 @case("mixed-unknown-strategy")
 def _(ctx):
-    mixed(strategy="positive")
+    embeddings, labels = batch()
+    MetrixMSLoss(mix_weight={"positive_negative": 0.4})(embeddings, labels, mixed(strategy="positive"))
 
 
 @case("plan-mix-other-batch")

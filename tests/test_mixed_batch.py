@@ -100,15 +100,19 @@ def test_proxy_anchor_rejects_labels_out_of_range():
         pml_metrix.MetrixProxyAnchorLoss(3, D)(embeddings, labels - 1)
 
 
-def test_soft_pairs_reject_bad_labels():
+def test_soft_pairs_are_checked_by_the_loss_they_are_given_to():
     embeddings, _ = batch()
     ref = torch.randn(4, D)
-    with pytest.raises(ValueError, match="A x R tensor with R = len\\(embeddings\\) = 4"):
-        pml_metrix.SoftPairs(ref, torch.rand(B, 5))
-    with pytest.raises(ValueError, match="soft_labels must lie in \\[0, 1\\]"):
-        pml_metrix.SoftPairs(ref, torch.rand(B, 4) + 1)
-    with pytest.raises(ValueError, match="float in \\[0, 1\\] or bool"):
-        pml_metrix.SoftPairs(ref, torch.ones(B, 4, dtype=torch.long))
+    cases = [
+        (pml_metrix.SoftPairs(ref, torch.rand(B, 5)), "A x R tensor with R = len\\(embeddings\\) = 4"),
+        (pml_metrix.SoftPairs(ref, torch.rand(B, 4) + 1), "soft_labels must lie in \\[0, 1\\]"),
+        (pml_metrix.SoftPairs(ref, torch.ones(B, 4, dtype=torch.long)), "float in \\[0, 1\\] or bool"),
+        (pml_metrix.SoftPairs(ref, torch.rand(B, 4), torch.ones(B, 3, dtype=torch.bool)), "pair_mask must have shape"),
+        (pml_metrix.SoftPairs(ref.double(), torch.rand(B, 4)), "SoftPairs.embeddings \\(torch.float64"),
+    ]
+    for soft_pairs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            pml_metrix.MetrixMSLoss()(embeddings, None, soft_pairs)
     with pytest.raises(ValueError, match="soft_labels has 7 rows but the loss has 6 anchors"):
         pml_metrix.MetrixMSLoss()(embeddings, None, pml_metrix.SoftPairs(ref, torch.rand(7, 4)))
     with pytest.raises(ValueError, match="one per proxy"):
@@ -168,7 +172,7 @@ def test_a_short_repr_and_pml_s_tuple_handling_names_mixed_batch():
     text = repr(mb)
     assert text.startswith("MixedBatch(K=5, embeddings=(5, 4), anchors=batch items, pair_mask=0.600 of the pairs kept")
     assert "tensor" not in text and len(text) < 200
-    assert "strategy=anchor_negative" in repr(dataclasses.replace(mb, strategy="anchor_negative"))
+    assert "strategy=anchor_negative" in repr(dataclasses.replace(mb.plan, strategy="anchor_negative").mixed_batch(mb.embeddings))
     for use in (len, lambda m: m[0], lambda m: tuple(m)):
         with pytest.raises(TypeError, match="MixedBatch is no PML indices tuple"):
             use(mb)

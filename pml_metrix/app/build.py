@@ -11,20 +11,13 @@ from pytorch_metric_learning import distances, losses, miners
 from torch.utils.data import Dataset
 
 from . import models as model_zoo
-from .config import ConfigError, RunConfig
+from .config import LOSSES, ConfigError, RunConfig
 from .datasets import get_dataset
+from .. import losses as metrix_losses
 from ..distributed import get_world_size
-from ..losses import MetrixContrastiveLoss, MetrixMSLoss, MetrixNTXentLoss, MetrixProxyAnchorLoss, MetrixSupConLoss
 from ..miners import MixupMiner
 from ..samplers import DistributedMPerClassSampler
 
-LOSS_CLASSES = {
-    "contrastive": (losses.ContrastiveLoss, MetrixContrastiveLoss),
-    "ms": (losses.MultiSimilarityLoss, MetrixMSLoss),
-    "pa": (losses.ProxyAnchorLoss, MetrixProxyAnchorLoss),
-    "supcon": (losses.SupConLoss, MetrixSupConLoss),
-    "ntxent": (losses.NTXentLoss, MetrixNTXentLoss),
-}
 DEFAULT_BATCH_SIZE = 100  # batch_size none: this, or what the training classes fill
 
 
@@ -71,7 +64,7 @@ def build_models(config: RunConfig, in_channels: int) -> Dict[str, torch.nn.Modu
 
 def build_loss(config: RunConfig, num_classes: int) -> torch.nn.Module:
     """The PML loss for a baseline run, its Metrix twin for a Metrix run."""
-    pml_class, metrix_class = LOSS_CLASSES[config.loss]
+    _, pml_name, metrix_name = LOSSES[config.loss]
     kwargs = dict(config.loss_params, collect_stats=True)  # record-keeper logs the stats (e.g. clean_loss, mixed_loss)
     if config.distance != "default":
         kwargs["distance"] = {"cosine": distances.CosineSimilarity, "lp": distances.LpDistance}[config.distance]()
@@ -82,7 +75,8 @@ def build_loss(config: RunConfig, num_classes: int) -> torch.nn.Module:
         if config.loss == "ms":
             kwargs["mixed_form"] = config.ms_mixed_form
     try:
-        return (pml_class if config.mix_level == "none" else metrix_class)(**kwargs)
+        loss_class = getattr(losses, pml_name) if config.mix_level == "none" else getattr(metrix_losses, metrix_name)
+        return loss_class(**kwargs)
     except TypeError as error:  # an unknown key in loss_params
         raise ConfigError(f"loss_params do not fit the {config.loss} loss: {error}") from None
 

@@ -210,12 +210,10 @@ def trained_mixed_batch(run: Run, num_items: int = 200) -> Tuple[torch.Tensor, t
     features = trunk(images)
     embeddings = embedder(features)
     miner = build_miner(config, int(dataset.num_classes)).to(run.device)
-    mixed_batch = miner.mixed_batch(
-        embeddings,
-        labels,
-        lambda plan: mix_at_level(plan, config.mix_level, images, features, embeddings, embedder, lambda x: embedder(trunk(x))),
-    )
-    return embeddings, labels, mixed_batch
+    indices_tuple = miner.clean_tuple(embeddings, labels)
+    plan = miner.plan(embeddings, labels)
+    mixed = mix_at_level(plan, config.mix_level, images, features, embeddings, embedder, lambda x: embedder(trunk(x)))
+    return embeddings, labels, plan.mixed_batch(mixed, indices_tuple)
 
 
 def trained_pair_positivity(run: Run, num_items: int = 200) -> analysis.PairPositivity:

@@ -21,7 +21,13 @@ from ..names import LAM_PER, MS_MIXED_FORMS, SHOWN_TO, STRATEGIES
 from ..names import MIX_LEVELS as LIBRARY_MIX_LEVELS
 from .files import write_text
 
-LOSSES = ("contrastive", "ms", "pa", "supcon", "ntxent")
+LOSSES = {  # --loss: what it is, PML's loss class and its Metrix twin in pml_metrix.losses (names: no torch here)
+    "contrastive": ("contrastive", "ContrastiveLoss", "MetrixContrastiveLoss"),
+    "ms": ("multi-similarity", "MultiSimilarityLoss", "MetrixMSLoss"),
+    "pa": ("proxy anchor", "ProxyAnchorLoss", "MetrixProxyAnchorLoss"),
+    "supcon": ("supervised contrastive (SupCon)", "SupConLoss", "MetrixSupConLoss"),
+    "ntxent": ("NT-Xent", "NTXentLoss", "MetrixNTXentLoss"),
+}
 MIX_LEVELS = ("none",) + LIBRARY_MIX_LEVELS  # none: the baseline
 MODELS = ("small_cnn", "resnet18", "resnet34", "resnet50", "resnet101", "googlenet")
 DISTANCES = ("default", "cosine", "lp")
@@ -53,8 +59,7 @@ class RunConfig:
     dataset_options: Dict[str, Any] = option({}, "options of the dataset reader, e.g. max_classes=10 "
                                              "max_images_per_class=20 (every dataset: a quick run), train_fraction=0.25 (fonts)")
     image_size: Optional[int] = option(None, "image side in pixels (default: the dataset's own)", above=0)
-    loss: str = option("ms", "metric loss: contrastive, multi-similarity, proxy anchor, supervised contrastive "
-                            "(SupCon) or NT-Xent", choices=LOSSES)
+    loss: str = option("ms", "metric loss: " + ", ".join(what for what, _, _ in LOSSES.values()), choices=tuple(LOSSES))
     loss_params: Dict[str, float] = option({}, "the PML loss's own arguments, e.g. alpha=17.97 beta=75.66 base=0.77, "
                                            "or temperature=0.1 (supcon, ntxent)")
     distance: str = option("default", "the loss's distance (default: the PML loss's own)", choices=DISTANCES)

@@ -92,9 +92,13 @@ class MetrixLossMixin:
         return self.mix_weight[mixed_batch.strategy]
 
     def forward(self, embeddings, labels=None, indices_tuple=None, ref_emb=None, ref_labels=None):
-        """The PML loss, ``clean + mix_weight * mixed`` for a MixedBatch, or the soft loss for SoftPairs."""
+        """The PML loss, ``clean + mix_weight * mixed`` for a MixedBatch, or the soft loss for SoftPairs.
+
+        Each input is checked here, once: the embeddings, the labels (:meth:`check_batch_labels`), ``ref_emb``,
+        a SoftPairs' fields, a MixedBatch's embeddings against these (its own fields are checked when
+        it is made, its indices against the labels as its soft labels are resolved)."""
         check_embeddings(embeddings)
-        check_labels_or_label_sets(labels, embeddings.shape[0])
+        self.check_batch_labels(labels, embeddings.shape[0])
         if labels is not None and not is_label_sets(labels):
             labels = labels.long()  # PML's twins index with them
         if ref_emb is not None:
@@ -106,6 +110,7 @@ class MetrixLossMixin:
         if isinstance(indices_tuple, SoftPairs):
             if ref_emb is not None:
                 raise ValueError("a SoftPairs holds its references: pass ref_emb only with a PML tuple or a MixedBatch")
+            indices_tuple.check(embeddings)
             self.reset_stats()
             return self.reduced_soft_loss(embeddings, labels, indices_tuple)
         if not isinstance(indices_tuple, MixedBatch):
@@ -129,6 +134,11 @@ class MetrixLossMixin:
             self.clean_loss, self.mixed_loss = clean.item(), mixed.item()
         return clean + mix_weight * mixed
 
+    def check_batch_labels(self, labels: Optional[Tensor], num_items: int) -> None:
+        """Raise unless ``labels`` are ``num_items`` class labels or label sets (or ``None``); a
+        subclass adds what its own options need of them (proxy anchor: a proxy for each label)."""
+        check_labels_or_label_sets(labels, num_items)
+
     def clean_part(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
         """The loss without mixes: PML's for class labels (or none); for B x C label sets, the soft
         loss over :meth:`SoftPairs.from_label_sets(embeddings, labels, label_similarity)
@@ -149,7 +159,6 @@ class MetrixLossMixin:
 
     def reduced_soft_loss(self, embeddings: Tensor, labels: Optional[Tensor], soft_pairs: SoftPairs) -> Tensor:
         """:meth:`soft_loss` reduced by the loss's reducer (``labels``: the anchors', for reducers that use them)."""
-        check_references(embeddings, soft_pairs.embeddings, "SoftPairs.embeddings")
         return self.reducer(self.soft_loss(embeddings, soft_pairs), embeddings, labels)
 
     def mixed_soft_pairs(self, mixed_batch: MixedBatch, labels: Tensor) -> SoftPairs:

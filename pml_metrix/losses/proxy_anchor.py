@@ -26,31 +26,15 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
     mask row per proxy: draw it with ``MixupMiner(num_classes=C)``.
     """
 
-    def forward(self, embeddings, labels=None, indices_tuple=None, ref_emb=None, ref_labels=None):
+    def check_batch_labels(self, labels, num_items):
+        """Class labels with a proxy each: ``0 <= label < num_classes`` (label sets are refused)."""
         if is_label_sets(labels):
             raise ValueError(
                 f"MetrixProxyAnchorLoss takes class labels (one proxy per class), got label sets of shape "
                 f"{tuple(labels.shape)}: for multi-label data use MetrixContrastiveLoss or MetrixMSLoss"
             )
-        return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
-
-    def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
-        c_f.labels_required(labels)
-        c_f.ref_not_supported(embeddings, labels, ref_emb, ref_labels)
-        self.check_label_range(labels)
-        miner_weights = lmu.convert_to_weights(indices_tuple, labels, dtype=embeddings.dtype) - 1
-        is_class = torch.nn.functional.one_hot(labels, self.num_classes).bool()
-        loss_dict = self._loss_dict(embeddings, is_class, None, miner_weights)
-        self.add_weight_regularization_to_loss_dict(loss_dict, self.proxies)
-        return loss_dict
-
-    def mixed_soft_pairs(self, mixed_batch, labels):
-        self.check_label_range(labels)
-        return mixed_batch.class_soft_pairs(labels, self.num_classes)
-
-    def check_label_range(self, labels):
-        """Raise unless every label has its proxy: 0 <= label < num_classes."""
-        if not labels.numel():
+        super().check_batch_labels(labels, num_items)
+        if labels is None or not labels.numel():
             return
         low, high = (int(bound) for bound in torch.aminmax(labels))  # one pass over the labels
         if low < 0 or high >= self.num_classes:
@@ -58,6 +42,18 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
                 f"labels must lie in [0, num_classes - 1] = [0, {self.num_classes - 1}], got values in "
                 f"[{low}, {high}]: remap the labels or raise num_classes"
             )
+
+    def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
+        c_f.labels_required(labels)
+        c_f.ref_not_supported(embeddings, labels, ref_emb, ref_labels)
+        miner_weights = lmu.convert_to_weights(indices_tuple, labels, dtype=embeddings.dtype) - 1
+        is_class = torch.nn.functional.one_hot(labels, self.num_classes).bool()
+        loss_dict = self._loss_dict(embeddings, is_class, None, miner_weights)
+        self.add_weight_regularization_to_loss_dict(loss_dict, self.proxies)
+        return loss_dict
+
+    def mixed_soft_pairs(self, mixed_batch, labels):
+        return mixed_batch.class_soft_pairs(labels, self.num_classes)
 
     def soft_loss(self, embeddings, soft_pairs):
         soft_pairs.check_anchors(self.num_classes, "one per proxy, num_classes")

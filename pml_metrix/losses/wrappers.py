@@ -5,7 +5,7 @@ Metrix losses. These subclasses override that hook alone (and, for a MixedBatch,
 ``create_indices_tuple``): their list is PML's plus each Metrix loss whose PML twin is on it.
 """
 
-import dataclasses
+import copy
 from typing import List
 
 from pytorch_metric_learning import losses
@@ -55,7 +55,9 @@ class CrossBatchMemory(losses.CrossBatchMemory):
         memory_tuple = super().create_indices_tuple(
             embeddings, labels, E_mem, L_mem, input_indices_tuple.indices_tuple, do_remove_self_comparisons
         )
-        return dataclasses.replace(input_indices_tuple, indices_tuple=memory_tuple)
+        mixed_batch = copy.copy(input_indices_tuple)  # the same mixes and plan, the memory's tuple
+        mixed_batch.indices_tuple = memory_tuple
+        return mixed_batch
 
 
 class SelfSupervisedLoss(losses.SelfSupervisedLoss):

@@ -1,5 +1,5 @@
 from numbers import Integral, Real
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from pytorch_metric_learning.distances import CosineSimilarity
@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..checks import check_embeddings, check_keywords
 from ..label_sets import check_labels_or_label_sets, get_label_similarity, is_label_sets
-from ..mixed_batch import MixedBatch
+from ..mixed_batch import IndicesTuple, MixedBatch
 from .. import names
 from ..mixing import MixingPlan, pair_type_masks
 
@@ -133,99 +133,75 @@ class MixupMiner(BaseMiner):
         return CosineSimilarity()
 
     def forward(self, embeddings: Tensor, labels: Tensor, ref_emb=None, ref_labels=None) -> MixedBatch:
-        """The MixedBatch of a plan drawn on this batch, mixed at the embedding level."""
+        """The MixedBatch of a plan drawn on this batch, mixed at the embedding level: the inner
+        miner's tuple (:meth:`clean_tuple`), a plan (:meth:`plan`), the embeddings mixed with it."""
         if ref_emb is not None or ref_labels is not None:
             raise ValueError("MixupMiner mixes items of one batch: ref_emb and ref_labels are not supported")
         check_embeddings(embeddings)
         if labels is None:
             raise ValueError("MixupMiner needs the class labels: call miner(embeddings, labels)")
-        return self.mixed_batch(embeddings, labels)
-
-    def mixed_batch(
-        self,
-        embeddings: Tensor,
-        labels: Tensor,
-        mix: Optional[Callable[[MixingPlan], Tensor]] = None,
-        plan: Optional[MixingPlan] = None,
-    ) -> MixedBatch:
-        """The one mixing sequence, at every level and in every process: the inner miner's tuple, a
-        plan, its mixes, their MixedBatch.
-
-        Args:
-            embeddings: B x d clean embeddings (the inner miner's input; they rank hardest negatives).
-            labels: B class labels, or B x C label sets.
-            mix: plan -> K x d embeddings of its mixes at some level (the trainer mixes features or
-                inputs and embeds them); ``None`` mixes ``embeddings``.
-            plan: a plan already drawn over this batch (a distributed miner draws one for all
-                processes); ``None`` draws one with :meth:`plan`.
-        """
-        self.reset_stats()
         check_labels_or_label_sets(labels, embeddings.shape[0])
         labels = c_f.to_device(labels, embeddings)
-        if not is_label_sets(labels):
-            labels = labels.long()
-        elif self.inner_miner is not None:
+        indices_tuple = self.clean_tuple(embeddings, labels)
+        plan = self.plan(embeddings, labels)
+        return plan.mixed_batch(plan.mix(embeddings), indices_tuple)
+
+    def clean_tuple(self, embeddings: Tensor, labels: Tensor) -> IndicesTuple:
+        """The inner miner's tuple for the loss's clean part (``None`` without an inner miner), on
+        B x d clean embeddings and their B class labels; its pair counts become this miner's stats."""
+        if self.inner_miner is None:
+            return None
+        if is_label_sets(labels):
             raise ValueError(
                 "inner_miner is a PML miner, which takes class labels, but the labels are label sets: build the "
                 "MixupMiner without inner_miner (the clean part then uses every pair of the batch)"
             )
-        indices_tuple = None
-        if self.inner_miner is not None:
-            indices_tuple = self.inner_miner(embeddings, labels)
-            self.output_assertion(indices_tuple)  # PML's: records the tuple's pair (or triplet) counts
-        if plan is None:
-            plan = self.plan(embeddings, labels)
-        mixed_embeddings = plan.mix(embeddings) if mix is None else mix(plan)
-        self.num_mixed = len(plan)
-        return plan.mixed_batch(mixed_embeddings, indices_tuple)
+        indices_tuple = self.inner_miner(embeddings, labels)
+        self.output_assertion(indices_tuple)  # PML's: records the tuple's pair (or triplet) counts
+        return indices_tuple
 
     @torch.no_grad()
     def plan(self, embeddings: Tensor, labels: Tensor) -> MixingPlan:
         """Draw a mixing plan for a batch (B x d embeddings, used for hardest negatives; B labels or
-        B x C label sets)."""
+        B x C label sets). With ``num_classes``, labels outside ``[0, num_classes)`` have no proxy:
+        the loss refuses them (``MetrixProxyAnchorLoss``), and no mix is shown to a proxy for them."""
         if self.num_classes is not None and is_label_sets(labels):
             raise ValueError(
                 "num_classes gives one anchor per class (proxy anchor's proxies), which label sets do not have: "
                 "build the MixupMiner without num_classes and use MetrixContrastiveLoss or MetrixMSLoss"
             )
-        if self.num_classes is not None and labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise ValueError(
-                f"labels must lie in [0, {self.num_classes - 1}] for num_classes={self.num_classes}, got values in "
-                f"[{int(labels.min())}, {int(labels.max())}]"
-            )
         batch_size, device = labels.shape[0], labels.device
         generator = self._generator(device)
         positive, negatives = self.pair_relations(labels)
-        positives = positive & ~torch.eye(batch_size, dtype=torch.bool, device=device)
+        identity = torch.eye(batch_size, dtype=torch.bool, device=device)
         hardness = None
         if self.negatives == "hardest":
             mat = self.distance(embeddings)
             hardness = mat if self.distance.is_inverted else -mat
-        sides = {  # strategy: the anchor's rows that i and j are drawn from, and the ranking of j (hardest first)
-            "positive_negative": (positives, negatives, hardness),
-            "anchor_negative": (torch.eye(batch_size, dtype=torch.bool, device=device), negatives, hardness),
-            "negative_negative": (negatives, negatives, hardness),
-            "positive_positive": (positives, positives, None),
-        }
+        sides = {"anchor": identity, "positive": positive & ~identity, "negative": negatives}  # the anchor's rows
         strategies = self.strategies
         if self.strategy_per_step:
             strategies = (strategies[int(torch.randint(len(strategies), (1,), generator=generator, device=device))],)
-        drawn = [self._draw_pairs(*sides[strategy], generator) for strategy in strategies]
+        drawn = [
+            # i from the anchor's first side, j from its second (the hardest first among negatives)
+            self._draw_pairs(sides[first], sides[second], hardness if second == "negative" else None, generator)
+            for first, second in (names.STRATEGY_SIDES[strategy] for strategy in strategies)
+        ]
         drawn_for, source_index = (torch.cat(parts) for parts in zip(*drawn))
         lam = self._draw_lam(len(source_index), generator).to(device)
         if self.num_classes is None:
-            anchor_index, drawing_anchor = torch.arange(batch_size, device=device), drawn_for
-        else:  # proxies: no batch item; a mix drawn for anchor a goes to the proxy of a's class
-            anchor_index, drawing_anchor = None, labels[drawn_for]
-            positive = torch.arange(self.num_classes, device=device)[:, None] == labels[None, :]
+            anchor_index, anchor_items = torch.arange(batch_size, device=device), identity
+        else:  # proxies: no batch item; the items of a proxy's class are its
+            anchor_index = None
+            anchor_items = positive = torch.arange(self.num_classes, device=device)[:, None] == labels[None, :]
             negatives = ~positive
-        if self.shown_to == "drawing_anchor":
-            pair_mask = torch.zeros((len(positive), len(source_index)), dtype=torch.bool, device=device)
-            pair_mask[drawing_anchor, torch.arange(len(source_index), device=device)] = True
+        if self.shown_to == "drawing_anchor":  # the anchor each mix was drawn for (for proxies: its class's)
+            pair_mask = anchor_items[:, drawn_for]
         else:
             masks = pair_type_masks(positive, negatives, source_index, anchor_index)
             pair_mask = torch.stack([masks[s] for s in strategies]).any(dim=0)
         strategy = strategies[0] if self.strategy_per_step else None
+        self.num_mixed = len(source_index)
         return MixingPlan(source_index, lam, pair_mask, self.num_classes, strategy)
 
     def pair_relations(self, labels: Tensor) -> Tuple[Tensor, Tensor]:

@@ -60,8 +60,9 @@ class MetrixTrainer(trainers.MetricLossOnly):
         self.losses["metric_loss"] = self.maybe_get_metric_loss(embeddings, labels, mixed_batch)
 
     def mix(self, data: torch.Tensor, trunk_output: torch.Tensor, embeddings: torch.Tensor, labels: torch.Tensor) -> MixedBatch:
-        """The miner's MixedBatch (:meth:`~pml_metrix.MixupMiner.mixed_batch`) of the batch's inputs,
-        trunk output and embeddings (B x ...), mixed at ``mix_level`` (:func:`mix_at_level`).
+        """The MixedBatch of the batch's inputs, trunk output and embeddings (B x ...): the miner's
+        inner tuple and plan (:meth:`~pml_metrix.MixupMiner.clean_tuple`, :meth:`~pml_metrix.MixupMiner.plan`),
+        mixed at ``mix_level`` (:func:`mix_at_level`) and handed to the loss.
 
         With a DistributedMixupMiner, over the batch of every process, in PML's gathered order
         (:func:`~pml_metrix.distributed.gather_rows`; of the inputs and trunk output only what
@@ -83,11 +84,10 @@ class MetrixTrainer(trainers.MetricLossOnly):
             embed_inputs = partial(
                 embed_share, embed=self.compute_embeddings, embed_without_parameter_gradients=lambda x: embedder(trunk(x))
             )
-        return miner.mixed_batch(
-            embeddings,
-            labels,
-            lambda plan: mix_at_level(plan, self.mix_level, data, trunk_output, embeddings, embed_features, embed_inputs),
-        )
+        indices_tuple = miner.clean_tuple(embeddings, labels)
+        plan = miner.plan(embeddings, labels)
+        mixed = mix_at_level(plan, self.mix_level, data, trunk_output, embeddings, embed_features, embed_inputs)
+        return plan.mixed_batch(mixed, indices_tuple)
 
 
 def mix_at_level(

@@ -157,7 +157,7 @@ def test_a_mix_weight_per_strategy_weights_the_batch_s_strategy():
     mb = random_mixed_batch(embeddings, 1, 12, 16)
     loss_fn = pml_metrix.MetrixMSLoss(mix_weight={"positive_negative": 0.4, "anchor_negative": 0.3})
     for strategy, weight in (("positive_negative", 0.4), ("anchor_negative", 0.3)):
-        named = dataclasses.replace(mb, strategy=strategy)
+        named = dataclasses.replace(mb.plan, strategy=strategy).mixed_batch(mb.embeddings)
         assert effective_mix_weight(loss_fn, embeddings, labels, named) == pytest.approx(weight, rel=1e-9)
     with pytest.raises(ValueError, match="draw one strategy per step"):
         loss_fn(embeddings, labels, mb)
@@ -215,8 +215,8 @@ def test_permuting_mixed_items_leaves_the_loss_unchanged(index):
     loss_fn = make_losses(6, 4)[index]
     mb = random_mixed_batch(embeddings, 2, 12, *mask_rows(index, 16))
     perm = torch.randperm(12)
-    permuted = dataclasses.replace(
-        mb, embeddings=mb.embeddings[perm], source_index=mb.source_index[perm], lam=mb.lam[perm], pair_mask=mb.pair_mask[:, perm]
+    permuted = pml_metrix.MixedBatch(
+        mb.embeddings[perm], mb.source_index[perm], mb.lam[perm], mb.pair_mask[:, perm], num_classes=mb.num_classes
     )
     assert loss_fn(embeddings, labels, permuted).item() == pytest.approx(loss_fn(embeddings, labels, mb).item(), rel=1e-12)
 

@@ -152,8 +152,10 @@ def test_bad_arguments(kwargs, message):
 def test_bad_batches():
     with pytest.raises(ValueError, match="integer class labels"):
         MixupMiner()(torch.randn(4, 2), torch.zeros(4))
-    with pytest.raises(ValueError, match="labels must lie in \\[0, 1\\]"):
-        MixupMiner(num_classes=2)(torch.randn(4, 2), torch.arange(4))
+    embeddings, labels = torch.randn(4, 2), torch.arange(4)
+    out_of_range = MixupMiner(num_classes=2, seed=0)(embeddings, labels)  # the loss owns the labels' range
+    with pytest.raises(ValueError, match="labels must lie in \\[0, num_classes - 1\\] = \\[0, 1\\]"):
+        pml_metrix.MetrixProxyAnchorLoss(2, 2)(embeddings, labels, out_of_range)
     with pytest.raises(ValueError, match="ref_emb"):
         MixupMiner()(torch.randn(4, 2), torch.arange(4), torch.randn(3, 2))
 
