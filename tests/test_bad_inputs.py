@@ -885,6 +885,11 @@ def _(ctx):
     return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  fixed: {mix_level: feature, seed: 3}\n")
 
 
+@case("cli-compare-variant-sets-reproducible")
+def _(ctx):
+    return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  pinned: {mix_level: feature, reproducible: true}\n")
+
+
 @case("loss-alpha-zero")
 def _(ctx):
     MetrixMSLoss(alpha=0)
