@@ -16,6 +16,7 @@ was running): rerun it on a quiet machine before reading its ratio.
 """
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -74,8 +75,9 @@ def main() -> None:
         worker(args.worker, args.variant, args.steps)
         return
     command = [sys.executable, __file__, "--steps", str(args.steps), "--variant", args.variant, "--worker"]
+    env = {**os.environ, "TQDM_DISABLE": "1"}  # no progress bars from the testers' embedding passes
     workers = {mode: subprocess.Popen([*command, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                      cwd=ROOT) for mode in MODES}
+                                      cwd=ROOT, env=env) for mode in MODES}
     for mode, process in workers.items():
         if process.stdout.readline().strip() != "ready":
             raise SystemExit(f"the {mode} worker did not start")

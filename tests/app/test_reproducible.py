@@ -1,6 +1,6 @@
 """The reproducible mode: two machines' kernels, simulated on one by capping the instruction sets and
-the threads, give runs that differ unpinned and agree bit for bit pinned; a process whose libraries
-loaded unpinned is refused, never run as if pinned."""
+the threads, give runs that differ unpinned and agree bit for bit pinned, and a run repeats unpinned
+on one machine; a process whose libraries loaded unpinned is refused, never run as if pinned."""
 
 import json
 import os
@@ -42,13 +42,15 @@ def same_weights(first, second):
     return all(torch.equal(first[model][name], second[model][name]) for model in first for name in first[model])
 
 
-@pytest.mark.slow  # four training runs in subprocesses
+@pytest.mark.slow  # five training runs in subprocesses
 def test_two_machines_kernels_differ_unpinned_and_agree_bit_for_bit_pinned(small_font_list, tmp_path):
     font_list, _ = small_font_list
     runs = {(machine, mode): train(font_list, tmp_path / f"{mode}-{i}", machine, mode)
             for mode in ("no-reproducible", "reproducible") for i, machine in enumerate(MACHINES)}
     (unpinned, unpinned_weights), (other, other_weights) = (runs[m, "no-reproducible"] for m in MACHINES)
     assert not same_weights(unpinned_weights, other_weights)  # the kernels differ: so do the weights
+    again, again_weights = train(font_list, tmp_path / "again", "this", "no-reproducible")
+    assert same_weights(unpinned_weights, again_weights) and again["final"] == unpinned["final"]  # one machine: repeats
     (pinned, pinned_weights), (pinned_other, pinned_other_weights) = (runs[m, "reproducible"] for m in MACHINES)
     assert same_weights(pinned_weights, pinned_other_weights)
     assert pinned["final"] == pinned_other["final"] and pinned["history"] == pinned_other["history"]
