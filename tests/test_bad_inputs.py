@@ -17,7 +17,7 @@ from pytorch_metric_learning import losses
 from torch.utils.data import TensorDataset
 
 from pml_metrix import MetrixContrastiveLoss, MetrixMSLoss, MetrixProxyAnchorLoss, MixedBatch, MixupMiner, SoftPairs
-from pml_metrix.app import experiment, files
+from pml_metrix.app import experiment, files, reproducible
 from pml_metrix.app.checkpoints import save_checkpoint
 from pml_metrix.app.cli import main
 from pml_metrix.app.config import RunConfig
@@ -709,6 +709,19 @@ def _(ctx):
 def _(ctx):
     torch.save({"state_dict": torch.nn.Linear(4, 4).state_dict()}, ctx.root / "checkpoint.pth")
     return ["eval", str(ctx.root / "checkpoint.pth")]
+
+
+@case("cli-reproducible-without-avx2")
+def _(ctx):
+    ctx.monkeypatch.setattr(reproducible, "processor", lambda: {"model": "Old CPU", "machine": "x86_64", "flags": ["sse4_2"]})
+    return train(ctx, "--reproducible")
+
+
+@case("cli-reproducible-torch-loaded-first")
+def _(ctx):
+    for name in reproducible.PINNED_ENVIRONMENT:
+        ctx.monkeypatch.delenv(name, raising=False)
+    return train(ctx, "--reproducible")  # main in this process, which has loaded torch: as a script calling the app
 
 
 @case("cli-torchrun-compare")

@@ -50,7 +50,7 @@ def pin() -> None:
     if missing:
         raise ConfigError(
             f"the reproducible mode runs every kernel at AVX2, which this processor ({processor()['model']}, "
-            f"{platform.machine()}) lacks ({', '.join(missing)}): run with --no-reproducible"
+            f"{processor()['machine']}) lacks ({', '.join(missing)}): run with --no-reproducible"
         )
     if "torch" not in sys.modules and "faiss" not in sys.modules:
         os.environ.update(PINNED_ENVIRONMENT)
