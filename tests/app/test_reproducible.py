@@ -27,37 +27,57 @@ MACHINES = {
 }
 
 
-def train(font_list, output, machine, mode):
-    """One tiny run in a fresh process, under ``machine``'s environment; its results.json and weights."""
+def command(machine, *args):
+    """``pml-metrix ARGS`` in a fresh process under ``machine``'s environment."""
     env = {k: v for k, v in os.environ.items() if k not in reproducible.PINNED_ENVIRONMENT}
     env.update(MACHINES[machine], PYTHONPATH=str(ROOT))
-    command = [sys.executable, "-m", "pml_metrix.app.cli", "train", "--dataset-options", f"font_list={font_list}", *TINY,
-               "--mix-level", "feature", f"--{mode}", "--output", str(output)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    result = subprocess.run([sys.executable, "-m", "pml_metrix.app.cli", *args], env=env, capture_output=True, text=True,
+                            timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr
+
+
+def train(font_list, output, machine):
+    """One tiny unpinned run of feature-level Metrix: its results.json and weights."""
+    command(machine, "train", "--dataset-options", f"font_list={font_list}", *TINY, "--mix-level", "feature",
+            "--no-reproducible", "--output", str(output))
     return json.loads((output / "results.json").read_text()), load_checkpoint(output / "checkpoint.pth")["models"]
+
+
+def compare(font_list, output, machine):
+    """The main job's comparison, tiny, pinned: its results.json and each run's weights."""
+    command(machine, "compare", "--config", str(ROOT / "configs" / "main.yaml"), "--dataset-options",
+            f"font_list={font_list}", *TINY, "--seeds", "0", "--output", str(output))
+    weights = {path.parent.parent.name: load_checkpoint(path)["models"] for path in output.glob("*/seed0/checkpoint.pth")}
+    return json.loads((output / "results.json").read_text()), weights
 
 
 def same_weights(first, second):
     return all(torch.equal(first[model][name], second[model][name]) for model in first for name in first[model])
 
 
-@pytest.mark.slow  # five training runs in subprocesses
+@pytest.mark.slow  # three training runs and two comparisons in subprocesses
 def test_two_machines_kernels_differ_unpinned_and_agree_bit_for_bit_pinned(small_font_list, tmp_path):
     font_list, _ = small_font_list
-    runs = {(machine, mode): train(font_list, tmp_path / f"{mode}-{i}", machine, mode)
-            for mode in ("no-reproducible", "reproducible") for i, machine in enumerate(MACHINES)}
-    (unpinned, unpinned_weights), (other, other_weights) = (runs[m, "no-reproducible"] for m in MACHINES)
+    (unpinned, unpinned_weights), (other, other_weights) = (train(font_list, tmp_path / f"train-{i}", machine)
+                                                            for i, machine in enumerate(MACHINES))
     assert not same_weights(unpinned_weights, other_weights)  # the kernels differ: so do the weights
-    again, again_weights = train(font_list, tmp_path / "again", "this", "no-reproducible")
+    again, again_weights = train(font_list, tmp_path / "again", "this")
     assert same_weights(unpinned_weights, again_weights) and again["final"] == unpinned["final"]  # one machine: repeats
-    (pinned, pinned_weights), (pinned_other, pinned_other_weights) = (runs[m, "reproducible"] for m in MACHINES)
-    assert same_weights(pinned_weights, pinned_other_weights)
-    assert pinned["final"] == pinned_other["final"] and pinned["history"] == pinned_other["history"]
-    for record in (pinned["arithmetic"], pinned_other["arithmetic"]):
-        assert record["pinned"] and record["environment"] == reproducible.PINNED_ENVIRONMENT
-        assert (record["torch_cpu_capability"], record["faiss_simd_level"], record["threads"]) == ("AVX2", "AVX2", 2)
     assert not unpinned["arithmetic"]["pinned"] and other["arithmetic"]["threads"] == 1
+    # the main job's configs/main.yaml (reproducible: true), tiny, under the two machines' kernels
+    (pinned, pinned_weights), (pinned_other, pinned_other_weights) = (compare(font_list, tmp_path / f"compare-{i}", machine)
+                                                                      for i, machine in enumerate(MACHINES))
+    assert set(pinned_weights) == {"baseline", "metrix_feature"}
+    for variant in pinned_weights:
+        assert same_weights(pinned_weights[variant], pinned_other_weights[variant]), variant
+    for key in ("runs", "references", "summary", "paired"):  # every score and picked epoch, bit for bit
+        assert pinned[key] == pinned_other[key], key
+    assert pinned["arithmetic"] == pinned_other["arithmetic"]
+    record = pinned["arithmetic"]
+    assert record["pinned"] and record["environment"] == reproducible.PINNED_ENVIRONMENT
+    assert (record["torch_cpu_capability"], record["faiss_simd_level"], record["threads"]) == ("AVX2", "AVX2", 2)
+    run_record = json.loads((tmp_path / "compare-1" / "metrix_feature" / "seed0" / "results.json").read_text())["arithmetic"]
+    assert run_record == record
 
 
 def test_a_process_whose_torch_loaded_unpinned_is_refused_and_left_as_it_was(tmp_path, capsys):
