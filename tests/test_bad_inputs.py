@@ -17,7 +17,7 @@ from pytorch_metric_learning import losses
 from torch.utils.data import TensorDataset
 
 from pml_metrix import MetrixContrastiveLoss, MetrixMSLoss, MetrixNTXentLoss, MetrixProxyAnchorLoss, MixedBatch, MixupMiner, SoftPairs
-from pml_metrix.app import experiment, files
+from pml_metrix.app import experiment, files, reproducible
 from pml_metrix.app.checkpoints import save_checkpoint
 from pml_metrix.app.cli import main
 from pml_metrix.app.config import RunConfig
@@ -814,6 +814,19 @@ def _(ctx):
     return ["eval", str(ctx.root / "checkpoint.pth")]
 
 
+@case("cli-reproducible-without-avx2")
+def _(ctx):
+    ctx.monkeypatch.setattr(reproducible, "processor", lambda: {"model": "Old CPU", "machine": "x86_64", "flags": ["sse4_2"]})
+    return train(ctx, "--reproducible")
+
+
+@case("cli-reproducible-torch-loaded-first")
+def _(ctx):
+    for name in reproducible.PINNED_ENVIRONMENT:
+        ctx.monkeypatch.delenv(name, raising=False)
+    return train(ctx, "--reproducible")  # main in this process, which has loaded torch: as a script calling the app
+
+
 @case("cli-torchrun-compare")
 def _(ctx):
     ctx.monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")  # what torchrun sets in each process
@@ -986,6 +999,11 @@ def _(ctx):
 @case("cli-compare-variant-sets-seed")
 def _(ctx):
     return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  fixed: {mix_level: feature, seed: 3}\n")
+
+
+@case("cli-compare-variant-sets-reproducible")
+def _(ctx):
+    return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  pinned: {mix_level: feature, reproducible: true}\n")
 
 
 @case("loss-alpha-zero")

@@ -16,7 +16,8 @@ from typing import List, Optional
 import yaml
 
 from .. import __version__
-from .config import ConfigError, RunConfig, base_type, field_types, load_config
+from .config import ConfigError, RunConfig, base_type, checked, field_types, load_config, read_yaml_mapping
+from .reproducible import pin
 
 
 # compare's own texts where a run's option means something else for a study: a text, or (text,
@@ -124,10 +125,6 @@ def cmd_train(args) -> None:
     from .evaluation import collapsed
     from .experiment import Run
 
-    if args.resume and args.config is None:  # continue the saved run; flags (e.g. --epochs) still override
-        args.config = str(Path(args.output or RunConfig.output) / "config.yaml")
-        if not Path(args.config).is_file():
-            raise ConfigError(f"nothing to resume in {Path(args.config).parent}: no config.yaml there")
     config = load_config(args.config, **flag_values(args))
     with torchrun_process_group(resolve_device(config.device)):  # when torchrun launched several processes
         result = Run(config).train(resume=args.resume, overwrite=args.overwrite)
@@ -169,6 +166,7 @@ def cmd_eval(args) -> None:
         changes["dataset_options"] = {}  # the saved options belong to the saved dataset
     changes["device"] = args.device or "auto"  # where it trained does not matter here
     changes["select_split"] = "none"  # eval picks no epoch: only eval_split is read
+    changes["reproducible"] = False  # eval pins nothing: its scores are this machine's arithmetic's
     changes["pretrained"] = False  # the checkpoint holds the weights: nothing to download
     try:
         config = load_config(None, **{**saved, **changes, "output": str(Path(args.checkpoint).parent / "eval")})
@@ -201,6 +199,29 @@ def cmd_eval(args) -> None:
 # bar at every step (pytorch_metric_learning/trainers/base_trainer.py); ours convert detached values
 PML_PROGRESS_BAR_WARNING = dict(message="Converting a tensor with requires_grad=True to a scalar", category=UserWarning,
                                 module=r"pytorch_metric_learning\.trainers\.base_trainer")
+
+
+def config_path(args) -> Optional[str]:
+    """The file of a train or compare command's options: --config, or, for train --resume without
+    it, the saved run's config.yaml (flags, e.g. --epochs, still override it)."""
+    if args.command == "train" and args.resume and args.config is None:
+        path = Path(args.output or RunConfig.output) / "config.yaml"
+        if not path.is_file():
+            raise ConfigError(f"nothing to resume in {path.parent}: no config.yaml there")
+        return str(path)
+    return args.config
+
+
+def reproducible_requested(args) -> bool:
+    """Whether a train or compare command asks for the reproducible mode: --reproducible or
+    --no-reproducible, else its config file's key (a study's, for every variant), else the default.
+    Read from the file alone, before anything loads torch: the mode's settings act only if set before."""
+    value = args.reproducible
+    if value is None and args.config is not None:
+        value = read_yaml_mapping(args.config).get("reproducible")
+    if value is None:
+        return RunConfig.reproducible
+    return checked(RunConfig.__dataclass_fields__["reproducible"], value)
 
 
 class Parser(argparse.ArgumentParser):
@@ -251,6 +272,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stderr.write(f"pml-metrix {args.command}: error: unrecognized arguments: {' '.join(unknown)}\n")
         return 2
     try:
+        if args.command in ("train", "compare"):
+            args.config = config_path(args)
+            if reproducible_requested(args):  # first: nothing may load torch before it
+                pin()
         from .torchrun import torchrun_world_size
 
         if args.command != "train" and torchrun_world_size() > 1:

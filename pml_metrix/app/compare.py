@@ -23,6 +23,7 @@ from .build import build_miner
 from .evaluation import collapsed
 from .experiment import BEST, CHECKPOINT, RESULTS, SELECTION_METRIC, Run, RunResult
 from .files import write_json, write_text
+from .reproducible import arithmetic_record
 from ..mixed_batch import MixedBatch
 from ..trainers import mix_at_level
 
@@ -52,7 +53,7 @@ class Study:
         for name, overrides in self.variants.items():
             if not isinstance(overrides, dict):
                 raise ConfigError(f"variant {name} must map options to values; got {overrides!r}")
-            for key in ("seed", "output"):
+            for key in ("seed", "output", "reproducible"):  # reproducible: pinned once, when the command starts
                 if key in overrides:
                     raise ConfigError(f"variant {name} may not set {key}: compare sets it for every run")
             self.config(name, self.seeds[0])  # every variant's options valid before any training
@@ -112,6 +113,7 @@ class Comparison:
     untrained: List[Dict[str, float]] = field(default_factory=list)
     positivity: Dict[str, analysis.PositiveShare] = field(default_factory=dict)
     positivity_by_label: Dict[str, analysis.PositiveShare] = field(default_factory=dict)
+    arithmetic: Dict[str, Any] = field(default_factory=dict)  # reproducible.arithmetic_record() of the comparing process
 
     def metrics(self) -> List[str]:
         """The reported metrics: Recall@K for the run's K, then MAP@R, utilization, alignment, uniformity."""
@@ -161,6 +163,7 @@ class Comparison:
             "seeds": self.study.seeds,
             "baseline": self.study.baseline,
             "selection": {"split": self.study.base.select_split, "metric": SELECTION_METRIC},
+            "arithmetic": self.arithmetic,
             "references": {"raw_pixels": self.raw_pixels, "untrained": self.untrained},
             "runs": {
                 name: [{"seed": r.config.seed, "best_epoch": r.best_epoch, "final": r.final,
@@ -228,7 +231,7 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
     """Train every variant at every seed into the study's output folder; each variant's model is
     picked on the selection split and tested once. With ``resume``, a run that finished (its
     ``results.json`` written) is read back and an unfinished one continued."""
-    comparison = Comparison(study)
+    comparison = Comparison(study, arithmetic=arithmetic_record())
     output = Path(study.base.output)
     present = [name for name in ("config.yaml", "results.json", "report.md", CHECKPOINT) if (output / name).exists()]
     if present and not (resume or overwrite):

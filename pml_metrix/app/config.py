@@ -106,6 +106,9 @@ class RunConfig:
     recall_at_k: List[int] = option([1, 2, 4, 8], "the K of Recall@K", minimum=1)
     seed: int = option(0, "seeds initialisation, batches and mixing: one seed, the same for every variant", minimum=0)
     deterministic: bool = option(False, "deterministic algorithms: a resumed run ends with an uninterrupted one's weights")
+    reproducible: bool = option(False, "pin what decides the CPU's arithmetic (every library's instruction set to "
+                                "AVX2, 2 threads, deterministic algorithms): the same numbers on every x86-64 machine "
+                                "with AVX2; a CPU run, pinned when the command starts")
     output: str = option("runs/train", "folder of the run's files")
     num_workers: int = option(0, "DataLoader worker processes", minimum=0)
     device: str = option("auto", "auto (CUDA when there is one), cpu, cuda, cuda:N or mps")

@@ -11,7 +11,7 @@ selected epoch and its test metrics), ``logs/`` (record-keeper CSV and SQLite) a
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -27,6 +27,7 @@ from .config import ConfigError, RunConfig
 from ..distributed import DistributedMixupMiner, from_rank0, get_rank, get_world_size
 from .evaluation import check_evaluations, collapsed, evaluate
 from .files import metrics_from_json, write_json
+from .reproducible import arithmetic_record, check_pinned
 from ..miners import MixupMiner
 from ..trainers import MetrixTrainer
 
@@ -49,6 +50,9 @@ class RunResult:
         final: the evaluation split's metrics of that epoch's model: the one read of the test split.
         final_with_mixes: whether ``final``'s utilization counts that epoch's mixed embeddings beside
             the training set's (a resumed run no longer holds those of an epoch before the resume).
+        arithmetic: what decided the arithmetic of the process that finished the run
+            (:func:`~pml_metrix.app.reproducible.arithmetic_record`: pinned or not, instruction sets,
+            threads, processor); empty for a run written before it was recorded.
     """
 
     config: RunConfig
@@ -57,6 +61,7 @@ class RunResult:
     final: Dict[str, float]
     output: Path
     final_with_mixes: bool = False
+    arithmetic: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -65,6 +70,7 @@ class RunResult:
             "history": self.history,
             "final": {"split": self.config.eval_split, "reference": self.config.eval_reference, "metrics": self.final,
                       "utilization_with_mixed_embeddings": self.final_with_mixes, "collapsed": collapsed(self.final)},
+            "arithmetic": self.arithmetic,
         }
 
     @classmethod
@@ -74,7 +80,7 @@ class RunResult:
         final = saved["final"]
         return cls(RunConfig(**saved["config"]), [metrics_from_json(m) for m in saved["history"]],
                    saved["selection"]["best_epoch"], metrics_from_json(final["metrics"]), Path(output),
-                   final["utilization_with_mixed_embeddings"])
+                   final["utilization_with_mixed_embeddings"], saved.get("arithmetic", {}))
 
 
 class Run:
@@ -94,6 +100,11 @@ class Run:
         self.output = Path(config.output)
         self.rank, self.world_size = get_rank(), get_world_size()
         self.device = resolve_device(config.device)
+        if config.reproducible:
+            if self.device.type != "cpu":
+                raise ConfigError(f"the reproducible mode pins the CPU's arithmetic, and this run would train on "
+                                  f"{self.device}: give --device cpu, or --no-reproducible")
+            check_pinned()  # pin() set it when the command started: refused, never run unpinned, if not
         if config.deterministic:  # e.g. CPU index backward accumulates in thread order otherwise
             torch.use_deterministic_algorithms(True)
         self.parts = build(config, self.device, self.rank, self.world_size)
@@ -291,7 +302,7 @@ class Run:
                 config.eval_split, best_epoch, config.eval_reference, mixed_embeddings=self.best_mixed_embeddings
             )
         with_mixes = self.best_mixed_embeddings is not None
-        result = RunResult(config, self.history, best_epoch, from_rank0(final), self.output, with_mixes)
+        result = RunResult(config, self.history, best_epoch, from_rank0(final), self.output, with_mixes, arithmetic_record())
         if self.rank == 0:
             write_json(self.output / RESULTS, result.to_dict())
             self.record_keeper.save_records()

@@ -18,9 +18,10 @@ def test_each_variant_of_a_study_runs_a_step(path, small_font_list, tmp_path):
     font_list, _ = small_font_list
     study = load_study(str(path), output=str(tmp_path))
     assert study.base.description and study.base.select_split == "val"
+    assert study.base.reproducible and study.base.device == "cpu"  # every committed study runs pinned
     for name in study.variants:
-        config = study.config(name, study.seeds[0]).replace(
-            dataset_options={"font_list": font_list}, batch_size=24, model_width=8, embedding_size=16
+        config = study.config(name, study.seeds[0]).replace(  # unpinned: pytest loaded torch (test_reproducible pins)
+            dataset_options={"font_list": font_list}, batch_size=24, model_width=8, embedding_size=16, reproducible=False
         )
         run = Run(config)
         trainer = run.trainer(start_epoch=1)

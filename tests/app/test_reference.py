@@ -1,0 +1,31 @@
+"""The main job's committed final rows: returned for the main job's settings, whatever its seeds,
+output or pinning, and for no other study."""
+
+from pathlib import Path
+
+from pml_metrix.app.compare import load_study, mean_std
+from pml_metrix.app.reference import reference_rows
+
+MAIN = str(Path(__file__).parents[2] / "configs" / "main.yaml")
+
+
+def test_the_main_job_gets_the_committed_rows_and_another_study_none():
+    study = load_study(MAIN, seeds=[3], output="elsewhere", reproducible=False)
+    rows = reference_rows(study.base)
+    assert rows["provenance"]["command"].startswith("pml-metrix compare --config configs/main.yaml")
+    assert set(rows["per_seed"]) == set(study.variants) and rows["baseline"] == study.baseline
+    assert reference_rows(study.base.replace(mix_weight=0.4)) is None
+    assert reference_rows(study.base.replace(dataset_options={"train_fraction": 0.5})) is None
+
+
+def test_the_rows_agree_with_themselves():
+    # the per-seed scores are rounded to 3 decimals, the summary was computed from the unrounded ones
+    rows = reference_rows(load_study(MAIN).base)
+    per_seed = rows["per_seed"]
+    for variant, seeds in per_seed.items():
+        assert len(seeds["recall_at_1"]) == len(seeds["best_epoch"]) == len(rows["seeds"])
+        mean, std = mean_std(seeds["recall_at_1"])
+        assert abs(mean - rows["summary"][variant]["recall_at_1"][0]) <= 1e-3
+        assert abs(std - rows["summary"][variant]["recall_at_1"][1]) <= 1e-3
+    differences = [m - b for m, b in zip(per_seed["metrix_feature"]["recall_at_1"], per_seed["baseline"]["recall_at_1"])]
+    assert abs(sum(differences) / len(differences) - rows["paired"]["metrix_feature"]["recall_at_1"][0]) <= 1e-3
