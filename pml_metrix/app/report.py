@@ -14,6 +14,7 @@ from .compare import Comparison, mean_std
 from .evaluation import collapsed
 from .experiment import SELECTION_METRIC
 from .files import write_text
+from .reference import reference_rows
 
 MIN_SEEDS_FOR_STATISTICS = 3
 CONCENTRATED_UNIFORMITY = -0.1  # above: the embeddings lie close together (mean exp(-2 d^2) above 0.9)
@@ -202,6 +203,57 @@ def positivity_table(comparison: Comparison) -> List[str]:
     return rows
 
 
+def reference_lines(comparison: Comparison) -> List[str]:
+    """The committed final rows beside the live ones, when the study has the main job's settings
+    (:func:`~pml_metrix.app.reference.reference_rows`): each live seed's test Recall@1 beside the
+    same seed's committed one, the committed means and paired difference, their verdict and where
+    they came from."""
+    reference = reference_rows(comparison.study.base)
+    if reference is None:
+        return []
+    provenance, seeds = reference["provenance"], reference["seeds"]
+    lines = [
+        f"## The committed final rows ({len(seeds)} seeds), beside this run",
+        "",
+        "This run's seeds are draws from the spread the committed rows measure: read its verdict from "
+        f"them. **{reference['verdict'].strip()}**",
+        "",
+        "| variant | seed | this run's test Recall@1 | committed test Recall@1 |",
+        "|---|---|---|---|",
+    ]
+    for name, results in comparison.runs.items():
+        committed = reference["per_seed"].get(name)
+        for result in results:
+            seed = result.config.seed
+            row = f"{committed['recall_at_1'][seeds.index(seed)]:.3f}" if committed and seed in seeds else "(no such row)"
+            lines.append(f"| {name} | {seed} | {result.final['recall_at_1']:.4f} | {row} |")
+    lines += ["", "| committed, over seeds | test Recall@1 (mean ± std) | paired difference (p) |", "|---|---|---|"]
+    for name, metrics in reference["summary"].items():
+        mean, std = metrics["recall_at_1"]
+        paired = reference["paired"].get(name, {}).get("recall_at_1")
+        lines.append(f"| {name} | {number(mean, math.nan if std is None else std)} | "
+                     + (f"{paired[0]:+.3f} (p = {paired[1]:.3g})" if paired else "") + " |")
+    pinned = "pinned (reproducible mode)" if provenance["reproducible"] else "unpinned: another trajectory, not the same digits as a pinned run"
+    lines += [
+        "",
+        f"Committed by `{provenance['command']}` at commit {provenance['commit']}, {pinned}, "
+        f"{provenance['decimals']} decimals ({provenance['machine']}).",
+        "",
+    ]
+    return lines
+
+
+def arithmetic_line(comparison: Comparison) -> str:
+    """What decided the arithmetic of this comparison's process (:func:`~pml_metrix.app.reproducible.arithmetic_record`)."""
+    record = comparison.arithmetic
+    if not record:
+        return "Arithmetic: not recorded."
+    state = "pinned (reproducible mode)" if record["pinned"] else "unpinned (this machine's own kernels)"
+    return (f"Arithmetic: {state}; torch CPU capability {record['torch_cpu_capability']}, faiss "
+            f"{record['faiss_simd_level']}, {record['threads']} thread(s), processor "
+            f"{record['processor'].get('model', 'unknown')}.")
+
+
 def write_report(comparison: Comparison, command: str) -> Path:
     """Write ``report.md`` and its plots into the comparison's output folder; returns the report."""
     base, seeds = comparison.study.base, comparison.study.seeds
@@ -253,7 +305,10 @@ def write_report(comparison: Comparison, command: str) -> Path:
         *(verdict_lines(comparison) or ["No Metrix variant: nothing to compare with the baseline."]),
         "",
         *(["## Warnings", "", *warnings, ""] if warnings else []),
+        *reference_lines(comparison),
         "## Setting",
+        "",
+        arithmetic_line(comparison),
         "",
         f"Model `{base.model}` ({base.embedding_size}-d), loss `{base.loss}`, up to {base.epochs} epochs"
         + (f" (patience {base.patience})" if base.patience is not None else "")

@@ -71,3 +71,23 @@ def test_a_collapsed_run_is_flagged_and_a_variant_that_beats_both_references_is_
         "(docs/metrics.md, collapse); its scores measure nothing.",
     ]
     assert all(run["collapsed"] for runs in fallen.to_dict()["runs"].values() for run in runs)
+
+
+def test_the_main_job_s_report_shows_the_committed_final_rows_beside_its_seed(tmp_path):
+    from pml_metrix.app.compare import Comparison, Study
+    from pml_metrix.app.config import load_config
+    from pml_metrix.app.experiment import RunResult
+    from pml_metrix.app.report import arithmetic_line, reference_lines
+    from pml_metrix.app.compare import load_study
+
+    main = load_study("configs/main.yaml", seeds=[0], output=str(tmp_path))
+    metrics = {"recall_at_1": 0.41}
+    runs = {name: [RunResult(main.config(name, 0), [], 1, metrics, tmp_path)] for name in main.variants}
+    lines = reference_lines(Comparison(main, runs))
+    text = "\n".join(lines)
+    assert "## The committed final rows (5 seeds), beside this run" in text and "p = 0.75" in text
+    assert "| baseline | 0 | 0.4100 | 0.369 |" in lines and "| metrix_feature | 0 | 0.4100 | 0.429 |" in lines
+    assert "commit 607809b, unpinned" in text
+    other = Study(load_config(None, output=str(tmp_path)), {"baseline": {"mix_level": "none"}}, [0])
+    assert reference_lines(Comparison(other, {})) == []  # other settings: no committed rows to compare with
+    assert arithmetic_line(Comparison(other, {})) == "Arithmetic: not recorded."
