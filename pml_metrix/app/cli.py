@@ -1,6 +1,6 @@
 """The ``pml-metrix`` command: ``train``, ``compare`` and ``eval``.
 
-Only the standard library, PyYAML and the config are imported here; torch and the rest load when a
+Only the standard library, PyYAML, the config and its YAML reader are imported here; torch and the rest load when a
 command runs, so that ``--help`` answers at once.
 """
 
@@ -12,10 +12,9 @@ import typing
 from pathlib import Path
 from typing import List, Optional
 
-import yaml
-
 from .. import __version__
 from .config import ConfigError, RunConfig, base_type, field_types, load_config
+from .yaml_input import YAMLInputError, clipped, parse_yaml
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -58,11 +57,15 @@ def format_value(value) -> str:
 
 
 def yaml_value(text: str):
-    """A ``KEY=VALUE`` pair (value read as YAML), or a plain YAML value."""
+    """A ``KEY=VALUE`` pair (value read as YAML), or a plain YAML value; YAML that is not valid or
+    beyond :mod:`~pml_metrix.app.yaml_input`'s limits is argparse's one-line error."""
     key, sep, value = text.partition("=")
-    if sep:
-        return key, yaml.safe_load(value)
-    return yaml.safe_load(text)
+    try:
+        if sep:
+            return key, parse_yaml(value, f"the value {clipped(value, 40)!r} of {clipped(key, 40)}")
+        return parse_yaml(text, f"the value {clipped(text, 40)!r}")
+    except YAMLInputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def flag_values(args: argparse.Namespace) -> dict:
