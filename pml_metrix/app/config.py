@@ -235,9 +235,10 @@ def check_value(name: str, value: Any, kind: type, meta: Dict[str, Any]) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
             raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}; got {shown(value)}")
         if kind is float:
-            value = float(value) if abs(value) <= sys.float_info.max else (math.inf if value > 0 else -math.inf)
-        if not math.isfinite(value):
-            raise ConfigError(f"{name} must be a finite number; got {shown(value)}")
+            if isinstance(value, int):  # one beyond float64's range is infinite as a float
+                value = float(value) if abs(value) <= sys.float_info.max else math.inf * (1 if value > 0 else -1)
+            if not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number; got {shown(value)}")
         if meta.get("minimum") is not None and value < meta["minimum"]:
             raise ConfigError(f"{name} must be >= {meta['minimum']}; got {shown(value)}")
         if meta.get("above") is not None and value <= meta["above"]:
