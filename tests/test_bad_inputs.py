@@ -1183,6 +1183,11 @@ def _(ctx):
     return train(ctx, "--dataset-options", "x=" + "[" * 5000 + "]" * 5000)
 
 
+@case("cli-flag-pairs-and-a-long-list")
+def _(ctx):
+    return train(ctx, "--loss-params", "alpha=1", str(list(range(10_000))))
+
+
 @case("cli-flag-python-tag")
 def _(ctx):
     return train(ctx, "--dataset-options", "x=!!python/name:os.system")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .. import __version__
-from .config import ConfigError, RunConfig, base_type, field_types, load_config
+from .config import ConfigError, RunConfig, base_type, field_types, load_config, shown
 from .yaml_input import YAMLInputError, clipped, parse_yaml
 
 
@@ -82,11 +82,11 @@ def flag_values(args: argparse.Namespace) -> dict:
         if len(pairs) == len(given):
             values[name] = dict(pairs)
         elif name != "mix_weight":
-            raise ConfigError(f"--{name.replace('_', '-')} takes KEY=VALUE pairs; got {given}")
+            raise ConfigError(f"--{name.replace('_', '-')} takes KEY=VALUE pairs; got {shown(given)}")
         elif len(given) == 1 and not pairs:  # mix_weight: one number, or strategy=weight pairs
             values[name] = given[0]
         else:
-            raise ConfigError(f"--mix-weight takes one number or strategy=weight pairs; got {' '.join(map(str, given))}")
+            raise ConfigError(f"--mix-weight takes one number or strategy=weight pairs; got {clipped(' '.join(map(str, given)))}")
     return values
 
 
