@@ -45,36 +45,37 @@ class LimitedLoader(yaml.SafeLoader):
     def __init__(self, stream):
         super().__init__(stream)
         self.depth = 0
+        self.values = 0  # values composed so far, each alias counted as the values its anchor stands for
         self.expanded_sizes = {}  # composed node -> the number of values it stands for, aliases expanded
         self.checked_mappings = set()
 
     def compose_node(self, parent, index):
-        """PyYAML's composition of one node, refusing nesting deeper than ``MAX_DEPTH``, a node
-        that stands for more than ``MAX_VALUES`` values, and an alias inside its own anchor."""
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+        """PyYAML's composition of one node, refusing nesting deeper than ``MAX_DEPTH``, an alias
+        inside its own anchor, and more than ``MAX_VALUES`` values in the document (counted as they
+        are composed, so that a long document stops at the limit)."""
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
             anchored = self.anchors.get(event.anchor)
             if anchored is not None and anchored not in self.expanded_sizes:
                 raise OverLimit(
                     None, None, f"alias *{clipped(event.anchor)} inside its own anchor: a value cannot contain itself",
                     event.start_mark)
-            return super().compose_node(parent, index)  # the anchored node, already counted
+            self.count(self.expanded_sizes.get(anchored, 0), event.start_mark)
+            return super().compose_node(parent, index)  # the anchored node (or PyYAML's undefined alias error)
         if self.depth == MAX_DEPTH:
-            raise OverLimit(
-                None, None, f"collections nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
+            raise OverLimit(None, None, f"collections nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        before = self.values
+        self.count(1, event.start_mark)
         self.depth += 1
         node = super().compose_node(parent, index)
         self.depth -= 1
-        if isinstance(node, yaml.MappingNode):
-            children = [child for pair in node.value for child in pair]
-        else:
-            children = node.value if isinstance(node, yaml.SequenceNode) else []
-        size = 1 + sum(self.expanded_sizes[child] for child in children)
-        if size > MAX_VALUES:
-            raise OverLimit(
-                None, None, f"more than {MAX_VALUES} values once its aliases are expanded", node.start_mark)
-        self.expanded_sizes[node] = size
+        self.expanded_sizes[node] = self.values - before
         return node
+
+    def count(self, values, mark):
+        self.values += values
+        if self.values > MAX_VALUES:
+            raise OverLimit(None, None, f"more than {MAX_VALUES} values once its aliases are expanded", mark)
 
     def flatten_mapping(self, node):
         """PyYAML's merge of the ``<<`` keys into ``node``, after refusing a key that the mapping
