@@ -83,11 +83,17 @@ class LimitedLoader(yaml.SafeLoader):
         mapping into another flattens the merged one too)."""
         if node not in self.checked_mappings:
             self.checked_mappings.add(node)
-            written = [("<<" if key.tag == MERGE_TAG else self.construct_object(key), key) for key, _ in node.value]
-            for index, (key, key_node) in enumerate(written):
-                if any(key == earlier for earlier, _ in written[:index]):
+            written = set()
+            for key_node, _ in node.value:
+                key = "<<" if key_node.tag == MERGE_TAG else self.construct_object(key_node)
+                try:
+                    repeated = key in written
+                except TypeError:  # an unhashable key, which PyYAML refuses next
+                    continue
+                if repeated:
                     raise yaml.constructor.ConstructorError(
                         None, None, f"{clipped(str(key))} given twice in one mapping: keep one", key_node.start_mark)
+                written.add(key)
         super().flatten_mapping(node)
 
     def construct_object(self, node, deep=False):
