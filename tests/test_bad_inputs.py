@@ -8,6 +8,7 @@ the case's folder (``tmp_path``); ``…`` separates the parts of a message shown
 import builtins
 import errno
 import re
+import textwrap
 import types
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from pml_metrix.testers import MetrixAccuracyCalculator, UtilizationTester, alig
 
 from .app.datasets.test_font_attributes import write_attribute_table
 from .app.datasets.test_pml_benchmarks import write_cub, write_sop
+from .app.test_yaml_input import aliases_of_aliases
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 ROW = re.compile(
@@ -1273,6 +1275,187 @@ def _(ctx):
 def _(ctx):
     write_cub(ctx.root)
     load_benchmark("cub200", "val", str(ctx.root), val_fraction=0)
+
+
+# ---- untrusted YAML and numbers the run cannot use (issue 25) -------------------------------------
+
+
+@case("cli-yaml-billion-laughs")
+def _(ctx):  # in dataset_options, whose values are the reader's own
+    return config_file(ctx, "laughs.yaml", "dataset_options:\n" + textwrap.indent(aliases_of_aliases(5), "  "))
+
+
+@case("cli-yaml-merge-bomb")
+def _(ctx):
+    lines = ["dataset_options:", "  m0: &m0 {x: 1}"]
+    lines += [f"  m{i}: &m{i} {{<<: [*m{i - 1}, *m{i - 1}], y{i}: 1}}" for i in range(1, 31)]
+    return config_file(ctx, "merges.yaml", "\n".join(lines) + "\n")
+
+
+@case("cli-yaml-deep-nesting")
+def _(ctx):
+    return config_file(ctx, "deep.yaml", "description: " + "[" * 100_000 + "]" * 100_000 + "\n")
+
+
+@case("cli-yaml-recursive-alias")
+def _(ctx):
+    return config_file(ctx, "loop.yaml", "dataset_options: &a {x: *a}\n")
+
+
+@case("cli-yaml-too-large")
+def _(ctx):
+    return config_file(ctx, "large.yaml", "# padding\n" * ((2 << 20) // 10))
+
+
+@case("cli-yaml-merge-key-twice")
+def _(ctx):
+    return config_file(ctx, "merge.yaml", "dataset_options:\n  a: &a {x: 1}\n  b: &b {y: 2}\n  c: {<<: *a, z: 3, <<: *b}\n")
+
+
+@case("cli-yaml-python-tag")
+def _(ctx):
+    return config_file(ctx, "tag.yaml", "description: !!python/object/apply:os.system ['echo pwned']\n")
+
+
+@case("cli-yaml-two-documents")
+def _(ctx):
+    return config_file(ctx, "two.yaml", "lr: 0.1\n---\nlr: 0.2\n")
+
+
+@case("cli-yaml-not-utf8")
+def _(ctx):
+    (ctx.root / "latin1.yaml").write_bytes("description: é\n".encode("latin-1"))
+    return train(ctx, "--config", str(ctx.root / "latin1.yaml"))
+
+
+@case("cli-yaml-undefined-alias")
+def _(ctx):
+    return config_file(ctx, "alias.yaml", "description: *nowhere\n")
+
+
+@case("cli-yaml-huge-integer")
+def _(ctx):
+    return config_file(ctx, "digits.yaml", "epochs: 1" + "0" * 5000 + "\n")
+
+
+@case("cli-config-a-folder")
+def _(ctx):
+    return train(ctx, "--config", str(ctx.root))
+
+
+@case("cli-yaml-key-not-a-word")
+def _(ctx):
+    return config_file(ctx, "on.yaml", "on: 1\n")
+
+
+@case("cli-yaml-many-unknown-keys")
+def _(ctx):
+    return config_file(ctx, "keys.yaml", "".join(f"k{i}: 1\n" for i in range(5000)))
+
+
+@case("cli-flag-bad-yaml")
+def _(ctx):
+    return train(ctx, "--loss-params", "alpha=[1")
+
+
+@case("cli-flag-recursive-alias")
+def _(ctx):
+    return train(ctx, "--mix-weight", "&a [*a]")
+
+
+@case("cli-flag-deep-nesting")
+def _(ctx):
+    return train(ctx, "--dataset-options", "x=" + "[" * 5000 + "]" * 5000)
+
+
+@case("cli-flag-pairs-and-a-long-list")
+def _(ctx):
+    return train(ctx, "--loss-params", "alpha=1", str(list(range(10_000))))
+
+
+@case("cli-flag-python-tag")
+def _(ctx):
+    return train(ctx, "--dataset-options", "x=!!python/name:os.system")
+
+
+@case("cli-compare-seeds-not-a-list")
+def _(ctx):
+    return compare(ctx, study="seeds: 5\n")
+
+
+@case("cli-compare-variant-name-a-path")
+def _(ctx):
+    return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  ../elsewhere: {mix_level: feature}\n")
+
+
+@case("cli-lr-beyond-float32")
+def _(ctx):
+    return train(ctx, "--lr", "1e39")
+
+
+@case("cli-grad-clip-below-float32")
+def _(ctx):
+    return train(ctx, "--grad-clip", "1e-320")
+
+
+@case("cli-loss-param-beyond-float32")
+def _(ctx):
+    return train(ctx, "--loss-params", "beta=1e39")
+
+
+@case("cli-mix-weight-per-strategy-beyond-float32")
+def _(ctx):
+    return train(ctx, "--strategy-per-step", "--mix-weight", "positive_negative=1e39")
+
+
+@case("cli-float-option-huge-integer")
+def _(ctx):
+    return config_file(ctx, "decay.yaml", "weight_decay: 1" + "0" * 399 + "\n")
+
+
+@case("cli-embedding-size-too-large")
+def _(ctx):
+    return train(ctx, "--embedding-size", "1000000000000")
+
+
+@case("cli-model-width-too-large")
+def _(ctx):
+    return train(ctx, "--model-width", "1000000000")
+
+
+@case("cli-image-size-too-large")
+def _(ctx):
+    return train(ctx, "--image-size", "1000000")
+
+
+@case("cli-batch-size-too-large")
+def _(ctx):
+    return train(ctx, "--batch-size", "2000000000000")
+
+
+@case("cli-epochs-too-many")
+def _(ctx):
+    return train(ctx, "--epochs", "1" + "0" * 30)
+
+
+@case("cli-num-workers-too-many")
+def _(ctx):
+    return train(ctx, "--num-workers", "1000000")
+
+
+@case("cli-seed-beyond-numpy")
+def _(ctx):
+    return train(ctx, "--seed", str(2**32))
+
+
+@case("cli-integer-beyond-int64")
+def _(ctx):
+    return train(ctx, "--patience", str(2**70))
+
+
+@case("cli-integer-of-many-digits")
+def _(ctx):
+    return config_file(ctx, "hex.yaml", "epochs: 0x" + "f" * 100_000 + "\n")
 
 
 # ---- the checks ---------------------------------------------------------------------------------

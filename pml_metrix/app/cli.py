@@ -1,6 +1,6 @@
 """The ``pml-metrix`` command: ``train``, ``compare`` and ``eval``.
 
-Only the standard library, PyYAML and the config are imported here; torch and the rest load when a
+Only the standard library, PyYAML, the config and its YAML reader are imported here; torch and the rest load when a
 command runs, so that ``--help`` answers at once.
 """
 
@@ -13,11 +13,10 @@ import warnings
 from pathlib import Path
 from typing import List, Optional
 
-import yaml
-
 from .. import __version__
-from .config import ConfigError, RunConfig, base_type, checked, field_types, load_config, read_yaml_mapping
+from .config import ConfigError, RunConfig, base_type, checked, field_types, load_config, read_yaml_mapping, shown
 from .reproducible import pin
+from .yaml_input import YAMLInputError, clipped, parse_yaml
 
 
 # compare's own texts where a run's option means something else for a study: a text, or (text,
@@ -85,11 +84,15 @@ def format_value(value) -> str:
 
 
 def yaml_value(text: str):
-    """A ``KEY=VALUE`` pair (value read as YAML), or a plain YAML value."""
+    """A ``KEY=VALUE`` pair (value read as YAML), or a plain YAML value; YAML that is not valid or
+    beyond :mod:`~pml_metrix.app.yaml_input`'s limits is argparse's one-line error."""
     key, sep, value = text.partition("=")
-    if sep:
-        return key, yaml.safe_load(value)
-    return yaml.safe_load(text)
+    try:
+        if sep:
+            return key, parse_yaml(value, f"the value {clipped(value, 40)!r} of {clipped(key, 40)}")
+        return parse_yaml(text, f"the value {clipped(text, 40)!r}")
+    except YAMLInputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def flag_values(args: argparse.Namespace) -> dict:
@@ -106,11 +109,11 @@ def flag_values(args: argparse.Namespace) -> dict:
         if len(pairs) == len(given):
             values[name] = dict(pairs)
         elif name != "mix_weight":
-            raise ConfigError(f"--{name.replace('_', '-')} takes KEY=VALUE pairs; got {given}")
+            raise ConfigError(f"--{name.replace('_', '-')} takes KEY=VALUE pairs; got {shown(given)}")
         elif len(given) == 1 and not pairs:  # mix_weight: one number, or strategy=weight pairs
             values[name] = given[0]
         else:
-            raise ConfigError(f"--mix-weight takes one number or strategy=weight pairs; got {' '.join(map(str, given))}")
+            raise ConfigError(f"--mix-weight takes one number or strategy=weight pairs; got {clipped(' '.join(map(str, given)))}")
     return values
 
 

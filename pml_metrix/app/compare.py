@@ -8,6 +8,7 @@ option overrides; the first is the baseline the others are paired with) and ``se
 
 import itertools
 import math
+import re
 import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 import yaml
 
 from .. import analysis
-from .config import ConfigError, RunConfig, load_config, read_yaml_mapping
+from .config import ConfigError, RunConfig, load_config, read_yaml_mapping, shown
 from .checkpoints import load_checkpoint
 from .build import build_miner
 from .evaluation import collapsed
@@ -52,7 +53,7 @@ class Study:
             raise ConfigError(f"seeds must be distinct and at least one; got {self.seeds}")
         for name, overrides in self.variants.items():
             if not isinstance(overrides, dict):
-                raise ConfigError(f"variant {name} must map options to values; got {overrides!r}")
+                raise ConfigError(f"variant {name} must map options to values; got {shown(overrides)}")
             for key in ("seed", "output", "reproducible"):  # reproducible: pinned once, when the command starts
                 if key in overrides:
                     raise ConfigError(f"variant {name} may not set {key}: compare sets it for every run")
@@ -88,7 +89,12 @@ def load_study(path: Optional[str] = None, seeds: Optional[Sequence[int]] = None
     study_variants = values.pop("variants", DEFAULT_VARIANTS)
     study_seeds = values.pop("seeds", DEFAULT_SEEDS)
     if not isinstance(study_variants, dict):
-        raise ConfigError(f"variants must map a name to option overrides; got {study_variants!r}")
+        raise ConfigError(f"variants must map a name to option overrides; got {shown(study_variants)}")
+    for name in study_variants:  # each names its runs' folder
+        if not (isinstance(name, str) and re.fullmatch(r"[\w.-]+", name)) or name in (".", ".."):
+            raise ConfigError(f"variant name {shown(name)} must be a folder name (letters, digits, _ . -)")
+    if not isinstance(study_seeds, list) or not all(type(seed) is int for seed in study_seeds):
+        raise ConfigError(f"seeds must be a list of integers; got {shown(study_seeds)}")
     if variants:
         unknown = [name for name in variants if name not in study_variants]
         if unknown:

@@ -10,6 +10,8 @@ import dataclasses
 import functools
 import math
 import re
+import reprlib
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ import yaml
 from ..names import LAM_PER, MS_MIXED_FORMS, SHOWN_TO, STRATEGIES
 from ..names import MIX_LEVELS as LIBRARY_MIX_LEVELS
 from .files import write_text
+from .yaml_input import YAMLInputError, clipped, read_yaml_file
 
 LOSSES = {  # --loss: what it is, PML's loss class and its Metrix twin in pml_metrix.losses (names: no torch here)
     "contrastive": ("contrastive", "ContrastiveLoss", "MetrixContrastiveLoss"),
@@ -33,6 +36,9 @@ MODELS = ("small_cnn", "resnet18", "resnet34", "resnet50", "resnet101", "googlen
 DISTANCES = ("default", "cosine", "lp")
 TRUE, FALSE = ("true", "yes", "on", "y", "1"), ("false", "no", "off", "n", "0")
 CONFIG_SET_LOSS_PARAMS = {"mix_weight", "mixed_form", "num_classes", "embedding_size", "distance", "collect_stats"}
+# what a number option becomes: a float32 tensor or optimizer setting, an int64 size, count or index
+FLOAT32_MAX, FLOAT32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38  # largest, smallest normal magnitude
+INT64_MAX = 2**63 - 1
 
 
 class ConfigError(ValueError):
@@ -42,7 +48,9 @@ class ConfigError(ValueError):
 def option(default: Any, help: str, choices: Optional[Tuple] = None, minimum: Optional[float] = None,
            above: Optional[float] = None, maximum: Optional[float] = None) -> Any:
     """A RunConfig field: its default, help text and allowed values (``choices``; numbers
-    ``>= minimum`` or ``> above``, and ``<= maximum``)."""
+    ``>= minimum`` or ``> above``, and ``<= maximum``). Every number also stays within the range of
+    what the run makes of it (:func:`check_value`): float32 for a float, int64 for an integer, which
+    ``maximum`` narrows for sizes and counts that would not fit in memory or time."""
     metadata = {"help": help, "choices": choices, "minimum": minimum, "above": above, "maximum": maximum}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
@@ -58,7 +66,7 @@ class RunConfig:
     data_root: Optional[str] = option(None, "folder of the dataset's files (each reader names what it needs)")
     dataset_options: Dict[str, Any] = option({}, "options of the dataset reader, e.g. max_classes=10 "
                                              "max_images_per_class=20 (every dataset: a quick run), train_fraction=0.25 (fonts)")
-    image_size: Optional[int] = option(None, "image side in pixels (default: the dataset's own)", above=0)
+    image_size: Optional[int] = option(None, "image side in pixels (default: the dataset's own)", above=0, maximum=4096)
     loss: str = option("ms", "metric loss: " + ", ".join(what for what, _, _ in LOSSES.values()), choices=tuple(LOSSES))
     loss_params: Dict[str, float] = option({}, "the PML loss's own arguments, e.g. alpha=17.97 beta=75.66 base=0.77, "
                                            "or temperature=0.1 (supcon, ntxent)")
@@ -79,13 +87,13 @@ class RunConfig:
                                 "or the positive sum alone (mixes only attract)", choices=MS_MIXED_FORMS)
     model: str = option("small_cnn", "network: a torchvision backbone with the paper's head (resnet50: the "
                         "paper's model) or a small CNN for CPUs", choices=MODELS)
-    model_width: int = option(64, "channels of the small CNN's first block", minimum=1)
+    model_width: int = option(64, "channels of the small CNN's first block", minimum=1, maximum=1024)
     pretrained: bool = option(False, "ImageNet weights for a torchvision backbone (downloaded once into torch's cache)")
-    embedding_size: int = option(128, "embedding dimension", minimum=1)
-    epochs: int = option(3, "epochs to train (at most, with patience)", minimum=1)
+    embedding_size: int = option(128, "embedding dimension", minimum=1, maximum=65536)
+    epochs: int = option(3, "epochs to train (at most, with patience)", minimum=1, maximum=100_000)
     batch_size: Optional[int] = option(None, "batch size (of all processes together); none: 100, or samples_per_class "
-                                       "x the training classes where those are fewer", minimum=1)
-    eval_batch_size: int = option(64, "batch size when embedding for evaluation", minimum=1)
+                                       "x the training classes where those are fewer", minimum=1, maximum=65536)
+    eval_batch_size: int = option(64, "batch size when embedding for evaluation", minimum=1, maximum=65536)
     samples_per_class: int = option(4, "images of each class in a batch (PML's MPerClassSampler m)", minimum=1)
     lr: float = option(1e-3, "Adam learning rate", above=0)
     lr_decay_step: Optional[int] = option(None, "multiply the learning rates by lr_decay_gamma every this many "
@@ -94,7 +102,8 @@ class RunConfig:
     weight_decay: float = option(1e-4, "Adam weight decay", minimum=0)
     proxy_lr_multiplier: float = option(100.0, "proxy anchor: the proxies' learning rate over lr", minimum=0)
     grad_clip: Optional[float] = option(10.0, "clip gradient norms at this value; none: no clipping", above=0)
-    warmup_epochs: int = option(0, "epochs training the embedder alone, trunk frozen", minimum=0)
+    warmup_epochs: int = option(0, "epochs training the embedder alone, trunk frozen", minimum=0,
+                               maximum=100_000)
     freeze_bn: bool = option(False, "keep the trunk's BatchNorm statistics and weights fixed")
     select_split: str = option("val", "split evaluated every test_interval epochs; its best Recall@1 picks the "
                                "epoch whose model is tested (none: the last epoch)")
@@ -104,13 +113,14 @@ class RunConfig:
     test_interval: int = option(1, "evaluate select_split after every test_interval-th epoch and the last", minimum=1)
     patience: Optional[int] = option(None, "stop once this many epochs passed since the best one; none: never", minimum=0)
     recall_at_k: List[int] = option([1, 2, 4, 8], "the K of Recall@K", minimum=1)
-    seed: int = option(0, "seeds initialisation, batches and mixing: one seed, the same for every variant", minimum=0)
+    seed: int = option(0, "seeds initialisation, batches and mixing: one seed, the same for every variant", minimum=0,
+                     maximum=2**32 - 1)  # numpy's seeds
     deterministic: bool = option(False, "deterministic algorithms: a resumed run ends with an uninterrupted one's weights")
     reproducible: bool = option(False, "pin what decides the CPU's arithmetic (every library's instruction set to "
                                 "AVX2, 2 threads, deterministic algorithms): the same numbers on every x86-64 machine "
                                 "with AVX2; a CPU run, pinned when the command starts")
     output: str = option("runs/train", "folder of the run's files")
-    num_workers: int = option(0, "DataLoader worker processes", minimum=0)
+    num_workers: int = option(0, "DataLoader worker processes", minimum=0, maximum=256)
     device: str = option("auto", "auto (CUDA when there is one), cpu, cuda, cuda:N or mps")
 
     def __post_init__(self):
@@ -123,7 +133,7 @@ class RunConfig:
     def validate(self) -> None:
         """The checks that involve several options."""
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
-            raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}")
+            raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps; got {shown(self.device)}")
         smallest = 8 if self.model == "small_cnn" else 32  # what the network's poolings leave at least 1 x 1 of
         if self.image_size is not None and self.image_size < smallest:
             raise ConfigError(f"image_size {self.image_size} is too small for {self.model}: give at least {smallest}")
@@ -163,7 +173,7 @@ class RunConfig:
         for name in ("select_split", "eval_split", "eval_reference"):
             value = getattr(self, name)
             if value is not None and value not in splits and not (name == "select_split" and value == "none"):
-                raise ConfigError(f"{name} must be a split of {self.dataset} ({', '.join(splits)}); got {value!r}")
+                raise ConfigError(f"{name} must be a split of {self.dataset} ({', '.join(splits)}); got {shown(value)}")
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -209,14 +219,14 @@ def checked(f: dataclasses.Field, value: Any) -> Any:
     if origin is list:
         items = [value] if isinstance(value, (str, int, float)) and not isinstance(value, bool) else value
         if not isinstance(items, (list, tuple)) or not items:
-            raise ConfigError(f"{name} must be a non-empty list; got {value!r}")
+            raise ConfigError(f"{name} must be a non-empty list; got {shown(value)}")
         items = [check_value(f"{name} entry", item, typing.get_args(kind)[0], meta) for item in items]
         if len(set(items)) != len(items):
-            raise ConfigError(f"{name} must not repeat an entry; got {value!r}")
+            raise ConfigError(f"{name} must not repeat an entry; got {shown(value)}")
         return items
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
-            raise ConfigError(f"{name} must be a mapping of option name to value; got {value!r}")
+            raise ConfigError(f"{name} must be a mapping of option name to value; got {shown(value)}")
         if typing.get_args(kind)[1] is float:  # loss_params: numbers, finite
             return {key: check_value(f"{name}[{key}]", item, float, {}) for key, item in value.items()}
         return dict(value)
@@ -229,30 +239,60 @@ def check_value(name: str, value: Any, kind: type, meta: Dict[str, Any]) -> Any:
         if isinstance(value, str) and value.strip().lower() in TRUE + FALSE:
             return value.strip().lower() in TRUE
         if not isinstance(value, bool):
-            raise ConfigError(f"{name} must be true or false; got {value!r}")
+            raise ConfigError(f"{name} must be true or false; got {shown(value)}")
         return value
     if kind in (int, float):
         if isinstance(value, str):
             try:
                 value = kind(value.strip())
             except ValueError:
-                raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}; got {value!r}") from None
+                raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}; got {shown(value)}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-            raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}; got {value!r}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{name} must be a finite number; got {value!r}")
+            raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}; got {shown(value)}")
+        if kind is float:
+            if isinstance(value, int):  # one beyond float64's range is infinite as a float
+                value = float(value) if abs(value) <= sys.float_info.max else math.inf * (1 if value > 0 else -1)
+            if not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number; got {shown(value)}")
         if meta.get("minimum") is not None and value < meta["minimum"]:
-            raise ConfigError(f"{name} must be >= {meta['minimum']}; got {value!r}")
+            raise ConfigError(f"{name} must be >= {meta['minimum']}; got {shown(value)}")
         if meta.get("above") is not None and value <= meta["above"]:
-            raise ConfigError(f"{name} must be > {meta['above']}; got {value!r}")
-        if meta.get("maximum") is not None and value > meta["maximum"]:
-            raise ConfigError(f"{name} must be <= {meta['maximum']}; got {value!r}")
-        return kind(value)
+            raise ConfigError(f"{name} must be > {meta['above']}; got {shown(value)}")
+        maximum = INT64_MAX if kind is int and meta.get("maximum") is None else meta.get("maximum")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{name} must be <= {maximum}; got {shown(value)}")
+        if kind is int and value < -INT64_MAX - 1:
+            raise ConfigError(f"{name} must be >= {-INT64_MAX - 1}; got {shown(value)}")
+        if kind is float and value != 0 and not FLOAT32_TINY <= abs(value) <= FLOAT32_MAX:
+            raise ConfigError(
+                f"{name} must be 0 or of magnitude {FLOAT32_TINY:.4g} to {FLOAT32_MAX:.4g}, float32's range, which the "
+                f"run computes in; got {shown(value)}"
+            )
+        return value
     if not isinstance(value, str):
-        raise ConfigError(f"{name} must be a string; got {value!r}")
+        raise ConfigError(f"{name} must be a string; got {shown(value)}")
     if meta.get("choices") and value not in meta["choices"]:
-        raise ConfigError(f"{name} must be one of {', '.join(meta['choices'])}; got {value!r}")
+        raise ConfigError(f"{name} must be one of {', '.join(meta['choices'])}; got {shown(value)}")
     return value
+
+
+class ShortRepr(reprlib.Repr):
+    """reprlib's shortened repr, which also shortens an integer of many digits (Python refuses to
+    write one of more than 4300)."""
+
+    def repr_int(self, value, level):
+        if value.bit_length() > 128:
+            return f"<an integer of {len(hex(abs(value))) - 2} hex digits>"
+        return repr(value)
+
+
+SHORT_REPR = ShortRepr()
+SHORT_REPR.maxstring = SHORT_REPR.maxother = 80
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` shortened for a message, which stays one short line whatever the user gave."""
+    return SHORT_REPR.repr(value)
 
 
 def load_config(path: Optional[str] = None, **overrides: Any) -> RunConfig:
@@ -260,32 +300,25 @@ def load_config(path: Optional[str] = None, **overrides: Any) -> RunConfig:
     values = read_yaml_mapping(path) if path is not None else {}
     values.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in dataclasses.fields(RunConfig)}
+    not_names = [key for key in values if not isinstance(key, str)]
+    if not_names:
+        raise ConfigError(f"option names are words; got {shown(not_names[0])} (YAML reads an unquoted yes, no, on, "
+                          "off, null or number as a value, not a word)")
     unknown = sorted(set(values) - known)
     if unknown:
         study = " (seeds and variants are a study's: run it with pml-metrix compare)" if {"seeds", "variants"} & set(unknown) else ""
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)}{study}; known: {', '.join(sorted(known))}")
+        listed = ", ".join(map(clipped, unknown[:10])) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        raise ConfigError(f"unknown option(s) {listed}{study}; known: {', '.join(sorted(known))}")
     return RunConfig(**values)
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping (it would keep the last)."""
-
-    def construct_mapping(self, node, deep=False):
-        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
-        repeated = sorted({str(key) for key in keys if keys.count(key) > 1})
-        if repeated:
-            raise ConfigError(f"{', '.join(repeated)} given twice (line {node.start_mark.line + 1}): keep one")
-        return super().construct_mapping(node, deep)
-
-
 def read_yaml_mapping(path: str) -> Dict[str, Any]:
-    """The mapping a YAML file holds, or a ConfigError saying why not."""
+    """The mapping a YAML file holds, read within :mod:`~pml_metrix.app.yaml_input`'s limits, or a
+    ConfigError saying why not."""
     try:
-        loaded = yaml.load(Path(path).read_text(), Loader=UniqueKeyLoader)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+        loaded = read_yaml_file(path, "config file")
+    except YAMLInputError as error:
+        raise ConfigError(str(error)) from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path} must hold a mapping of option: value")
     return loaded

@@ -1,8 +1,10 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from pml_metrix.app.config import ConfigError, RunConfig, load_config
+from pml_metrix.app.config import (FLOAT32_MAX, FLOAT32_TINY, INT64_MAX, ConfigError, RunConfig, base_type, checked,
+                                   field_types, load_config)
 from pml_metrix.app.compare import load_study
 
 
@@ -76,3 +78,42 @@ def test_bad_files(tmp_path):
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_committed_configs_load(path):  # every key known, every value valid, the choice explained
     assert load_study(str(path)).base.description  # a run's options, or a study's (main.yaml)
+
+
+NUMBER_FIELDS = [f for f in dataclasses.fields(RunConfig)
+                 if base_type(field_types()[f.name])[0] in (int, float) or f.name == "mix_weight"]  # (or per strategy)
+
+
+@pytest.mark.parametrize("f", NUMBER_FIELDS, ids=lambda f: f.name)
+def test_every_number_stays_within_what_the_run_makes_of_it(f):
+    """One rule for every number option: a float within float32's range (0, or a normal magnitude),
+    an integer within int64 and the field's maximum; the bounds are accepted."""
+    if base_type(field_types()[f.name])[0] is not int:
+        smallest = max(FLOAT32_TINY, f.metadata["minimum"] or 0)
+        for good in (FLOAT32_MAX, smallest):
+            assert checked(f, good) == good
+        for bad in (1e39, FLOAT32_MAX * 1.0001, 1e-39, 10**400):
+            with pytest.raises(ConfigError, match=f"^{f.name} must be"):
+                checked(f, bad)
+    else:
+        largest = f.metadata["maximum"] or INT64_MAX
+        assert checked(f, largest) == largest
+        for bad in (largest + 1, 2**70, 16**100_000):
+            with pytest.raises(ConfigError, match=f"^{f.name} must be <= {largest}; got ") as refused:
+                checked(f, bad)
+            assert len(str(refused.value)) < 120
+
+
+def test_loss_params_and_mix_weights_follow_the_float32_rule():
+    for values in (dict(loss_params={"beta": 1e39}), dict(strategy_per_step=True, mix_weight={"positive_negative": 1e-40})):
+        with pytest.raises(ConfigError, match="float32's range"):
+            RunConfig(**values)
+
+
+def test_messages_show_a_huge_value_shortened():
+    with pytest.raises(ConfigError) as refused:
+        RunConfig(description=list(range(100_000)))
+    assert str(refused.value).startswith("description must be a string; got [0, 1, 2, 3, 4, 5, ...]")
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, **{f"k{i}": 1 for i in range(5000)})
+    assert "and 4990 more" in str(refused.value) and len(str(refused.value)) < 1200
