@@ -27,7 +27,7 @@ import os
 import subprocess
 from bisect import bisect_right
 from dataclasses import astuple, dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch.utils.data import Dataset
@@ -185,8 +185,10 @@ class FontAttributes(Dataset):
     (family, typeface, weight, slant, width, spacing), then by class. ``face_labels``: N LongTensor,
     the index of the item's face in ``faces`` (the class an m-per-class sampler draws by);
     ``num_classes`` = C. Items are ``(image float32 1 x S x S in [0, 1], label set uint8 C)``.
-    ``options`` go to :class:`.FontGlyphs` (image_size, jitter_copies, seed, val_fraction,
-    test_fraction, train_fraction, cache_dir).
+    ``attributes`` names the attributes whose labels make up the sets (all of ``ATTRIBUTES`` by
+    default; ``["family"]`` gives one label per item, the families as classes). ``options`` go to
+    :class:`.FontGlyphs` (image_size, jitter_copies, seed, val_fraction, test_fraction,
+    train_fraction, cache_dir).
     """
 
     def __init__(
@@ -194,8 +196,13 @@ class FontAttributes(Dataset):
         split: str = "train",
         attribute_table: str = FONT_ATTRIBUTES_PATH,
         font_list: str = FONT_LIST_PATH,
+        attributes: Sequence[str] = ATTRIBUTES,
         **options: Any,
     ):
+        if isinstance(attributes, str) or not attributes or not set(attributes) <= set(ATTRIBUTES) \
+                or len(set(attributes)) != len(attributes):
+            raise ValueError(f"attributes must be a non-empty list of distinct names among {', '.join(ATTRIBUTES)}, "
+                             f"got {attributes!r}")
         table = read_font_attributes(attribute_table)
         self.glyphs = FontGlyphs(split, font_list=font_list, **options)
         self.faces, self.images, self.face_labels = self.glyphs.faces, self.glyphs.images, self.glyphs.labels
@@ -203,7 +210,8 @@ class FontAttributes(Dataset):
         if missing:
             raise ValueError(f"{attribute_table} has no row for {len(missing)} face(s) of the {split!r} split of "
                              f"{font_list} ({', '.join(missing)}): regenerate it with {REGENERATE}")
-        label_sets = [face_label_set(face, table[face.path]) for face in self.faces]
+        label_sets = [[label for label in face_label_set(face, table[face.path]) if label.split(":", 1)[0] in attributes]
+                      for face in self.faces]
         self.label_names = sorted({label for labels in label_sets for label in labels}, key=_label_order)
         column = {name: index for index, name in enumerate(self.label_names)}
         face_sets = torch.zeros(len(self.faces), len(self.label_names), dtype=torch.uint8)
