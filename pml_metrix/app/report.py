@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..analysis import PositiveShare
-from .compare import Comparison, mean_std
+from .compare import Comparison
+from .stats import mean_std
 from .files import write_text
 
 MIN_SEEDS_FOR_STATISTICS = 3

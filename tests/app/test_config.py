@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from pml_metrix.app.config import ConfigError, RunConfig, load_config
-from pml_metrix.app.compare import load_study
+from pml_metrix.app.study import load_study
 
 
 def test_defaults_yaml_and_overrides(tmp_path):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pml_metrix.app.compare import load_study
+from pml_metrix.app.study import load_study
 from pml_metrix.app.experiment import Run
 
 CONFIGS = Path(__file__).parents[2] / "configs"

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from pml_metrix.app.compare import mean_std, sign_flip_p_value
+from pml_metrix.app.stats import mean_std, sign_flip_p_value
 
 
 @pytest.mark.parametrize(
