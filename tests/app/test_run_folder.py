@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def tiny_fashion(tmp_path, **changes):
     """A baseline of 3 epochs of one batch on 20 Fashion-MNIST-like images of 5 classes, deterministic."""
-    values = dict(dataset="fashion_mnist", data_root=write_tiny_fashion_mnist(tmp_path / "data"), image_size=16,
+    data = tmp_path / "data"
+    values = dict(dataset="fashion_mnist", data_root=str(data) if data.is_dir() else write_tiny_fashion_mnist(data), image_size=16,
                   model_width=8, embedding_size=8, batch_size=16, samples_per_class=4, recall_at_k=[1], epochs=3,
                   deterministic=True, output=str(tmp_path / "run"))
     return RunConfig(**{**values, **changes})
@@ -116,7 +117,7 @@ def test_a_kill_at_every_write_point_resumes_to_the_uninterrupted_result(tmp_pat
 
 
 LOCK_HOLDER = "import sys, time; from pml_metrix.app.run_folder import RunFolder; " \
-              "assert RunFolder(sys.argv[1]).lock() is None; print('locked', flush=True); time.sleep(600)"
+              "folder = RunFolder(sys.argv[1]); assert folder.lock() is None; print('locked', flush=True); time.sleep(600)"
 
 
 @pytest.mark.slow  # a second process
