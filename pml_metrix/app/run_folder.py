@@ -177,7 +177,7 @@ class RunFolder:
         """The checkpoint to continue ``config``'s run from, and its result when it has ended with
         ``config``'s epochs (nothing to train: read back), after checking that the folder holds this run
         (:meth:`check_same_run`), its files whole and agreeing. ``writer`` (rank 0) completes a
-        ``best.pth`` that a kill left one epoch behind its checkpoint."""
+        ``best.pth`` that a kill left one epoch behind the checkpoint of a run that goes on."""
         if not self.started():
             raise ConfigError(f"nothing to resume in {self.path}: no epoch finished (no {CHECKPOINT}); "
                               "start the run again with --overwrite")
@@ -189,7 +189,9 @@ class RunFolder:
             )
         result = RunResult.load(self.path) if (self.path / RESULTS).is_file() else None
         ended = result is not None and config.epochs <= result.config.epochs
-        self.check_same_run(result.config.to_dict() if ended else state["config"], config, ended)
+        self.check_same_run(state["config"], config, ended=False)
+        if ended:
+            self.check_same_run(result.config.to_dict(), config, ended=True)
         if state.get("train_data", fingerprint) != fingerprint:
             raise ConfigError(
                 f"the run in {self.path} was trained on other data (its training split's fingerprint differs: files "
@@ -205,7 +207,7 @@ class RunFolder:
             raise ValueError(f"{self.path / RESULTS} does not belong to the checkpoint beside it (its history or best "
                              "epoch differs): it was edited or left by another run; delete it to finish the run "
                              "again from its checkpoint (--resume)")
-        if writer and Selection(config, state["history"]).best_epoch() == state["epoch"]:
+        if writer and not ended and Selection(config, state["history"]).best_epoch() == state["epoch"]:
             save_checkpoint(self.path / BEST, state)  # a kill may have come between the checkpoint and best.pth
         return state, (result if ended else None)
 
