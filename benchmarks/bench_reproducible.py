@@ -39,7 +39,7 @@ def worker(mode: str, variant: str, steps: int) -> None:
 
     import torch
 
-    from pml_metrix.app.compare import load_study
+    from pml_metrix.app.study import load_study
     from pml_metrix.app.experiment import Run
 
     if mode == "unpinned":

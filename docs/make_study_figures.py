@@ -31,7 +31,7 @@ from matplotlib.ticker import MaxNLocator
 
 from pml_metrix import analysis
 from pml_metrix.app.checkpoints import load_checkpoint
-from pml_metrix.app.compare import trained_mixed_batch, trained_pair_positivity
+from pml_metrix.app.positivity import trained_mixed_batch, trained_pair_positivity
 from pml_metrix.app.config import RunConfig
 from pml_metrix.app.experiment import Run
 

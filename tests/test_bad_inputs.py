@@ -7,6 +7,7 @@ the case's folder (``tmp_path``); ``…`` separates the parts of a message shown
 
 import builtins
 import errno
+import json
 import re
 import textwrap
 import types
@@ -18,7 +19,7 @@ from pytorch_metric_learning import losses
 from torch.utils.data import TensorDataset
 
 from pml_metrix import MetrixContrastiveLoss, MetrixMSLoss, MetrixNTXentLoss, MetrixProxyAnchorLoss, MixedBatch, MixupMiner, SoftPairs
-from pml_metrix.app import experiment, files, reproducible
+from pml_metrix.app import experiment, files, reproducible, run_folder
 from pml_metrix.app.checkpoints import save_checkpoint
 from pml_metrix.app.cli import main
 from pml_metrix.app.config import RunConfig
@@ -1195,6 +1196,117 @@ def _(ctx):
 def _(ctx):
     tiny_checkpoint(ctx, tiny_config(ctx), config={**tiny_config(ctx).to_dict(), "learning_rate": 0.1})
     return ["eval", str(ctx.root / "checkpoint.pth")]
+
+
+def resume(ctx, *args):
+    return ["train", "--resume", "--output", str(ctx.root), *args]
+
+
+@case("cli-resume-other-settings")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx))
+    return resume(ctx, "--loss", "contrastive")
+
+
+@case("cli-resume-other-data")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx), train_data="0" * 64)  # the fonts' renders changed under the same list
+    return resume(ctx)
+
+
+@case("cli-resume-past-epochs")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx, epochs=4), epoch=3)
+    return resume(ctx, "--epochs", "2")
+
+
+def ended_run(ctx, results=None, history=({"recall_at_1": 0.5, "epoch": 1},), epoch=1):
+    """A run of 3 epochs in ``ctx.root`` that has ended at ``epoch`` (its checkpoint, config.yaml and
+    results.json; results.json's text ``results`` when given)."""
+    config, history = tiny_config(ctx), [dict(metrics) for metrics in history]
+    tiny_checkpoint(ctx, config, history=history, epoch=epoch)
+    best_epoch = max(history, key=lambda metrics: metrics["recall_at_1"])["epoch"]
+    result = run_folder.RunResult(config, history, best_epoch, {"recall_at_1": 0.5}, ctx.root).to_dict()
+    (ctx.root / "results.json").write_text(json.dumps(result) if results is None else results(result))
+
+
+@case("cli-resume-ended-other-settings")
+def _(ctx):
+    ended_run(ctx)
+    return resume(ctx, "--patience", "1")
+
+
+@case("cli-resume-damaged-results")
+def _(ctx):
+    ended_run(ctx, lambda result: json.dumps(result)[:40])
+    return resume(ctx)
+
+
+@case("cli-resume-results-without-a-key")
+def _(ctx):
+    ended_run(ctx, lambda result: json.dumps({**result, "final": {}}))
+    return resume(ctx)
+
+
+@case("cli-resume-results-bad-config")
+def _(ctx):
+    ended_run(ctx, lambda result: json.dumps({**result, "config": {**result["config"], "lr": -1}}))
+    return resume(ctx)
+
+
+@case("cli-resume-results-of-another-run")
+def _(ctx):
+    ended_run(ctx, lambda result: json.dumps({**result, "history": [{"recall_at_1": 0.9, "epoch": 1}]}))
+    return resume(ctx)
+
+
+@case("cli-resume-best-replaced")
+def _(ctx):
+    ended_run(ctx, history=({"recall_at_1": 0.6, "epoch": 1}, {"recall_at_1": 0.5, "epoch": 2}), epoch=2)
+    (ctx.root / "best.pth").write_bytes((ctx.root / "checkpoint.pth").read_bytes())  # epoch 2, not the best, 1
+    return resume(ctx)
+
+
+@case("cli-resume-damaged-logs-database")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx))
+    (ctx.root / "logs").mkdir()
+    (ctx.root / "logs" / "logs.db").write_bytes(b"not a database" * 100)
+    return resume(ctx)
+
+
+@case("cli-resume-damaged-logs-csv")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx))
+    (ctx.root / "logs").mkdir()
+    (ctx.root / "logs" / "loss_histories.csv").write_bytes(b"\xff\xfe~iteration~")
+    return resume(ctx)
+
+
+def held(ctx, folder):
+    """``folder`` locked as another process's live run holds it (a lock of its own open file, kept
+    open while the case runs)."""
+    ctx.holder = run_folder.RunFolder(folder)
+    assert ctx.holder.lock() is None
+
+
+@case("cli-resume-in-use")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx))
+    held(ctx, ctx.root)
+    return resume(ctx)
+
+
+@case("cli-overwrite-in-use")
+def _(ctx):
+    held(ctx, ctx.root / "run")
+    return fonts(ctx, "--batch-size", "24", "--overwrite")
+
+
+@case("cli-compare-in-use")
+def _(ctx):
+    held(ctx, ctx.root / "compare")
+    return compare(ctx, "--resume")
 
 
 # ---- dataset readers ----------------------------------------------------------------------------

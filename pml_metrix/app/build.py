@@ -1,22 +1,25 @@
 """Everything a run is made of, built from its :class:`~pml_metrix.app.config.RunConfig`: datasets,
-models, loss, miner, optimizers and sampler."""
+models, loss, miner, optimizers, sampler, and PML's trainer of them."""
 
 import random
 from dataclasses import dataclass
-from typing import Dict, Optional
+from functools import partial
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
-from pytorch_metric_learning import distances, losses, miners
+from pytorch_metric_learning import distances, losses, miners, trainers
+from pytorch_metric_learning.utils.distributed import DistributedLossWrapper, DistributedMinerWrapper
 from torch.utils.data import Dataset
 
 from . import models as model_zoo
 from .config import LOSSES, ConfigError, RunConfig
 from .datasets import get_dataset
 from .. import losses as metrix_losses
-from ..distributed import get_world_size
+from ..distributed import DistributedMixupMiner, get_world_size
 from ..miners import MixupMiner
 from ..samplers import DistributedMPerClassSampler
+from ..trainers import MetrixTrainer
 
 DEFAULT_BATCH_SIZE = 100  # batch_size none: this, or what the training classes fill
 
@@ -182,3 +185,42 @@ def check_batches(config: RunConfig, batch_size: int, num_classes: int, world_si
             f"{world_size} shares of whole classes of samples_per_class {config.samples_per_class}: make it a "
             f"multiple of {share}"
         )
+
+
+def build_trainer(config: RunConfig, parts: Components, device: torch.device, start_epoch: int,
+                  end_of_iteration_hook: Optional[Callable], end_of_epoch_hook: Callable) -> trainers.MetricLossOnly:
+    """PML's ``MetricLossOnly`` (a baseline) or a :class:`~pml_metrix.trainers.MetrixTrainer` of the
+    run's components from ``start_epoch`` on (the trunk frozen during the warm-up), in DDP with the
+    whole batch's loss and mining in a process group."""
+    world_size = get_world_size()
+    frozen = ("trunk",) if start_epoch <= config.warmup_epochs else ()
+    loss, miner = parts.loss, parts.miner
+    if world_size > 1:  # the loss and the mining of the whole batch
+        loss = DistributedLossWrapper(loss)
+        if miner is not None:
+            miner = (DistributedMixupMiner if isinstance(miner, MixupMiner) else DistributedMinerWrapper)(miner)
+    kwargs = dict(
+        models={name: m if name in frozen else parallel(m, device) for name, m in parts.models.items()},
+        optimizers=parts.optimizers, lr_schedulers=parts.lr_schedulers, batch_size=parts.batch_size // world_size,
+        loss_funcs={"metric_loss": loss}, mining_funcs={} if miner is None else {"tuple_miner": miner},
+        dataset=parts.train_set, sampler=parts.sampler, dataloader_num_workers=config.num_workers,
+        data_device=device, freeze_trunk_batchnorm=config.freeze_bn, freeze_these=frozen,
+        end_of_iteration_hook=end_of_iteration_hook, end_of_epoch_hook=end_of_epoch_hook,
+    )
+    if config.grad_clip is not None:
+        kwargs["gradient_clippers"] = {
+            f"{name}_grad_clipper": partial(torch.nn.utils.clip_grad_norm_, list(m.parameters()), config.grad_clip)
+            for name, m in parts.models.items()
+        }
+    if config.mix_level == "none":
+        return trainers.MetricLossOnly(**kwargs)
+    return MetrixTrainer(mix_level=config.mix_level, keep_mixed_embeddings=True, **kwargs)
+
+
+def parallel(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` in DDP in a process group (each process keeps its own BatchNorm statistics, as
+    they normalise its share of the batch; rank 0's are evaluated and saved), else itself."""
+    if get_world_size() == 1:
+        return model
+    device_ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)

@@ -87,11 +87,17 @@ def training_state(components: "Components") -> Dict[str, Any]:
     }
 
 
-def load_training_state(components: "Components", state: Dict[str, Any]) -> None:
-    """Load :func:`training_state` into the components and the global generators."""
+def load_model_state(components: "Components", state: Dict[str, Any]) -> None:
+    """Load what scores an epoch's model: the models' weights and the loss's state (proxy anchor's
+    proxies, which the positivity of mixes reads)."""
     for name, m in components.models.items():
         load_fitting(m, state["models"], name)
     components.loss.load_state_dict(state["loss"])
+
+
+def load_training_state(components: "Components", state: Dict[str, Any]) -> None:
+    """Load :func:`training_state` into the components and the global generators."""
+    load_model_state(components, state)
     if components.miner is not None:
         components.miner.load_state_dict(state["miner"])
     for name, o in components.optimizers.items():

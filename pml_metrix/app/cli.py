@@ -145,7 +145,8 @@ def cmd_train(args) -> None:
 
 
 def cmd_compare(args) -> None:
-    from .compare import compare, load_study
+    from .compare import compare
+    from .study import load_study
     from .report import paired_table, results_table, verdict_lines, warning_lines, write_report
 
     study = load_study(args.config, args.seeds, args.variants, **flag_values(args))

@@ -10,9 +10,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..analysis import PositiveShare
-from .compare import Comparison, mean_std
+from .compare import Comparison
 from .evaluation import collapsed
-from .experiment import SELECTION_METRIC
+from .selection import SELECTION_METRIC
+from .stats import mean_std
 from .files import write_text
 from .reference import reference_rows
 

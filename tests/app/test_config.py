@@ -5,7 +5,7 @@ import pytest
 
 from pml_metrix.app.config import (FLOAT32_MAX, FLOAT32_TINY, INT64_MAX, ConfigError, RunConfig, base_type, checked,
                                    field_types, load_config)
-from pml_metrix.app.compare import load_study
+from pml_metrix.app.study import load_study
 
 
 def test_defaults_yaml_and_overrides(tmp_path):

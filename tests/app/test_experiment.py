@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from pml_metrix.app import experiment
+from pml_metrix.app import experiment, run_folder
 from pml_metrix.app.checkpoints import load_checkpoint
 from pml_metrix.app.config import RunConfig
 
@@ -60,7 +60,7 @@ def test_the_epoch_is_picked_on_val_and_test_is_read_once_at_the_end(small_font_
     val_r1 = {metrics["epoch"]: metrics["recall_at_1"] for metrics in result.history}
     assert sorted(val_r1) == [1, 2, 3, 4]
     assert result.best_epoch == max(val_r1, key=val_r1.get)
-    best = load_checkpoint(tmp_path / experiment.BEST)
+    best = load_checkpoint(tmp_path / run_folder.BEST)
     assert best["epoch"] == result.best_epoch and best["history"][-1]["recall_at_1"] == max(val_r1.values())
     # the reported test metrics are the picked epoch's model's
     picked = experiment.Run(tiny_config(font_list, tmp_path / "again", mix_level="embedding"))
@@ -68,7 +68,7 @@ def test_the_epoch_is_picked_on_val_and_test_is_read_once_at_the_end(small_font_
     again = picked.evaluate("test", result.best_epoch)
     for name in ("recall_at_1", "recall_at_2", "mean_average_precision_at_r", "alignment", "uniformity"):
         assert again[name] == pytest.approx(result.final[name], abs=1e-6), name
-    saved = json.loads((tmp_path / experiment.RESULTS).read_text())
+    saved = json.loads((tmp_path / run_folder.RESULTS).read_text())
     assert saved["selection"] == {"split": "val", "metric": "recall_at_1", "best_epoch": result.best_epoch}
     assert saved["final"]["metrics"] == result.final and saved["history"] == result.history
 
@@ -79,14 +79,14 @@ def test_patience_stops_training_as_pml_counts(small_font_list, tmp_path, monkey
     monkeypatch.setattr(experiment.Run, "evaluate", lambda self, split, epoch, *args, **kwargs: {"recall_at_1": next(scores)})
     result = experiment.Run(tiny_config(font_list, tmp_path, epochs=6, patience=1)).train()
     assert [m["epoch"] for m in result.history] == [1, 2, 3, 4] and result.best_epoch == 2
-    assert load_checkpoint(tmp_path / experiment.CHECKPOINT)["epoch"] == 4
+    assert load_checkpoint(tmp_path / run_folder.CHECKPOINT)["epoch"] == 4
 
 
 def test_without_selection_the_last_epoch_is_tested(small_font_list, tmp_path, events):
     font_list, _ = small_font_list
     result = experiment.Run(tiny_config(font_list, tmp_path, epochs=2, select_split="none")).train()
     assert result.history == [] and result.best_epoch == 2 and "read val" not in events
-    assert not (tmp_path / experiment.BEST).exists()
+    assert not (tmp_path / run_folder.BEST).exists()
 
 
 def test_patience_is_counted_at_evaluated_epochs_only(small_font_list, tmp_path, monkeypatch):
@@ -94,7 +94,7 @@ def test_patience_is_counted_at_evaluated_epochs_only(small_font_list, tmp_path,
     scores = iter([0.5, 0.4, 0.3, 0.9])  # epochs 3, 6, 9 evaluated; 6 - 3 > 2 at epoch 6, not at 4 or 5
     monkeypatch.setattr(experiment.Run, "evaluate", lambda self, split, epoch, *args, **kwargs: {"recall_at_1": next(scores)})
     result = experiment.Run(tiny_config(font_list, tmp_path, epochs=9, test_interval=3, patience=2)).train()
-    assert [m["epoch"] for m in result.history] == [3, 6] and load_checkpoint(tmp_path / experiment.CHECKPOINT)["epoch"] == 6
+    assert [m["epoch"] for m in result.history] == [3, 6] and load_checkpoint(tmp_path / run_folder.CHECKPOINT)["epoch"] == 6
 
 
 def test_resuming_a_finished_run_reads_it_back_and_refuses_other_endings(small_font_list, tmp_path, events):

@@ -3,7 +3,8 @@ output or pinning, and for no other study."""
 
 from pathlib import Path
 
-from pml_metrix.app.compare import load_study, mean_std
+from pml_metrix.app.stats import mean_std
+from pml_metrix.app.study import load_study
 from pml_metrix.app.reference import reference_rows
 
 MAIN = str(Path(__file__).parents[2] / "configs" / "main.yaml")

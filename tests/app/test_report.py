@@ -38,7 +38,7 @@ def test_plot_refuses_what_it_cannot_draw(tmp_path):
 
 def test_the_report_warns_at_the_top_where_raw_pixels_win(tmp_path):
     from pml_metrix.app.report import write_report
-    from tests.app.test_compare import made_comparison
+    from tests.app.test_stats import made_comparison
 
     # raw pixels 0.908, the trained variants at most 0.865: the short Fashion-MNIST compare
     comparison = made_comparison(tmp_path, {"baseline": [0.85, 0.86], "metrix": [0.865, 0.86]}, raw_pixels=0.908)
@@ -58,7 +58,7 @@ def test_the_report_warns_at_the_top_where_raw_pixels_win(tmp_path):
 
 def test_a_collapsed_run_is_flagged_and_a_variant_that_beats_both_references_is_not(tmp_path):
     from pml_metrix.app.report import warning_lines
-    from tests.app.test_compare import made_comparison
+    from tests.app.test_stats import made_comparison
 
     fine = made_comparison(tmp_path, {"baseline": [0.7, 0.72], "metrix": [0.71, 0.73]})
     assert warning_lines(fine) == []
@@ -76,9 +76,9 @@ def test_a_collapsed_run_is_flagged_and_a_variant_that_beats_both_references_is_
 def test_the_main_job_s_report_shows_the_committed_final_rows_beside_its_seed(tmp_path):
     from pml_metrix.app.compare import Comparison, Study
     from pml_metrix.app.config import load_config
-    from pml_metrix.app.experiment import RunResult
+    from pml_metrix.app.run_folder import RunResult
     from pml_metrix.app.report import arithmetic_line, reference_lines
-    from pml_metrix.app.compare import load_study
+    from pml_metrix.app.study import load_study
 
     main = load_study("configs/main.yaml", seeds=[0], output=str(tmp_path))
     metrics = {"recall_at_1": 0.41}

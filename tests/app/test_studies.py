@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pml_metrix.app.compare import load_study
+from pml_metrix.app.build import build_trainer
 from pml_metrix.app.experiment import Run
+from pml_metrix.app.study import load_study
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 STUDIES = sorted((CONFIGS / "studies").glob("*.yaml")) + [CONFIGS / "main.yaml"]
@@ -24,7 +25,7 @@ def test_each_variant_of_a_study_runs_a_step(path, small_font_list, tmp_path):
             dataset_options={"font_list": font_list}, batch_size=24, model_width=8, embedding_size=16, reproducible=False
         )
         run = Run(config)
-        trainer = run.trainer(start_epoch=1)
+        trainer = build_trainer(config, run.parts, run.device, 1, None, run.end_of_epoch)
         trainer.initialize_dataloader()
         trainer.set_to_train()
         batch = next(iter(trainer.dataloader))

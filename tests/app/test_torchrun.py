@@ -71,7 +71,7 @@ def test_two_processes_train_and_resume_like_one(tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stdout.count("trained into") == 1  # rank 0 reports
     assert sorted(p.name for p in out.iterdir()) == [
-        "best.pth", "checkpoint.pth", "config.yaml", "logs", "results.json", "tensorboard"
+        ".lock", "best.pth", "checkpoint.pth", "config.yaml", "logs", "results.json", "tensorboard"
     ]
     assert len(list((out / "tensorboard").iterdir())) == 1  # one record-keeper's events file
 

@@ -52,10 +52,10 @@ def find_raw_folder(root: str) -> str:
 
 def _read(folder: str, name: str, unpacked: str, reader: Callable[[str], torch.Tensor]) -> torch.Tensor:
     path = os.path.join(folder, name)
-    if not os.path.isfile(path):  # only the .gz: unpack it once into torchvision's folder
+    if not os.path.isfile(path):  # only the .gz: unpack it into torchvision's folder, again when it changed
         os.makedirs(unpacked, exist_ok=True)
         path = os.path.join(unpacked, name)
-        if not os.path.isfile(path):
+        if not os.path.isfile(path) or os.path.getmtime(path) < os.path.getmtime(os.path.join(folder, name + ".gz")):
             with tempfile.TemporaryDirectory(dir=unpacked) as scratch:
                 os.replace(extract_archive(os.path.join(folder, name + ".gz"), scratch), path)
     return reader(path)

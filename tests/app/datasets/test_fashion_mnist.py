@@ -83,3 +83,11 @@ def test_image_size_resizes_once(tmp_path, nowhere_else):
     assert image.shape == (1, 32, 32) and dataset.images.dtype == torch.uint8
     # a constant image stays constant
     assert torch.equal(image, torch.full_like(image, image[0, 0, 0].item()))
+
+
+def test_a_gzip_file_replaced_under_the_same_path_is_unpacked_again(tmp_path, nowhere_else):
+    write_fashion_mnist(tmp_path)
+    first = FashionMNISTClasses("train", str(tmp_path)).images.clone()
+    write_fashion_mnist(tmp_path, per_class=(4, 2))  # newer files, unpacked copies of the old ones beside them
+    again = FashionMNISTClasses("train", str(tmp_path))
+    assert len(first) == 15 and len(again.images) == 20

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from pml_metrix.app.compare import mean_std, sign_flip_p_value
+from pml_metrix.app.stats import mean_std, sign_flip_p_value
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def made_comparison(tmp_path, recalls, raw_pixels=0.5, untrained=0.3, **final):
 
     from pml_metrix.app.compare import Comparison, Study
     from pml_metrix.app.config import RunConfig
-    from pml_metrix.app.experiment import RunResult
+    from pml_metrix.app.run_folder import RunResult
 
     seeds = list(range(len(next(iter(recalls.values())))))
     variants = {name: {"mix_level": "none" if i == 0 else "feature"} for i, name in enumerate(recalls)}

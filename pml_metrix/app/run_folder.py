@@ -1,0 +1,269 @@
+"""The folder of one training run, shared by ``pml-metrix train`` and ``compare``: its files, the lock
+that keeps a second process out, and the one rule for "is this the same run?".
+
+Files: ``config.yaml`` (resolved), ``checkpoint.pth`` (the last epoch), ``best.pth`` (the epoch of best
+validation Recall@1), ``results.json`` (every evaluation, the selected epoch and its test metrics),
+``logs/`` (record-keeper CSV and SQLite), ``tensorboard/`` and ``.lock``.
+
+Each file is written atomically, in one order whose every kill point leaves a run that resumes to
+the result of an uninterrupted one: at the end of an epoch ``checkpoint.pth`` (the commit point: its
+history names the best epoch), then ``best.pth`` if that epoch is the best (so the previous best model
+stays until its replacement is committed; a resume rewrites ``best.pth`` from a checkpoint that is the
+best and was not copied yet), then the logs; at the end ``results.json`` (a finished run), then the
+logs. A checkpoint of a continued run removes ``results.json`` first: a results file always belongs to
+the checkpoint beside it.
+"""
+
+import fcntl
+import hashlib
+import json
+import math
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from torch.utils.data import Dataset
+
+from .checkpoints import FORMAT, load_checkpoint, save_checkpoint
+from .config import ConfigError, RunConfig
+from .evaluation import collapsed
+from .files import metrics_from_json, write_json
+from .selection import SELECTION_METRIC, Selection
+from ..distributed import from_rank0
+
+CHECKPOINT, BEST, RESULTS, CONFIG, LOCK = "checkpoint.pth", "best.pth", "results.json", "config.yaml", ".lock"
+RUN_FILES = (RESULTS, CHECKPOINT, BEST, CONFIG, "logs", "tensorboard")  # results first: a half-removed run is unfinished
+# settings that say where a run's files and data are and how fast it goes: they never change its result
+PLACE = frozenset({"description", "output", "device", "num_workers", "data_root", "eval_batch_size"})
+# settings that say how long it trains: a resumed run continues under new ones; an ended run only with more epochs
+SCHEDULE = frozenset({"epochs", "test_interval", "patience"})
+FINGERPRINT_ITEMS = 16
+
+
+def data_fingerprint(dataset: Dataset, items: int = FINGERPRINT_ITEMS) -> str:
+    """A SHA-256 (hex) of a split: its size, number of classes, labels, and ``items`` evenly spaced
+    items' bytes, read under a fixed torch seed (so that a random training transform gives the same
+    bytes each time; the global generators are left as they were). The reader's options are the
+    run's config; this is what its files hold."""
+    digest = torch.tensor([len(dataset), int(dataset.num_classes)]).numpy().tobytes()
+    digest += dataset.labels.to(torch.int64).numpy().tobytes()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        for index in torch.linspace(0, len(dataset) - 1, min(items, len(dataset))).long().unique().tolist():
+            digest += dataset[index][0].contiguous().numpy().tobytes()
+    return hashlib.sha256(digest).hexdigest()
+
+
+def comparable(history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """``history`` with NaN as ``None``: equal histories compare equal (NaN is no number's equal, and
+    a results file may write it as null)."""
+    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in m.items()} for m in history]
+
+
+@dataclass
+class RunResult:
+    """What a run leaves.
+
+    Attributes:
+        history: the selection split's metrics after each evaluated epoch (with its ``epoch``).
+        best_epoch: the epoch of best ``recall_at_1`` on the selection split (the last epoch
+            without selection).
+        final: the evaluation split's metrics of that epoch's model: the one read of the test split.
+        final_with_mixes: whether ``final``'s utilization counts that epoch's mixed embeddings beside
+            the training set's (a resumed run no longer holds those of an epoch before the resume).
+        arithmetic: what decided the arithmetic of the process that finished the run
+            (:func:`~pml_metrix.app.reproducible.arithmetic_record`: pinned or not, instruction sets,
+            threads, processor); empty for a run written before it was recorded.
+    """
+
+    config: RunConfig
+    history: List[Dict[str, float]]
+    best_epoch: int
+    final: Dict[str, float]
+    output: Path
+    final_with_mixes: bool = False
+    arithmetic: Dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "selection": {"split": self.config.select_split, "metric": SELECTION_METRIC, "best_epoch": self.best_epoch},
+            "history": self.history,
+            "final": {"split": self.config.eval_split, "reference": self.config.eval_reference, "metrics": self.final,
+                      "utilization_with_mixed_embeddings": self.final_with_mixes, "collapsed": collapsed(self.final)},
+            "arithmetic": self.arithmetic,
+        }
+
+    @classmethod
+    def load(cls, output: Path) -> "RunResult":
+        """The result a finished run wrote into ``output/results.json``; a ValueError of one line when
+        the file is not one (damaged, or edited into another shape)."""
+        path = Path(output) / RESULTS
+        try:
+            saved = json.loads(path.read_text())
+            final = saved["final"]
+            history = [metrics_from_json(metrics) for metrics in saved["history"]]
+            if not all(isinstance(m.get("epoch"), int) and isinstance(m.get(SELECTION_METRIC), float) for m in history):
+                raise ValueError(f"a history entry without an integer epoch or a {SELECTION_METRIC}")
+            result = cls(RunConfig(**saved["config"]), history, saved["selection"]["best_epoch"],
+                         metrics_from_json(final["metrics"]), Path(output), final["utilization_with_mixed_embeddings"],
+                         saved.get("arithmetic", {}))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSON, shape, config: ConfigError too
+            reason = f"no {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
+            raise ValueError(f"{path} is not a results file of pml_metrix ({reason}): it was damaged or edited; "
+                             "delete it to finish the run again from its checkpoint (--resume)") from None
+        return result
+
+
+class RunFolder:
+    """The folder ``path`` of one run: claimed, locked, resumed, written in the module's order."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.lock_file = None
+
+    def started(self) -> bool:
+        """Whether an epoch of a run finished here (its checkpoint is written)."""
+        return (self.path / CHECKPOINT).is_file()
+
+    def lock(self) -> Optional[str]:
+        """Take the folder's lock (``fcntl.flock`` on ``.lock``, which the OS releases when the process
+        ends, however it ends); why not, when another process holds it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / LOCK, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "a process"
+            handle.close()
+            return (f"{self.path} is in use by another pml-metrix run ({holder}): wait until it ends, or choose "
+                    "another --output")
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self.lock_file = handle
+        return None
+
+    def unlock(self) -> None:
+        if self.lock_file is not None:
+            self.lock_file.close()  # releases the lock
+            self.lock_file = None
+
+    def locked(self, rank: int = 0) -> "RunFolder":
+        """The folder, locked by rank 0 (every process of a group raises alike when it is refused); a
+        context manager that unlocks it."""
+        refusal = from_rank0(self.lock() if rank == 0 else None)
+        if refusal:
+            raise ConfigError(refusal)
+        return self
+
+    def __enter__(self) -> "RunFolder":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.unlock()
+
+    def claim(self, overwrite: bool) -> Optional[str]:
+        """Why the folder may not take a new run (it holds a run's files, and not ``overwrite``), or
+        ``None``; with ``overwrite`` the files are removed (``results.json`` first)."""
+        present = [name for name in RUN_FILES if (self.path / name).exists()]
+        if present and not overwrite:
+            return (f"{self.path} holds a run ({', '.join(present)}): continue it with --resume, replace it with "
+                    "--overwrite, or choose another --output")
+        for name in present:
+            path = self.path / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return None
+
+    def resume(self, config: RunConfig, fingerprint: str, writer: bool) -> Tuple[Dict[str, Any], Optional[RunResult]]:
+        """The checkpoint to continue ``config``'s run from, and its result when it has ended with
+        ``config``'s epochs (nothing to train: read back), after checking that the folder holds this run
+        (:meth:`check_same_run`), its files whole and agreeing. ``writer`` (rank 0) completes a
+        ``best.pth`` that a kill left one epoch behind the checkpoint of a run that goes on."""
+        if not self.started():
+            raise ConfigError(f"nothing to resume in {self.path}: no epoch finished (no {CHECKPOINT}); "
+                              "start the run again with --overwrite")
+        state = load_checkpoint(self.path / CHECKPOINT)
+        if state["format"] != FORMAT:
+            raise ConfigError(
+                f"the checkpoint was written by an older pml_metrix ({state['format']}): evaluate it with pml-metrix eval, "
+                "but start a new run rather than resuming it"
+            )
+        result = RunResult.load(self.path) if (self.path / RESULTS).is_file() else None
+        ended = result is not None and config.epochs <= result.config.epochs
+        self.check_same_run(state["config"], config, ended=False)
+        if ended:
+            self.check_same_run(result.config.to_dict(), config, ended=True)
+        if state.get("train_data", fingerprint) != fingerprint:
+            raise ConfigError(
+                f"the run in {self.path} was trained on other data (its training split's fingerprint differs: files "
+                "changed under data_root, or another reader): point data_root at its data, or start it again with "
+                "--overwrite"
+            )
+        if state["epoch"] > config.epochs:
+            raise ConfigError(f"the checkpoint in {self.path} is at epoch {state['epoch']}, past epochs {config.epochs}: "
+                              f"resume with at least --epochs {state['epoch']}")
+        self.check_logs()
+        if result is not None and (comparable(result.history) != comparable(state["history"])
+                                   or result.best_epoch != Selection(result.config, state["history"]).picked(state["epoch"])):
+            raise ValueError(f"{self.path / RESULTS} does not belong to the checkpoint beside it (its history or best "
+                             "epoch differs): it was edited or left by another run; delete it to finish the run "
+                             "again from its checkpoint (--resume)")
+        if writer and not ended and Selection(config, state["history"]).best_epoch() == state["epoch"]:
+            save_checkpoint(self.path / BEST, state)  # a kill may have come between the checkpoint and best.pth
+        return state, (result if ended else None)
+
+    def check_same_run(self, saved: Dict[str, Any], config: RunConfig, ended: bool) -> None:
+        """The one rule for "is this the same run?": ``config`` may differ from the options the
+        ``saved`` run's config holds in where files are (``PLACE``), and in how long it trains
+        (``SCHEDULE``) unless the run has ended (then only more epochs continue it, and it has not
+        ended at those). Else a ConfigError naming what differs."""
+        current = config.to_dict()
+        allowed = PLACE if ended else PLACE | SCHEDULE
+        changed = sorted(name for name, value in saved.items() if name not in allowed and current.get(name) != value)
+        if changed and ended:
+            raise ConfigError(f"the run in {self.path} has ended with other settings ({', '.join(changed)}): only "
+                              "more epochs continue it; start it again with --overwrite")
+        if changed:
+            raise ConfigError(f"the checkpoint was trained with other settings ({', '.join(changed)}): resume with its "
+                              f"{CONFIG}")
+
+    def check_logs(self) -> None:
+        """Refuse a logs folder that record-keeper cannot append to (a damaged SQLite database or CSV)."""
+        logs = self.path / "logs"
+        try:
+            for csv in logs.glob("*.csv"):
+                csv.read_text()
+            if (logs / "logs.db").exists():
+                with sqlite3.connect(logs / "logs.db") as connection:
+                    (status,) = connection.execute("PRAGMA quick_check").fetchone()
+                if status != "ok":
+                    raise sqlite3.DatabaseError(status)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as error:
+            raise ValueError(f"the run's logs in {logs} are damaged ({str(error).splitlines()[0]}): move the logs "
+                             "folder away and resume (the run's state is in its checkpoint)") from None
+
+    def best_state(self, best_epoch: int, history: List[Dict[str, float]]) -> Dict[str, Any]:
+        """``best.pth``, checked to hold epoch ``best_epoch`` of the run whose selection ``history`` it is."""
+        best = load_checkpoint(self.path / BEST)
+        if best["epoch"] != best_epoch or comparable(best["history"]) != comparable(history[: len(best["history"])]):
+            raise ValueError(f"{self.path / BEST} holds epoch {best['epoch']}, not this run's best one, {best_epoch}: "
+                             "it was replaced or edited; start the run again with --overwrite")
+        return best
+
+    def save_epoch(self, state: Dict[str, Any], is_best: bool, record_keeper) -> None:
+        """An epoch's files, in the module's order."""
+        (self.path / RESULTS).unlink(missing_ok=True)  # a continued run has not ended
+        save_checkpoint(self.path / CHECKPOINT, state)
+        if is_best:
+            save_checkpoint(self.path / BEST, state)
+        record_keeper.save_records()
+
+    def save_result(self, result: RunResult, record_keeper) -> None:
+        write_json(self.path / RESULTS, result.to_dict())
+        record_keeper.save_records()

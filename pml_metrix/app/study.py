@@ -1,0 +1,88 @@
+"""A study: a base run config, its variants (option overrides by name; the first is the baseline the
+others are paired with) and seeds, read from one YAML file: run options (as for ``pml-metrix train``),
+plus ``variants`` and ``seeds``."""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+from .config import ConfigError, RunConfig, load_config, read_yaml_mapping, shown
+from .files import write_text
+
+DEFAULT_VARIANTS: Dict[str, Dict[str, Any]] = {
+    "baseline": {"mix_level": "none"},
+    "metrix_embedding": {"mix_level": "embedding"},
+    "metrix_feature": {"mix_level": "feature"},
+}
+DEFAULT_SEEDS = [0, 1, 2]
+
+
+@dataclass
+class Study:
+    """What ``pml-metrix compare`` runs: a base config, its variants (the first the baseline) and seeds."""
+
+    base: RunConfig
+    variants: Dict[str, Dict[str, Any]]
+    seeds: List[int]
+
+    def __post_init__(self):
+        if not self.variants:
+            raise ConfigError("a study needs at least one variant")
+        if len(set(self.seeds)) != len(self.seeds) or not self.seeds:
+            raise ConfigError(f"seeds must be distinct and at least one; got {self.seeds}")
+        for name, overrides in self.variants.items():
+            if not isinstance(overrides, dict):
+                raise ConfigError(f"variant {name} must map options to values; got {shown(overrides)}")
+            for key in ("seed", "output", "reproducible"):  # reproducible: pinned once, when the command starts
+                if key in overrides:
+                    raise ConfigError(f"variant {name} may not set {key}: compare sets it for every run")
+            self.config(name, self.seeds[0])  # every variant's options valid before any training
+        baseline = next(iter(self.variants))
+        if self.config(baseline, self.seeds[0]).mix_level != "none":
+            raise ConfigError(
+                f"the first variant ({baseline}) is the baseline the others are paired with: give it mix_level none"
+            )
+
+    @property
+    def baseline(self) -> str:
+        return next(iter(self.variants))
+
+    def save(self, path: Path) -> None:
+        """The resolved study as a YAML file that ``pml-metrix compare --config`` runs again."""
+        write_text(path, yaml.safe_dump({**self.base.to_dict(), "seeds": self.seeds, "variants": self.variants},
+                                        sort_keys=False))
+
+    def config(self, name: str, seed: int) -> RunConfig:
+        """The config of variant ``name`` at ``seed``, written into ``<output>/<name>/seed<seed>``."""
+        try:
+            return self.base.replace(seed=seed, output=str(Path(self.base.output) / name / f"seed{seed}"), **self.variants[name])
+        except TypeError as error:  # an unknown option
+            raise ConfigError(f"variant {name}: {error}") from None
+
+
+def load_study(path: Optional[str] = None, seeds: Optional[Sequence[int]] = None,
+               variants: Optional[Sequence[str]] = None, **overrides: Any) -> Study:
+    """The study of a YAML file (run options, ``variants``, ``seeds``), the default study without
+    one; ``seeds``, a subset of ``variants`` by name and option ``overrides`` replace the file's."""
+    values = read_yaml_mapping(path) if path is not None else {}
+    study_variants = values.pop("variants", DEFAULT_VARIANTS)
+    study_seeds = values.pop("seeds", DEFAULT_SEEDS)
+    if not isinstance(study_variants, dict):
+        raise ConfigError(f"variants must map a name to option overrides; got {shown(study_variants)}")
+    for name in study_variants:  # each names its runs' folder
+        if not (isinstance(name, str) and re.fullmatch(r"[\w.-]+", name)) or name in (".", ".."):
+            raise ConfigError(f"variant name {shown(name)} must be a folder name (letters, digits, _ . -)")
+    if not isinstance(study_seeds, list) or not all(type(seed) is int for seed in study_seeds):
+        raise ConfigError(f"seeds must be a list of integers; got {shown(study_seeds)}")
+    if variants:
+        unknown = [name for name in variants if name not in study_variants]
+        if unknown:
+            raise ConfigError(f"unknown variant(s) {', '.join(unknown)}; the study has {', '.join(study_variants)}")
+        study_variants = {name: study_variants[name] for name in variants}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.setdefault("output", "runs/compare")
+    base = load_config(None, **values)
+    return Study(base, dict(study_variants), list(seeds if seeds is not None else study_seeds))

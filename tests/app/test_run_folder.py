@@ -1,0 +1,139 @@
+"""The run folder: one rule for "is this the same run?", a fingerprint of the training data, writes
+whose every kill point resumes to an uninterrupted run's result, and a lock a second process meets."""
+
+import itertools
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from record_keeper import RecordWriter
+
+from pml_metrix.app import checkpoints, experiment, files
+from pml_metrix.app.build import load_dataset
+from pml_metrix.app.checkpoints import load_checkpoint
+from pml_metrix.app.cli import main
+from pml_metrix.app.config import ConfigError, RunConfig
+from pml_metrix.app.run_folder import BEST, RunFolder, data_fingerprint
+
+from .test_torchrun import write_tiny_fashion_mnist
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_fashion(tmp_path, **changes):
+    """A baseline of 3 epochs of one batch on 20 Fashion-MNIST-like images of 5 classes, deterministic."""
+    data = tmp_path / "data"
+    values = dict(dataset="fashion_mnist", data_root=str(data) if data.is_dir() else write_tiny_fashion_mnist(data), image_size=16,
+                  model_width=8, embedding_size=8, batch_size=16, samples_per_class=4, recall_at_k=[1], epochs=3,
+                  deterministic=True, output=str(tmp_path / "run"))
+    return RunConfig(**{**values, **changes})
+
+
+def test_the_same_run_rule_allows_place_and_schedule_changes_only_where_they_keep_the_run(tmp_path):
+    folder, config = RunFolder(tmp_path), RunConfig(output=str(tmp_path))
+    saved = config.replace(output="elsewhere", description="first", num_workers=2, device="cpu").to_dict()
+    for ended in (False, True):
+        folder.check_same_run(saved, config, ended)  # where files are and how fast: the same run
+    folder.check_same_run(saved, config.replace(patience=2, test_interval=3), ended=False)
+    with pytest.raises(ConfigError, match=r"has ended with other settings \(patience, test_interval\)"):
+        folder.check_same_run(saved, config.replace(patience=2, test_interval=3), ended=True)
+    with pytest.raises(ConfigError, match=r"trained with other settings \(lr, seed\)"):
+        folder.check_same_run(saved, config.replace(lr=0.1, seed=3), ended=False)
+
+
+def test_the_fingerprint_follows_the_items_and_labels_and_leaves_the_generators_alone(tmp_path):
+    config = tiny_fashion(tmp_path)
+    train = load_dataset(config, "train")
+    state = torch.get_rng_state()
+    assert data_fingerprint(train) == data_fingerprint(load_dataset(config, "train"))
+    assert torch.equal(torch.get_rng_state(), state)
+    train.images[0, 0, 0, 0] += 1  # one pixel of the first item
+    changed = data_fingerprint(train)
+    train.images[0, 0, 0, 0] -= 1
+    train.labels[-1] = 0
+    assert len({data_fingerprint(load_dataset(config, "train")), changed, data_fingerprint(train)}) == 3
+
+
+class Killed(BaseException):
+    """A kill at a write point (not an Exception: nothing on the way may catch it)."""
+
+
+def write_points(monkeypatch, kill_at=None):
+    """Count the run files' writes (atomic writes: config, checkpoints, results; record-keeper's logs)
+    and raise Killed before the ``kill_at``-th; returns the counter."""
+    count = itertools.count(1)
+    calls = []
+
+    def point(write):
+        def counted(*args, **kwargs):
+            calls.append(next(count))
+            if calls[-1] == kill_at:
+                raise Killed
+            return write(*args, **kwargs)
+
+        return counted
+
+    monkeypatch.setattr(files, "write_atomically", point(files.write_atomically))
+    monkeypatch.setattr(checkpoints, "write_atomically", point(checkpoints.write_atomically))
+    monkeypatch.setattr(RecordWriter, "save_records", point(RecordWriter.save_records))
+    return calls
+
+
+def resumed(config):
+    """What a user does after a kill: --resume, or --overwrite when no epoch finished."""
+    run = experiment.Run(config)
+    started = run.folder.started()
+    return run.train(resume=started, overwrite=not started)
+
+
+@pytest.mark.slow  # about 20 tiny runs
+def test_a_kill_at_every_write_point_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    selection = {1: 0.5, 2: 0.7, 3: 0.6}  # epoch 2 replaces epoch 1's best.pth; epoch 3 must not replace it
+    evaluate = experiment.Run.evaluate
+
+    def scored(self, split, epoch, *args, **kwargs):
+        return {"recall_at_1": selection[epoch]} if split == "val" else evaluate(self, split, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(experiment.Run, "evaluate", scored)
+    with monkeypatch.context() as counting:
+        calls = write_points(counting)
+        reference = experiment.Run(tiny_fashion(tmp_path)).train()
+    best = load_checkpoint(tmp_path / "run" / BEST)
+    assert reference.best_epoch == best["epoch"] == 2 and len(calls) >= 10
+    for kill_at in range(1, len(calls) + 1):
+        config = tiny_fashion(tmp_path, output=str(tmp_path / f"killed{kill_at}"))
+        with monkeypatch.context() as killing:
+            write_points(killing, kill_at)
+            with pytest.raises(Killed):
+                experiment.Run(config).train()
+        result = resumed(config)
+        assert (result.best_epoch, result.history, result.final) == (reference.best_epoch, reference.history, reference.final), kill_at
+        kept = load_checkpoint(Path(config.output) / BEST)
+        assert kept["epoch"] == 2 and all(torch.equal(kept["models"]["embedder"][k], v)
+                                          for k, v in best["models"]["embedder"].items()), kill_at
+
+
+LOCK_HOLDER = "import sys, time; from pml_metrix.app.run_folder import RunFolder; " \
+              "folder = RunFolder(sys.argv[1]); assert folder.lock() is None; print('locked', flush=True); time.sleep(600)"
+
+
+@pytest.mark.slow  # a second process
+@pytest.mark.parametrize("end", [signal.SIGKILL, signal.SIGINT])
+def test_a_live_run_locks_its_folder_until_its_process_ends(tmp_path, capsys, end):
+    config = tiny_fashion(tmp_path, epochs=1, deterministic=False)
+    args = ["train", "--config", str(tmp_path / "config.yaml"), "--overwrite"]
+    config.save(tmp_path / "config.yaml")
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, config.output], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        capsys.readouterr()
+        assert main(args) == 2
+        assert f"is in use by another pml-metrix run (pid {holder.pid})" in capsys.readouterr().err
+        assert not (Path(config.output) / "checkpoint.pth").exists()
+    finally:
+        holder.send_signal(end)
+        holder.wait(timeout=60)
+    assert main(args) == 0 and (Path(config.output) / "checkpoint.pth").is_file()
