@@ -32,3 +32,7 @@ MS_MIXED_FORMS = ("soft_labels", "attract")
 
 MIX_LEVELS = ("input", "feature", "embedding")
 """Where a plan mixes: the images, the trunk's output, or the embeddings."""
+
+LABEL_SIMILARITIES = ("jaccard", "dice", "cosine", "shares_any")
+"""The similarities of two label sets (multi-label data) that give a pair its soft label
+(:mod:`pml_metrix.label_sets`); ``shares_any`` is the hard workaround, 1 when the sets share a label."""

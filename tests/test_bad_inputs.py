@@ -741,6 +741,21 @@ def _(ctx):
     return train(ctx, "--dataset-options", f"font_list={font_list}", "--batch-size", "100", "--samples-per-class", "4")
 
 
+@case("cli-select-ndcg-without-label-sets")
+def _(ctx):
+    return fonts(ctx, "--select-metric", "ndcg_at_1")
+
+
+@case("cli-proxy-anchor-on-label-sets")
+def _(ctx):
+    from tests.app.datasets.test_font_attributes import write_attribute_table
+
+    font_list, faces = ctx.request.getfixturevalue("small_font_list")
+    table = write_attribute_table(ctx.root / "attributes.tsv", faces)
+    return train(ctx, "--dataset", "font_attributes", "--dataset-options", f"font_list={font_list}",
+                 f"attribute_table={table}", "--loss", "pa")
+
+
 @case("cli-torchrun-batch-not-split")
 def _(ctx):
     font_list, _ = ctx.request.getfixturevalue("small_font_list")

@@ -65,10 +65,28 @@ def build_models(config: RunConfig, in_channels: int) -> Dict[str, torch.nn.Modu
     return model_zoo.backbone(config.model, config.embedding_size, pretrained=config.pretrained)
 
 
-def build_loss(config: RunConfig, num_classes: int) -> torch.nn.Module:
-    """The PML loss for a baseline run, its Metrix twin for a Metrix run."""
+def has_label_sets(dataset: Dataset) -> bool:
+    """Whether the dataset's labels are N x C label sets (multi-label data) rather than N classes."""
+    return dataset.labels.ndim == 2
+
+
+def sampling_labels(dataset: Dataset) -> torch.Tensor:
+    """The N classes a batch is drawn by (``samples_per_class`` items of each): the labels, or for
+    label sets the class each item belongs to (``face_labels``: font_attributes' faces)."""
+    return dataset.face_labels if has_label_sets(dataset) else dataset.labels
+
+
+def build_loss(config: RunConfig, num_classes: int, label_sets: bool = False) -> torch.nn.Module:
+    """The PML loss for a baseline run, its Metrix twin for a Metrix run; for label sets always the
+    Metrix twin (PML's losses take one class per item), whose clean part is the soft loss over the
+    batch's pairs, labelled by ``label_similarity``."""
     _, pml_name, metrix_name = LOSSES[config.loss]
     kwargs = dict(config.loss_params, collect_stats=True)  # record-keeper logs the stats (e.g. clean_loss, mixed_loss)
+    if label_sets:
+        if config.loss == "pa":
+            raise ConfigError(f"the {config.dataset} labels are label sets, and proxy anchor has one proxy per class: "
+                              "choose another --loss")
+        kwargs["label_similarity"] = config.label_similarity
     if config.distance != "default":
         kwargs["distance"] = {"cosine": distances.CosineSimilarity, "lp": distances.LpDistance}[config.distance]()
     if config.loss == "pa":
@@ -78,17 +96,20 @@ def build_loss(config: RunConfig, num_classes: int) -> torch.nn.Module:
         if config.loss == "ms":
             kwargs["mixed_form"] = config.ms_mixed_form
     try:
-        loss_class = getattr(losses, pml_name) if config.mix_level == "none" else getattr(metrix_losses, metrix_name)
+        metrix = config.mix_level != "none" or label_sets
+        loss_class = getattr(metrix_losses, metrix_name) if metrix else getattr(losses, pml_name)
         return loss_class(**kwargs)
     except TypeError as error:  # an unknown key in loss_params
         raise ConfigError(f"loss_params do not fit the {config.loss} loss: {error}") from None
 
 
-def build_miner(config: RunConfig, num_classes: int) -> Optional[torch.nn.Module]:
+def build_miner(config: RunConfig, num_classes: int, label_sets: bool = False) -> Optional[torch.nn.Module]:
     """The clean-pair miner (multi-similarity's, as in the paper), wrapped in a MixupMiner under Metrix;
-    both collect stats for record-keeper (pairs mined, mixes drawn)."""
+    both collect stats for record-keeper (pairs mined, mixes drawn). Proxy anchor and label sets
+    have no clean-pair miner (PML's miners take one class per item); the MixupMiner draws the mixes
+    of label sets by ``label_similarity``."""
     inner = None
-    if config.miner_epsilon is not None and config.loss != "pa":
+    if config.miner_epsilon is not None and config.loss != "pa" and not label_sets:
         inner = miners.MultiSimilarityMiner(config.miner_epsilon, collect_stats=True)
     if config.mix_level == "none":
         return inner
@@ -102,6 +123,7 @@ def build_miner(config: RunConfig, num_classes: int) -> Optional[torch.nn.Module
         lam_per=config.lam_per,
         strategy_per_step=config.strategy_per_step,
         seed=config.seed,
+        label_similarity=config.label_similarity,
         collect_stats=True,
     )
 
@@ -127,11 +149,13 @@ def build(config: RunConfig, device: torch.device, rank: int = 0, world_size: in
     so that one seed gives every variant the same initialisation and batches."""
     seed_everything(config.seed)
     train_set = load_dataset(config, "train")
+    label_sets = has_label_sets(train_set)
     num_classes = int(train_set.num_classes)
-    batch_size = resolve_batch_size(config, num_classes, world_size)
-    check_batches(config, batch_size, num_classes, world_size)
+    batch_classes = int(sampling_labels(train_set).max()) + 1 if label_sets else num_classes
+    batch_size = resolve_batch_size(config, batch_classes, world_size)
+    check_batches(config, batch_size, batch_classes, world_size)
     models = {name: m.to(device) for name, m in build_models(config, train_set[0][0].shape[0]).items()}
-    loss = build_loss(config, num_classes).to(device)
+    loss = build_loss(config, num_classes, label_sets).to(device)
     optimizers = {
         f"{name}_optimizer": torch.optim.Adam(m.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         for name, m in models.items()
@@ -146,9 +170,10 @@ def build(config: RunConfig, device: torch.device, rank: int = 0, world_size: in
             for name, optimizer in optimizers.items()
         }
     sampler = DistributedMPerClassSampler(
-        train_set.labels, config.samples_per_class, batch_size, len(train_set), rank, world_size
+        sampling_labels(train_set), config.samples_per_class, batch_size, len(train_set), rank, world_size
     )
-    return Components(train_set, batch_size, models, loss, build_miner(config, num_classes), optimizers, lr_schedulers, sampler)
+    miner = build_miner(config, num_classes, label_sets)
+    return Components(train_set, batch_size, models, loss, miner, optimizers, lr_schedulers, sampler)
 
 
 def resolve_batch_size(config: RunConfig, num_classes: int, world_size: int) -> int:
@@ -206,6 +231,7 @@ def build_trainer(config: RunConfig, parts: Components, device: torch.device, st
         dataset=parts.train_set, sampler=parts.sampler, dataloader_num_workers=config.num_workers,
         data_device=device, freeze_trunk_batchnorm=config.freeze_bn, freeze_these=frozen,
         end_of_iteration_hook=end_of_iteration_hook, end_of_epoch_hook=end_of_epoch_hook,
+        label_hierarchy_level="all" if has_label_sets(parts.train_set) else 0,  # label sets: every column, as one
     )
     if config.grad_clip is not None:
         kwargs["gradient_clippers"] = {

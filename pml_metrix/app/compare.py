@@ -19,7 +19,6 @@ from .files import write_json
 from .positivity import trained_pair_positivity
 from .reproducible import arithmetic_record
 from .run_folder import CONFIG, RESULTS, RunFolder, RunResult
-from .selection import SELECTION_METRIC
 from .stats import mean_std, sign_flip_p_value
 from .study import Study
 
@@ -43,8 +42,12 @@ class Comparison:
     arithmetic: Dict[str, Any] = field(default_factory=dict)  # reproducible.arithmetic_record() of the comparing process
 
     def metrics(self) -> List[str]:
-        """The reported metrics: Recall@K for the run's K, then MAP@R, utilization, alignment, uniformity."""
-        return [f"recall_at_{k}" for k in self.study.base.recall_at_k] + list(OTHER_METRICS)
+        """The reported metrics: Recall@K for the run's K, nDCG@K (label sets), then MAP@R,
+        utilization, alignment (classes only), uniformity: those the runs measured, in that order."""
+        ks = self.study.base.recall_at_k
+        order = [f"recall_at_{k}" for k in ks] + [f"ndcg_at_{k}" for k in ks] + list(OTHER_METRICS)
+        finals = [result.final for results in self.runs.values() for result in results]
+        return [m for m in order if any(m in final for final in finals)] if finals else order[: len(ks)] + list(OTHER_METRICS)
 
     def summary(self) -> Dict[str, Dict[str, Tuple[float, float]]]:
         """variant -> metric -> (mean, std) over seeds of the test metrics at the picked epoch."""
@@ -65,19 +68,19 @@ class Comparison:
         return out
 
     def verdicts(self) -> Dict[str, Dict[str, Any]]:
-        """variant -> its verdict against the baseline on the selection metric (Recall@1) of the
+        """variant -> its verdict against the baseline on the selection metric (``select_metric``) of the
         evaluation split: ``ahead`` or ``behind`` where the paired sign-flip p-value is at most
         ``SIGNIFICANCE``, else ``inconclusive``; with the mean difference, the observed p, the smallest
         p that this number of seeds can give (2 / 2^n) and the seeds on which the variant was ahead."""
-        base = self.runs[self.study.baseline]
+        base, metric = self.runs[self.study.baseline], self.study.base.select_metric
         out = {}
-        for name, (difference, p) in ((name, paired[SELECTION_METRIC]) for name, paired in self.paired().items()):
+        for name, (difference, p) in ((name, paired[metric]) for name, paired in self.paired().items()):
             decided = p <= SIGNIFICANCE  # False for NaN
             out[name] = {
                 "verdict": ("ahead" if difference > 0 else "behind") if decided else "inconclusive",
-                "metric": SELECTION_METRIC, "mean_difference": difference, "p_value": p,
+                "metric": metric, "mean_difference": difference, "p_value": p,
                 "smallest_attainable_p": 2 / 2 ** len(base), "significance": SIGNIFICANCE, "seeds": len(base),
-                "seeds_ahead": sum(r.final[SELECTION_METRIC] > b.final[SELECTION_METRIC]
+                "seeds_ahead": sum(r.final[metric] > b.final[metric]
                                    for r, b in zip(self.runs[name], base)),
             }
         return out
@@ -89,7 +92,7 @@ class Comparison:
             "variants": self.study.variants,
             "seeds": self.study.seeds,
             "baseline": self.study.baseline,
-            "selection": {"split": self.study.base.select_split, "metric": SELECTION_METRIC},
+            "selection": {"split": self.study.base.select_split, "metric": self.study.base.select_metric},
             "arithmetic": self.arithmetic,
             "references": {"raw_pixels": self.raw_pixels, "untrained": self.untrained},
             "runs": {

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import yaml
 
-from ..names import LAM_PER, MS_MIXED_FORMS, SHOWN_TO, STRATEGIES
+from ..names import LABEL_SIMILARITIES, LAM_PER, MS_MIXED_FORMS, SHOWN_TO, STRATEGIES
 from ..names import MIX_LEVELS as LIBRARY_MIX_LEVELS
 from .files import write_text
 from .yaml_input import YAMLInputError, clipped, read_yaml_file
@@ -70,6 +70,9 @@ class RunConfig:
     loss: str = option("ms", "metric loss: " + ", ".join(what for what, _, _ in LOSSES.values()), choices=tuple(LOSSES))
     loss_params: Dict[str, float] = option({}, "the PML loss's own arguments, e.g. alpha=17.97 beta=75.66 base=0.77, "
                                            "or temperature=0.1 (supcon, ntxent)")
+    label_similarity: str = option("jaccard", "datasets of label sets (font_attributes): the similarity of two "
+                                   "items' sets, their pair's soft label (shares_any: the hard workaround)",
+                                   choices=LABEL_SIMILARITIES)
     distance: str = option("default", "the loss's distance (default: the PML loss's own)", choices=DISTANCES)
     miner_epsilon: Optional[float] = option(0.1, "epsilon of the clean-pair MultiSimilarityMiner; none: no miner", minimum=0)
     mix_level: str = option("none", "where Metrix mixes (none: the baseline)", choices=MIX_LEVELS)
@@ -105,6 +108,9 @@ class RunConfig:
     warmup_epochs: int = option(0, "epochs training the embedder alone, trunk frozen", minimum=0,
                                maximum=100_000)
     freeze_bn: bool = option(False, "keep the trunk's BatchNorm statistics and weights fixed")
+    select_metric: str = option("recall_at_1", "the select_split metric whose best epoch is tested, and the one the "
+                                "report's verdict reads (ndcg_at_1: for label sets, graded by Jaccard)",
+                                choices=("recall_at_1", "ndcg_at_1", "mean_average_precision_at_r"))
     select_split: str = option("val", "split evaluated every test_interval epochs; its best Recall@1 picks the "
                                "epoch whose model is tested (none: the last epoch)")
     eval_split: str = option("test", "split the picked model is evaluated on, once, at the end (test: for In-Shop, "

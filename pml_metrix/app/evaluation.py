@@ -9,17 +9,21 @@ from torch.utils.data import Dataset
 from .config import ConfigError, RunConfig
 from ..testers import MetrixAccuracyCalculator, UtilizationTester
 
-METRIC_PREFIXES = ("recall_at_", "mean_average_precision_at_r", "utilization", "alignment", "uniformity")
+METRIC_PREFIXES = ("recall_at_", "ndcg_at_", "mean_average_precision_at_r", "utilization", "alignment", "uniformity")
 # collapsed embeddings (docs/metrics.md): every item at nearly one point, retrieval at chance
 COLLAPSE_ALIGNMENT = 0.01  # below: positives' mean squared distance (0 to 4 on the unit sphere)
 COLLAPSE_UNIFORMITY = -0.01  # above: log E exp(-2 ||x - y||^2), 0 at one point, about -4 spread over the sphere
-COLLAPSE_CHANCE_FACTOR = 2.0  # Recall@1 at most this many times chance_recall_at_1
+COLLAPSE_CHANCE_FACTOR = 2.0
+# the gains of nDCG@K on label sets: one similarity for every run, whatever label_similarity it trained
+# with (shares_any's 0/1 gains would grade a run trained on it by its own rule)
+EVAL_LABEL_SIMILARITY = "jaccard"  # Recall@1 at most this many times chance_recall_at_1
 
 
 def metric_names(accuracies: Dict[str, float]) -> Dict[str, float]:
-    """The tracked metrics of a tester's accuracies dict, without PML's ``_level0`` suffix."""
+    """The tracked metrics of a tester's accuracies dict, without the level suffix (PML's ``_level0``,
+    or ``_level_sets`` for label sets)."""
     return {
-        name.replace("_level0", ""): float(value)
+        name.replace("_level0", "").replace("_level_sets", ""): float(value)
         for name, value in accuracies.items()
         if name.startswith(METRIC_PREFIXES)
     }
@@ -27,11 +31,20 @@ def metric_names(accuracies: Dict[str, float]) -> Dict[str, float]:
 
 def chance_recall_at_1(query_labels: torch.Tensor, reference_labels: Optional[torch.Tensor] = None) -> float:
     """Recall@1 of a retrieval that ranks the references at random: the mean over queries of the share
-    of their references that are of their class. ``reference_labels`` ``None``: the split retrieves
-    from itself, the query left out. As Recall@K does, queries with no reference of their class are
-    left out; NaN when none is left."""
+    of their references that are of their class (for label sets, N x C: that share a label with them).
+    ``reference_labels`` ``None``: the split retrieves from itself, the query left out. As Recall@K
+    does, queries with no relevant reference are left out; NaN when none is left."""
     itself = reference_labels is None
     references = query_labels if itself else reference_labels
+    if query_labels.ndim == 2:  # label sets: through their distinct rows (a split holds few)
+        query_rows, query_row = torch.unique(query_labels, dim=0, return_inverse=True)
+        reference_rows, reference_count = torch.unique(references, dim=0, return_counts=True)
+        shares = (query_rows.double() @ reference_rows.double().T) > 0
+        relevant = (shares.double() @ reference_count.double())[query_row] - int(itself) * (query_labels.sum(1) > 0)
+        counted = relevant > 0
+        if not counted.any():
+            return math.nan
+        return float((relevant[counted] / (len(references) - int(itself))).mean())
     num_classes = int(max(query_labels.max(), references.max())) + 1 if len(query_labels) and len(references) else 0
     same_class = torch.bincount(references, minlength=num_classes)[query_labels] - int(itself)
     counted = same_class > 0
@@ -54,7 +67,12 @@ def check_evaluations(config: RunConfig, datasets: Dict[str, Dataset]) -> None:
     """Refuse an evaluation that cannot measure anything: a split of fewer than 2 classes (every
     query's neighbours are of its class: Recall@K is 1 whatever the model), or a Recall@K with K at
     least the number of references a query has (the reference split, less the query itself when a
-    split retrieves from itself)."""
+    split retrieves from itself); or a ``select_metric`` the selection split does not have (nDCG needs
+    label sets)."""
+    if config.select_metric.startswith("ndcg_at_") and config.select_split != "none" \
+            and datasets[config.select_split].labels.ndim != 2:
+        raise ConfigError(f"select_metric {config.select_metric} grades label sets, and {config.dataset} has one class "
+                          "per item: select on recall_at_1")
     pairs = [(config.eval_split, config.eval_reference or config.eval_split)]
     if config.select_split != "none":
         pairs.append((config.select_split, config.select_split))
@@ -85,15 +103,20 @@ def evaluate(
     """Retrieval metrics of ``datasets[split]`` (against ``datasets[reference]``, or itself when
     ``None``), with utilization of ``datasets["train"]`` (plus ``mixed_embeddings``, M x d) by it.
 
-    Recall@K for the config's ``recall_at_k``, MAP@R, alignment, uniformity, utilization; handed to
+    Recall@K for the config's ``recall_at_k``, MAP@R, alignment, uniformity, utilization (for label
+    sets: relevance "shares a label", nDCG@K graded by Jaccard, ``EVAL_LABEL_SIMILARITY``, whatever
+    ``label_similarity`` the run trained with; no alignment); handed to
     ``end_of_testing_hook`` (PML's record-keeper hook) as PML's testers do. Plus
     ``chance_recall_at_1`` (:func:`chance_recall_at_1`), the scale of Recall@1 on this split.
     """
+    label_sets = datasets[split].labels.ndim == 2  # graded by the set similarity; alignment needs classes
     calculator = MetrixAccuracyCalculator(
         recall_at_k=tuple(config.recall_at_k),
         include=tuple(f"recall_at_{k}" for k in config.recall_at_k)
-        + ("mean_average_precision_at_r", "alignment", "uniformity"),
+        + (tuple(f"ndcg_at_{k}" for k in config.recall_at_k) if label_sets else ())
+        + ("mean_average_precision_at_r", "uniformity") + (() if label_sets else ("alignment",)),
         k="max_bin_count",
+        label_similarity=EVAL_LABEL_SIMILARITY if label_sets else None,
     )
     tester = UtilizationTester(
         accuracy_calculator=calculator,
@@ -101,6 +124,7 @@ def evaluate(
         dataloader_num_workers=config.num_workers,
         batch_size=config.eval_batch_size,
         data_device=device,
+        label_hierarchy_level="all" if label_sets else 0,  # label sets: their one level, as PML's hooks look it up
     )
     if mixed_embeddings is not None and len(mixed_embeddings):
         tester.mixed_embeddings = torch.nn.functional.normalize(mixed_embeddings, dim=1)

@@ -18,7 +18,7 @@ from ..distributed import from_rank0, get_rank, get_world_size
 from .evaluation import check_evaluations, evaluate
 from .reproducible import arithmetic_record, check_pinned
 from .run_folder import CONFIG, RunFolder, RunResult, data_fingerprint
-from .selection import SELECTION_METRIC, Selection
+from .selection import Selection
 
 
 class Run:
@@ -94,7 +94,7 @@ class Run:
                 self.config.save(self.folder.path / CONFIG)
                 self.record_keeper, _, _ = logging_presets.get_record_keeper(
                     str(self.folder.path / "logs"), str(self.folder.path / "tensorboard"))
-                self.hooks = logging_presets.get_hook_container(self.record_keeper, primary_metric=SELECTION_METRIC)
+                self.hooks = logging_presets.get_hook_container(self.record_keeper, primary_metric=self.config.select_metric)
             if self.last_epoch < self.config.epochs and not self.selection.stopped(self.last_epoch):
                 logging.getLogger("PML").setLevel(logging.WARNING)
                 trainer = build_trainer(self.config, self.parts, self.device, self.last_epoch + 1,

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Tuple
 import torch
 
 from .. import analysis
-from .build import build_miner
+from .build import build_miner, has_label_sets, sampling_labels
 from ..mixed_batch import MixedBatch
 from ..trainers import mix_at_level
 
@@ -20,15 +20,15 @@ def trained_mixed_batch(run: "Run", num_items: int = 200) -> Tuple[torch.Tensor,
     MixedBatch, mixed at the run's level by a fresh miner of its settings (the same draws, resumed or
     not); in the graph of the models' parameters unless called under ``torch.no_grad()``."""
     dataset, config = run.datasets["train"], run.config
-    per_class = config.samples_per_class
-    classes = torch.unique(dataset.labels)[: max(2, num_items // per_class)]
-    index = torch.cat([torch.where(dataset.labels == c)[0][:per_class] for c in classes])
+    per_class, drawn_by = config.samples_per_class, sampling_labels(dataset)
+    classes = torch.unique(drawn_by)[: max(2, num_items // per_class)]
+    index = torch.cat([torch.where(drawn_by == c)[0][:per_class] for c in classes])
     images = torch.stack([dataset[int(i)][0] for i in index]).to(run.device)
     labels = dataset.labels[index].to(run.device)
     trunk, embedder = run.models["trunk"].eval(), run.models["embedder"].eval()
     features = trunk(images)
     embeddings = embedder(features)
-    miner = build_miner(config, int(dataset.num_classes)).to(run.device)
+    miner = build_miner(config, int(dataset.num_classes), has_label_sets(dataset)).to(run.device)
     indices_tuple = miner.clean_tuple(embeddings, labels)
     plan = miner.plan(embeddings, labels)
     mixed = mix_at_level(plan, config.mix_level, images, features, embeddings, embedder, lambda x: embedder(trunk(x)))

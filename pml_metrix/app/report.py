@@ -12,7 +12,6 @@ from matplotlib.ticker import MaxNLocator
 from ..analysis import PositiveShare
 from .compare import Comparison
 from .evaluation import collapsed
-from .selection import SELECTION_METRIC
 from .stats import mean_std
 from .files import write_text
 from .reference import reference_rows
@@ -156,7 +155,7 @@ def verdict_lines(comparison: Comparison) -> List[str]:
     lines = []
     for name, v in comparison.verdicts().items():
         seeds = f"{v['seeds']} seed" + ("s" if v["seeds"] != 1 else "")
-        facts = (f"Recall@1 {v['mean_difference']:+.4f} on average over `{comparison.study.baseline}`, ahead on "
+        facts = (f"{v['metric']} {v['mean_difference']:+.4f} on average over `{comparison.study.baseline}`, ahead on "
                  f"{v['seeds_ahead']} of {seeds}, p = {v['p_value']:.3g}")
         if v["verdict"] != "inconclusive":
             lines.append(f"- **`{name}` is {v['verdict']} of the baseline**: {facts} (at most {v['significance']}; "
@@ -173,15 +172,15 @@ def verdict_lines(comparison: Comparison) -> List[str]:
 
 def warning_lines(comparison: Comparison) -> List[str]:
     """What the reader must know before the scores: variants that do not beat raw pixels or the
-    untrained network on Recall@1 (mean over seeds), and runs whose embeddings collapsed."""
-    lines = []
+    untrained network on the selection metric (mean over seeds), and runs whose embeddings collapsed."""
+    lines, metric = [], comparison.study.base.select_metric
     references = {"raw pixels": comparison.raw_pixels, "the untrained network": comparison.untrained}
-    reference_recall = {label: mean_std([s[SELECTION_METRIC] for s in scores])[0] for label, scores in references.items()}
+    reference_recall = {label: mean_std([s[metric] for s in scores])[0] for label, scores in references.items()}
     for name, results in comparison.runs.items():
-        recall = mean_std([r.final[SELECTION_METRIC] for r in results])[0]
+        recall = mean_std([r.final[metric] for r in results])[0]
         beaten = [f"{label} ({reference_recall[label]:.4f})" for label in references if not recall > reference_recall[label]]
         if beaten:
-            lines.append(f"- **`{name}` does not beat {' nor '.join(beaten)}** on Recall@1 ({recall:.4f}): its training "
+            lines.append(f"- **`{name}` does not beat {' nor '.join(beaten)}** on {metric} ({recall:.4f}): its training "
                          "learned nothing useful for unseen classes that these do not already give.")
         fallen = [str(r.config.seed) for r in results if collapsed(r.final)]
         if fallen:
@@ -290,7 +289,7 @@ def write_report(comparison: Comparison, command: str) -> Path:
             f"observations; run at least {MIN_SEEDS_FOR_STATISTICS} seeds (5 for p = 0.0625)."
         )
     selection = (
-        f"each variant's epoch picked by Recall@1 on the `{base.select_split}` split (evaluated every "
+        f"each variant's epoch picked by {base.select_metric} on the `{base.select_split}` split (evaluated every "
         f"{base.test_interval} epoch(s) and after the last), its model then evaluated once on `{base.eval_split}`"
         if base.select_split != "none" else f"the last epoch's model evaluated on `{base.eval_split}`"
     )
@@ -301,7 +300,7 @@ def write_report(comparison: Comparison, command: str) -> Path:
         f"Command: `{command}`",
         "",
         *([base.description.strip(), ""] if base.description.strip() else []),
-        f"## Verdict on `{base.eval_split}` (Recall@1, paired by seed)",
+        f"## Verdict on `{base.eval_split}` ({base.select_metric}, paired by seed)",
         "",
         *(verdict_lines(comparison) or ["No Metrix variant: nothing to compare with the baseline."]),
         "",

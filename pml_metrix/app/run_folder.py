@@ -32,7 +32,7 @@ from .checkpoints import FORMAT, load_checkpoint, save_checkpoint
 from .config import ConfigError, RunConfig
 from .evaluation import collapsed
 from .files import metrics_from_json, write_json
-from .selection import SELECTION_METRIC, Selection
+from .selection import Selection
 from ..distributed import from_rank0
 
 CHECKPOINT, BEST, RESULTS, CONFIG, LOCK = "checkpoint.pth", "best.pth", "results.json", "config.yaml", ".lock"
@@ -91,7 +91,7 @@ class RunResult:
     def to_dict(self) -> Dict[str, Any]:
         return {
             "config": self.config.to_dict(),
-            "selection": {"split": self.config.select_split, "metric": SELECTION_METRIC, "best_epoch": self.best_epoch},
+            "selection": {"split": self.config.select_split, "metric": self.config.select_metric, "best_epoch": self.best_epoch},
             "history": self.history,
             "final": {"split": self.config.eval_split, "reference": self.config.eval_reference, "metrics": self.final,
                       "utilization_with_mixed_embeddings": self.final_with_mixes, "collapsed": collapsed(self.final)},
@@ -106,10 +106,12 @@ class RunResult:
         try:
             saved = json.loads(path.read_text())
             final = saved["final"]
+            config = RunConfig(**saved["config"])
             history = [metrics_from_json(metrics) for metrics in saved["history"]]
-            if not all(isinstance(m.get("epoch"), int) and isinstance(m.get(SELECTION_METRIC), float) for m in history):
-                raise ValueError(f"a history entry without an integer epoch or a {SELECTION_METRIC}")
-            result = cls(RunConfig(**saved["config"]), history, saved["selection"]["best_epoch"],
+            metric = config.select_metric
+            if not all(isinstance(m.get("epoch"), int) and isinstance(m.get(metric), float) for m in history):
+                raise ValueError(f"a history entry without an integer epoch or a {metric}")
+            result = cls(config, history, saved["selection"]["best_epoch"],
                          metrics_from_json(final["metrics"]), Path(output), final["utilization_with_mixed_embeddings"],
                          saved.get("arithmetic", {}))
         except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSON, shape, config: ConfigError too

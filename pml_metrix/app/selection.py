@@ -1,11 +1,10 @@
-"""Which epoch's model a run tests: the evaluated epoch of best Recall@1 on the selection split,
+"""Which epoch's model a run tests: the evaluated epoch of best ``select_metric`` (Recall@1 by
+default) on the selection split,
 and patience, counted as PML's ``HookContainer`` counts it at its evaluations."""
 
 from typing import Dict, List, Optional, Sequence
 
 from .config import RunConfig
-
-SELECTION_METRIC = "recall_at_1"
 
 
 class Selection:
@@ -30,7 +29,8 @@ class Selection:
         """The evaluated epoch of best selection metric (the first of ties); ``None`` before any."""
         if not self.history:
             return None
-        return max(self.history, key=lambda metrics: metrics[SELECTION_METRIC])["epoch"]  # max keeps the first
+        metric = self.config.select_metric
+        return max(self.history, key=lambda metrics: metrics[metric])["epoch"]  # max keeps the first
 
     def picked(self, last_epoch: int) -> int:
         """The epoch whose model is tested: the best one, or the last without a selection split."""

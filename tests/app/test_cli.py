@@ -299,9 +299,15 @@ def test_every_listed_dataset_trains_with_the_default_flags(small_font_list, tmp
     from pml_metrix.app.config import RunConfig
     from pml_metrix.app.datasets import DATASETS
 
+    from tests.app.datasets.test_font_attributes import write_attribute_table
+
+    font_list, faces = small_font_list
+    table = write_attribute_table(tmp_path / "attributes.tsv", faces)
     for dataset in DATASETS:
         if dataset == "fonts":
-            data = ["--dataset-options", f"font_list={small_font_list[0]}", *(SUBSET if subset else [])]
+            data = ["--dataset-options", f"font_list={font_list}", *(SUBSET if subset else [])]
+        elif dataset == "font_attributes":  # label sets: drawn, subset and scored by face
+            data = ["--dataset-options", f"font_list={font_list}", f"attribute_table={table}", *(SUBSET if subset else [])]
         else:
             root = tmp_path / dataset / "data"
             root.parent.mkdir()
@@ -313,4 +319,7 @@ def test_every_listed_dataset_trains_with_the_default_flags(small_font_list, tmp
         results = read_strict_json(out / "results.json")
         assert results["selection"]["best_epoch"] == 1 and "recall_at_1" in results["final"]["metrics"]
         train_set = load_dataset(RunConfig(**results["config"]), "train")  # what the run trained on
-        assert (train_set.num_classes, len(train_set)) <= (3, 15) if subset else train_set.num_classes > 3
+        classes = train_set.face_labels.unique() if dataset == "font_attributes" else train_set.labels.unique()
+        assert (len(classes), len(train_set)) <= (3, 15) if subset else len(classes) > 3
+        if dataset == "font_attributes":
+            assert {"ndcg_at_1", "recall_at_1", "chance_recall_at_1"} <= set(results["final"]["metrics"])

@@ -185,8 +185,10 @@ class FontAttributes(Dataset):
     (family, typeface, weight, slant, width, spacing), then by class. ``face_labels``: N LongTensor,
     the index of the item's face in ``faces`` (the class an m-per-class sampler draws by);
     ``num_classes`` = C. Items are ``(image float32 1 x S x S in [0, 1], label set uint8 C)``.
-    ``attributes`` names the attributes whose labels make up the sets (all of ``ATTRIBUTES`` by
-    default; ``["family"]`` gives one label per item, the families as classes). ``options`` go to
+    ``train_attributes`` names the attributes whose labels make up the training split's sets (all of
+    ``ATTRIBUTES`` by default; ``["family"]`` gives one label per item, the families as classes, the
+    hard workaround of training on families alone); val and test keep every attribute, so that runs
+    trained on other labels are scored alike. ``options`` go to
     :class:`.FontGlyphs` (image_size, jitter_copies, seed, val_fraction, test_fraction,
     train_fraction, cache_dir).
     """
@@ -196,13 +198,14 @@ class FontAttributes(Dataset):
         split: str = "train",
         attribute_table: str = FONT_ATTRIBUTES_PATH,
         font_list: str = FONT_LIST_PATH,
-        attributes: Sequence[str] = ATTRIBUTES,
+        train_attributes: Sequence[str] = ATTRIBUTES,
         **options: Any,
     ):
-        if isinstance(attributes, str) or not attributes or not set(attributes) <= set(ATTRIBUTES) \
-                or len(set(attributes)) != len(attributes):
-            raise ValueError(f"attributes must be a non-empty list of distinct names among {', '.join(ATTRIBUTES)}, "
-                             f"got {attributes!r}")
+        if isinstance(train_attributes, str) or not train_attributes or not set(train_attributes) <= set(ATTRIBUTES) \
+                or len(set(train_attributes)) != len(train_attributes):
+            raise ValueError(f"train_attributes must be a non-empty list of distinct names among "
+                             f"{', '.join(ATTRIBUTES)}, got {train_attributes!r}")
+        attributes = train_attributes if split == "train" else ATTRIBUTES
         table = read_font_attributes(attribute_table)
         self.glyphs = FontGlyphs(split, font_list=font_list, **options)
         self.faces, self.images, self.face_labels = self.glyphs.faces, self.glyphs.images, self.glyphs.labels

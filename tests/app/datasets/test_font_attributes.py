@@ -139,17 +139,19 @@ def test_committed_table_covers_the_committed_list_as_fontconfig_reports_it():
     assert dejavu_mono == FaceAttributes("DejaVu Sans Mono", 200, 0, 100, 100)
 
 
-def test_attributes_pick_the_labels_of_the_sets(small_font_list, tmp_path):
+def test_train_attributes_pick_the_labels_of_the_training_sets_alone(small_font_list, tmp_path):
     font_list, faces = small_font_list
     table = write_attribute_table(tmp_path / "attributes.tsv", faces)
     everything = make("train", font_list, table, tmp_path / "cache")
-    families = make("train", font_list, table, tmp_path / "cache", attributes=["family"])
+    families = make("train", font_list, table, tmp_path / "cache", train_attributes=["family"])
     assert families.label_names == [name for name in everything.label_names if name.startswith("family:")]
     assert (families.labels.sum(1) == 1).all()  # one label per item: the family as its class
-    weight_slant = make("train", font_list, table, tmp_path / "cache", attributes=("weight", "slant"))
+    weight_slant = make("train", font_list, table, tmp_path / "cache", train_attributes=("weight", "slant"))
     assert {name.split(":")[0] for name in weight_slant.label_names} == {"weight", "slant"}
     kept = [everything.label_names.index(name) for name in weight_slant.label_names]
     assert torch.equal(weight_slant.labels, everything.labels[:, kept])
+    val = make("val", font_list, table, tmp_path / "cache")
+    assert torch.equal(make("val", font_list, table, tmp_path / "cache", train_attributes=["family"]).labels, val.labels)
     for bad in ("family", [], ["colour"], ["slant", "slant"]):
-        with pytest.raises(ValueError, match="attributes must be a non-empty list of distinct names among family, "):
-            make("train", font_list, table, tmp_path / "cache", attributes=bad)
+        with pytest.raises(ValueError, match="train_attributes must be a non-empty list of distinct names among family, "):
+            make("train", font_list, table, tmp_path / "cache", train_attributes=bad)
