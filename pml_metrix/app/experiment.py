@@ -126,15 +126,17 @@ class Run:
 
     def finish(self) -> RunResult:
         """Load the selected epoch's model and loss (e.g. proxies) and evaluate it on the evaluation
-        split (rank 0), once; write ``results.json``."""
-        best_epoch, final = self.selection.picked(self.last_epoch), None
+        split (rank 0), once, and on the training split (how much it overfits the training classes);
+        write ``results.json``."""
+        best_epoch, final, train = self.selection.picked(self.last_epoch), None, None
         if self.rank == 0:
             if best_epoch != self.last_epoch:
                 load_model_state(self.parts, self.folder.best_state(best_epoch, self.selection.history))
             final = self.evaluate(self.config.eval_split, best_epoch, self.config.eval_reference,
                                   mixed_embeddings=self.best_mixed_embeddings)
+            train = self.evaluate("train", best_epoch)
         result = RunResult(self.config, self.selection.history, best_epoch, from_rank0(final), self.folder.path,
-                           self.best_mixed_embeddings is not None, arithmetic_record())
+                           self.best_mixed_embeddings is not None, arithmetic_record(), from_rank0(train))
         if self.rank == 0:
             self.folder.save_result(result, self.record_keeper)
         return result

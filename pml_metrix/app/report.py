@@ -140,6 +140,22 @@ def results_table(comparison: Comparison) -> List[str]:
     return rows
 
 
+def overfitting_table(comparison: Comparison) -> List[str]:
+    """Per variant, the selection metric on the training split against the selection split at the
+    picked epoch, mean over seeds, and their gap: how much each model overfits its training classes.
+    Empty when the runs recorded no training-split scores (results written before they were)."""
+    base = comparison.study.base
+    metric, split = base.select_metric, base.select_split
+    if split == "none" or not all(r.train_metrics for results in comparison.runs.values() for r in results):
+        return []
+    rows = [f"| | {metric} on train | {metric} on {split} | gap (train - {split}) |", "|---|---|---|---|"]
+    for name, results in comparison.runs.items():
+        train = mean_std([r.train_metrics[metric] for r in results])[0]
+        selected = mean_std([next(m[metric] for m in r.history if m["epoch"] == r.best_epoch) for r in results])[0]
+        rows.append(f"| **{name}** | {train:.4f} | {selected:.4f} | {train - selected:+.4f} |")
+    return rows
+
+
 def paired_table(comparison: Comparison) -> List[str]:
     metrics = comparison.metrics()
     with_p = len(comparison.study.seeds) >= MIN_SEEDS_FOR_STATISTICS
@@ -293,7 +309,7 @@ def write_report(comparison: Comparison, command: str) -> Path:
         f"{base.test_interval} epoch(s) and after the last), its model then evaluated once on `{base.eval_split}`"
         if base.select_split != "none" else f"the last epoch's model evaluated on `{base.eval_split}`"
     )
-    warnings = warning_lines(comparison)
+    warnings, overfitting = warning_lines(comparison), overfitting_table(comparison)
     lines = [
         f"# Metrix comparison on `{base.dataset}`",
         "",
@@ -329,6 +345,10 @@ def write_report(comparison: Comparison, command: str) -> Path:
         "",
         *results_table(comparison),
         "",
+        *(["## Overfitting: the training classes against the selection split (picked epoch, mean over seeds)", "",
+           "The same model scored on its own training split (queries against the training split) and on the "
+           "selection split: a large gap is a model that learned its training classes more than what carries "
+           "to unseen ones, the regime mixup is meant for.", "", *overfitting, ""] if overfitting else []),
         "## Paired difference to the baseline (mean over seeds, exact two-sided sign-flip p-value)",
         "",
         statistics_note,

@@ -75,6 +75,9 @@ class RunResult:
         final: the evaluation split's metrics of that epoch's model: the one read of the test split.
         final_with_mixes: whether ``final``'s utilization counts that epoch's mixed embeddings beside
             the training set's (a resumed run no longer holds those of an epoch before the resume).
+        train_metrics: the training split's metrics of that epoch's model (queries against the training
+            split itself), beside the selection split's: how much the model overfits its training
+            classes; empty for a run written before it was recorded.
         arithmetic: what decided the arithmetic of the process that finished the run
             (:func:`~pml_metrix.app.reproducible.arithmetic_record`: pinned or not, instruction sets,
             threads, processor); empty for a run written before it was recorded.
@@ -87,6 +90,7 @@ class RunResult:
     output: Path
     final_with_mixes: bool = False
     arithmetic: Dict[str, Any] = field(default_factory=dict)
+    train_metrics: Dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -95,6 +99,7 @@ class RunResult:
             "history": self.history,
             "final": {"split": self.config.eval_split, "reference": self.config.eval_reference, "metrics": self.final,
                       "utilization_with_mixed_embeddings": self.final_with_mixes, "collapsed": collapsed(self.final)},
+            "train": {"metrics": self.train_metrics},
             "arithmetic": self.arithmetic,
         }
 
@@ -113,7 +118,7 @@ class RunResult:
                 raise ValueError(f"a history entry without an integer epoch or a {metric}")
             result = cls(config, history, saved["selection"]["best_epoch"],
                          metrics_from_json(final["metrics"]), Path(output), final["utilization_with_mixed_embeddings"],
-                         saved.get("arithmetic", {}))
+                         saved.get("arithmetic", {}), metrics_from_json(saved.get("train", {}).get("metrics", {})))
         except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSON, shape, config: ConfigError too
             reason = f"no {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
             raise ValueError(f"{path} is not a results file of pml_metrix ({reason}): it was damaged or edited; "

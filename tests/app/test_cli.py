@@ -155,6 +155,13 @@ def test_compare_writes_a_report_results_and_plots(small_font_list, tmp_path, ca
             assert f"{run['final']['recall_at_1']:.4f}" in report or len(runs) > 1
             run_results = json.loads((out / variant / f"seed{run['seed']}" / "results.json").read_text())
             assert run_results["final"]["metrics"] == run["final"]
+            # the picked model on its own training split too: the overfitting gap
+            assert finite_metrics(run["train"]) and run_results["train"]["metrics"] == run["train"]
+            assert 0 < run["train"]["recall_at_1"] <= 1 and "utilization" not in run["train"]
+    train = [run["train"]["recall_at_1"] for run in results["runs"]["baseline"]]
+    val = [run["history"][0]["recall_at_1"] for run in results["runs"]["baseline"]]
+    gap = sum(train) / 2 - sum(val) / 2
+    assert f"| **baseline** | {sum(train) / 2:.4f} | {sum(val) / 2:.4f} | {gap:+.4f} |" in report
     mean = results["summary"]["metrix_feature"]["recall_at_1"]["mean"]
     assert f"| **metrix_feature** | 1, 1 | {mean:.4f} |" in report
     assert "report:" in capsys.readouterr().out
