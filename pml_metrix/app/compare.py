@@ -4,8 +4,7 @@ sign-flip test, :mod:`~pml_metrix.app.stats`), raw-pixel and untrained-network s
 The study itself (variants, seeds, its YAML file) is :mod:`~pml_metrix.app.study`.
 """
 
-import statistics
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
@@ -16,22 +15,19 @@ from .config import ConfigError
 from .evaluation import collapsed
 from .experiment import Run
 from .files import write_json
-from .positivity import trained_pair_positivity
+from .positivity import positive_shares
 from .reproducible import arithmetic_record
 from .run_folder import CONFIG, RESULTS, RunFolder, RunResult
-from .stats import mean_std, sign_flip_p_value
+from .stats import mean_std, paired, verdict
 from .study import Study
 
 OTHER_METRICS = ("mean_average_precision_at_r", "utilization", "alignment", "uniformity")
-SIGNIFICANCE = 0.05  # a verdict of ahead or behind needs the paired p-value at most this (6 seeds at least)
 
 
 @dataclass
 class Comparison:
     """Every run's result, the reference scores, and the positivity curves of the Metrix variants
-    (``positivity``: the share of mixes the loss pulls towards their anchor, per lam bin;
-    ``positivity_by_label``: the share whose soft label says they are mostly the anchor's class,
-    above 0.5, the curve a loss that treats mixes as their labels say follows)."""
+    (:func:`~pml_metrix.app.positivity.positive_shares`: ``positivity``, ``positivity_by_label``)."""
 
     study: Study
     runs: Dict[str, List[RunResult]] = field(default_factory=dict)
@@ -59,31 +55,15 @@ class Comparison:
     def paired(self) -> Dict[str, Dict[str, Tuple[float, float]]]:
         """variant -> metric -> (mean difference to the baseline, two-sided sign-flip p-value)."""
         base = self.runs[self.study.baseline]
-        out = {}
-        for name, results in list(self.runs.items())[1:]:
-            out[name] = {}
-            for m in self.metrics():
-                diffs = [r.final[m] - b.final[m] for r, b in zip(results, base)]
-                out[name][m] = (statistics.fmean(diffs), sign_flip_p_value(diffs))
-        return out
+        return {name: {m: paired([r.final[m] for r in results], [b.final[m] for b in base]) for m in self.metrics()}
+                for name, results in list(self.runs.items())[1:]}
 
     def verdicts(self) -> Dict[str, Dict[str, Any]]:
-        """variant -> its verdict against the baseline on the selection metric (``select_metric``) of the
-        evaluation split: ``ahead`` or ``behind`` where the paired sign-flip p-value is at most
-        ``SIGNIFICANCE``, else ``inconclusive``; with the mean difference, the observed p, the smallest
-        p that this number of seeds can give (2 / 2^n) and the seeds on which the variant was ahead."""
-        base, metric = self.runs[self.study.baseline], self.study.base.select_metric
-        out = {}
-        for name, (difference, p) in ((name, paired[metric]) for name, paired in self.paired().items()):
-            decided = p <= SIGNIFICANCE  # False for NaN
-            out[name] = {
-                "verdict": ("ahead" if difference > 0 else "behind") if decided else "inconclusive",
-                "metric": metric, "mean_difference": difference, "p_value": p,
-                "smallest_attainable_p": 2 / 2 ** len(base), "significance": SIGNIFICANCE, "seeds": len(base),
-                "seeds_ahead": sum(r.final[metric] > b.final[metric]
-                                   for r, b in zip(self.runs[name], base)),
-            }
-        return out
+        """variant -> its :func:`~pml_metrix.app.stats.verdict` against the baseline on the selection
+        metric (``select_metric``) of the evaluation split."""
+        metric, base = self.study.base.select_metric, self.runs[self.study.baseline]
+        return {name: {**verdict([r.final[metric] for r in results], [b.final[metric] for b in base]), "metric": metric}
+                for name, results in list(self.runs.items())[1:]}
 
     def to_dict(self) -> Dict[str, Any]:
         """Everything the report shows, and each run's evaluations, for machines."""
@@ -117,10 +97,8 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
     output = Path(study.base.output)
     present = [name for name in (CONFIG, RESULTS, "report.md", "checkpoint.pth") if (output / name).exists()]
     if present and not (resume or overwrite):
-        raise ConfigError(
-            f"{output} holds a study or a run ({', '.join(present)}): continue it with --resume, replace it with "
-            "--overwrite, or choose another --output"
-        )
+        raise ConfigError(f"{output} holds a study or a run ({', '.join(present)}): continue it with --resume, "
+                          "replace it with --overwrite, or choose another --output")
     with RunFolder(output).locked():
         for seed in study.seeds:
             base = study.base.replace(seed=seed, mix_level="none")
@@ -134,10 +112,7 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
                 result = run.train(resume=resume and started, overwrite=overwrite or (resume and not started))
                 comparison.runs.setdefault(name, []).append(result)
                 if seed == study.seeds[-1] and run.config.mix_level != "none":
-                    positivity = trained_pair_positivity(run)
-                    comparison.positivity[name] = analysis.positive_share_by_lam(positivity)
-                    mostly_positive = replace(positivity, is_positive=positivity.soft_label > 0.5)
-                    comparison.positivity_by_label[name] = analysis.positive_share_by_lam(mostly_positive)
+                    comparison.positivity[name], comparison.positivity_by_label[name] = positive_shares(run)
         study.save(output / CONFIG)  # written once every run has been checked and trained
         write_json(output / RESULTS, comparison.to_dict())
     return comparison

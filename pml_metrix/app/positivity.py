@@ -1,6 +1,7 @@
 """The positivity of a trained Metrix run's mixes (the paper's figure): a batch of its training set,
 mixed at the run's level by a fresh miner of its settings, scored by its loss."""
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Tuple
 
 import torch
@@ -42,3 +43,12 @@ def trained_pair_positivity(run: "Run", num_items: int = 200) -> analysis.PairPo
     with torch.no_grad():
         embeddings, labels, mixed_batch = trained_mixed_batch(run, num_items)
     return analysis.pair_positivity(run.parts.loss, embeddings, labels, mixed_batch)
+
+
+def positive_shares(run: "Run", num_items: int = 200) -> Tuple[analysis.PositiveShare, analysis.PositiveShare]:
+    """Per lam bin, the share of :func:`trained_pair_positivity`'s pairs that the loss pulls towards
+    their anchor, and the share whose soft label is above 0.5: mostly the anchor's class, the curve
+    that a loss treating mixes as their labels say follows."""
+    positivity = trained_pair_positivity(run, num_items)
+    by_label = replace(positivity, is_positive=positivity.soft_label > 0.5)
+    return analysis.positive_share_by_lam(positivity), analysis.positive_share_by_lam(by_label)

@@ -1,9 +1,12 @@
-"""The statistics of a comparison: mean and spread over seeds, and the exact paired sign-flip test."""
+"""The statistics of a comparison: mean and spread over seeds, the exact paired sign-flip test, and
+the verdict it gives."""
 
 import itertools
 import math
 import statistics
-from typing import Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple
+
+SIGNIFICANCE = 0.05  # a verdict of ahead or behind needs the paired p-value at most this (6 seeds at least)
 
 
 def mean_std(values: Sequence[float]) -> Tuple[float, float]:
@@ -24,3 +27,24 @@ def sign_flip_p_value(differences: Sequence[float]) -> float:
     flips = list(itertools.product((1, -1), repeat=len(differences)))
     extreme = sum(abs(statistics.fmean(s * d for s, d in zip(signs, differences))) >= observed - 1e-12 for signs in flips)
     return extreme / len(flips)
+
+
+def paired(scores: Sequence[float], baseline_scores: Sequence[float]) -> Tuple[float, float]:
+    """The mean paired difference of ``scores`` to ``baseline_scores`` (one per seed, in the same
+    order) and its two-sided sign-flip p-value."""
+    differences = [score - base for score, base in zip(scores, baseline_scores)]
+    return statistics.fmean(differences), sign_flip_p_value(differences)
+
+
+def verdict(scores: Sequence[float], baseline_scores: Sequence[float]) -> Dict[str, Any]:
+    """``ahead`` or ``behind`` of the baseline where the paired p-value is at most ``SIGNIFICANCE``,
+    else ``inconclusive``; with the mean difference, the observed p, the smallest p that this number
+    of seeds can give (2 / 2^n) and the seeds on which ``scores`` were ahead."""
+    difference, p = paired(scores, baseline_scores)
+    decided = p <= SIGNIFICANCE  # False for NaN
+    return {
+        "verdict": ("ahead" if difference > 0 else "behind") if decided else "inconclusive",
+        "mean_difference": difference, "p_value": p, "smallest_attainable_p": 2 / 2 ** len(scores),
+        "significance": SIGNIFICANCE, "seeds": len(scores),
+        "seeds_ahead": sum(score > base for score, base in zip(scores, baseline_scores)),
+    }
