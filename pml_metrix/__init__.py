@@ -11,7 +11,7 @@ The names below load on first use (PEP 562), so that ``import pml_metrix`` and t
 
 import importlib
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _NAMES = {
     "MetrixContrastiveLoss": "losses",

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 from .checkpoints import FORMAT, load_checkpoint, save_checkpoint
 from .config import ConfigError, RunConfig
 from .evaluation import collapsed
-from .files import metrics_from_json, write_json
+from .files import metrics_from_json, strict_json, write_json
 from .selection import Selection
 from ..distributed import from_rank0
 
@@ -93,7 +93,9 @@ class RunResult:
     train_metrics: Dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {
+        """What results.json holds, with ``digest`` (:func:`results_digest`) of the rest, so that a
+        hand edit or damage is found when the run is read back."""
+        body = {
             "config": self.config.to_dict(),
             "selection": {"split": self.config.select_split, "metric": self.config.select_metric, "best_epoch": self.best_epoch},
             "history": self.history,
@@ -102,6 +104,7 @@ class RunResult:
             "train": {"metrics": self.train_metrics},
             "arithmetic": self.arithmetic,
         }
+        return {**body, "digest": results_digest(strict_json(body))}
 
     @classmethod
     def load(cls, output: Path) -> "RunResult":
@@ -110,6 +113,8 @@ class RunResult:
         path = Path(output) / RESULTS
         try:
             saved = json.loads(path.read_text())
+            if "digest" in saved and results_digest({k: v for k, v in saved.items() if k != "digest"}) != saved["digest"]:
+                raise ValueError("its digest does not match what it holds")
             final = saved["final"]
             config = RunConfig(**saved["config"])
             history = [metrics_from_json(metrics) for metrics in saved["history"]]
@@ -124,6 +129,12 @@ class RunResult:
             raise ValueError(f"{path} is not a results file of pml_metrix ({reason}): it was damaged or edited; "
                              "delete it to finish the run again from its checkpoint (--resume)") from None
         return result
+
+
+def results_digest(body: Dict[str, Any]) -> str:
+    """SHA-256 of a results.json's contents as strict JSON (keys sorted): written with them, checked
+    when they are read back. A results.json of an older pml_metrix has none and is read as it is."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 class RunFolder:
