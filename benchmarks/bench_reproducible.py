@@ -39,15 +39,16 @@ def worker(mode: str, variant: str, steps: int) -> None:
 
     import torch
 
-    from pml_metrix.app.study import load_study
+    from pml_metrix.app.build import build_trainer
     from pml_metrix.app.experiment import Run
+    from pml_metrix.app.study import load_study
 
     if mode == "unpinned":
         torch.set_num_threads(2)
     logging.getLogger("PML").setLevel(logging.WARNING)
     study = load_study(str(ROOT / "configs/main.yaml"), reproducible=mode == "pinned")
     run = Run(study.config(variant, 0).replace(output=str(ROOT / "runs" / "bench_reproducible" / mode)))
-    trainer = run.trainer(1)
+    trainer = build_trainer(run.config, run.parts, run.device, 1, None, run.end_of_epoch)
     trainer.initialize_dataloader()
     trainer.set_to_train()
     print("ready", flush=True)
