@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from . import models as model_zoo
 from .config import LOSSES, ConfigError, RunConfig
-from .datasets import get_dataset
+from .datasets import get_dataset, has_label_sets, sampling_labels
 from .. import losses as metrix_losses
 from ..distributed import DistributedMixupMiner, get_world_size
 from ..miners import MixupMiner
@@ -63,17 +63,6 @@ def build_models(config: RunConfig, in_channels: int) -> Dict[str, torch.nn.Modu
     if config.model == "small_cnn":
         return model_zoo.small_cnn(in_channels, config.embedding_size, config.model_width)
     return model_zoo.backbone(config.model, config.embedding_size, pretrained=config.pretrained)
-
-
-def has_label_sets(dataset: Dataset) -> bool:
-    """Whether the dataset's labels are N x C label sets (multi-label data) rather than N classes."""
-    return dataset.labels.ndim == 2
-
-
-def sampling_labels(dataset: Dataset) -> torch.Tensor:
-    """The N classes a batch is drawn by (``samples_per_class`` items of each): the labels, or for
-    label sets the class each item belongs to (``face_labels``: font_attributes' faces)."""
-    return dataset.face_labels if has_label_sets(dataset) else dataset.labels
 
 
 def build_loss(config: RunConfig, num_classes: int, label_sets: bool = False) -> torch.nn.Module:

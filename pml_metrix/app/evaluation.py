@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .config import ConfigError, RunConfig
+from .datasets import has_label_sets
 from ..testers import MetrixAccuracyCalculator, UtilizationTester
 
 METRIC_PREFIXES = ("recall_at_", "ndcg_at_", "mean_average_precision_at_r", "utilization", "alignment", "uniformity")
@@ -70,7 +71,7 @@ def check_evaluations(config: RunConfig, datasets: Dict[str, Dataset]) -> None:
     split retrieves from itself); or a ``select_metric`` the selection split does not have (nDCG needs
     label sets)."""
     if config.select_metric.startswith("ndcg_at_") and config.select_split != "none" \
-            and datasets[config.select_split].labels.ndim != 2:
+            and not has_label_sets(datasets[config.select_split]):
         raise ConfigError(f"select_metric {config.select_metric} grades label sets, and {config.dataset} has one class "
                           "per item: select on recall_at_1")
     pairs = [(config.eval_split, config.eval_reference or config.eval_split)]
@@ -109,7 +110,7 @@ def evaluate(
     ``end_of_testing_hook`` (PML's record-keeper hook) as PML's testers do. Plus
     ``chance_recall_at_1`` (:func:`chance_recall_at_1`), the scale of Recall@1 on this split.
     """
-    label_sets = datasets[split].labels.ndim == 2  # graded by the set similarity; alignment needs classes
+    label_sets = has_label_sets(datasets[split])  # graded by the set similarity; alignment needs classes
     calculator = MetrixAccuracyCalculator(
         recall_at_k=tuple(config.recall_at_k),
         include=tuple(f"recall_at_{k}" for k in config.recall_at_k)

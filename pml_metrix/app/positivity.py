@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Tuple
 import torch
 
 from .. import analysis
-from .build import build_miner, has_label_sets, sampling_labels
+from .build import build_miner
+from .datasets import has_label_sets, sampling_labels
 from ..mixed_batch import MixedBatch
 from ..trainers import mix_at_level
 

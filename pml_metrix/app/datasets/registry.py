@@ -2,6 +2,7 @@
 
 from typing import Any, Optional
 
+
 from torch.utils.data import Dataset
 
 from .fashion_mnist import FashionMNISTClasses

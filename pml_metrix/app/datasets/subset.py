@@ -13,6 +13,8 @@ from typing import Optional
 import torch
 from torch.utils.data import Dataset
 
+from .labels import has_label_sets, sampling_labels
+
 
 class ClassSubset(Dataset):
     """The items of ``dataset`` whose label is below ``max_classes``, at most ``max_images_per_class``
@@ -30,8 +32,7 @@ class ClassSubset(Dataset):
         for name, value in (("max_classes", max_classes), ("max_images_per_class", max_images_per_class)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, Integral) or value < 1):
                 raise ValueError(f"{name} must be an integer >= 1 (or left out: no limit), got {value!r}")
-        label_sets = dataset.labels.ndim == 2
-        labels = dataset.face_labels if label_sets else dataset.labels
+        label_sets, labels = has_label_sets(dataset), sampling_labels(dataset)
         keep = torch.ones(len(labels), dtype=torch.bool) if max_classes is None else labels < max_classes
         if max_images_per_class is not None:  # rank of each item within its class, in the split's order
             order = torch.argsort(labels, stable=True)
