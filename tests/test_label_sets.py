@@ -109,3 +109,10 @@ def test_label_sets_of_the_wrong_length_are_refused():
     label_sets.check_labels_or_label_sets(torch.arange(6), 6)
     with pytest.raises(ValueError, match="read as multi-hot label sets"):
         label_sets.check_labels_or_label_sets(torch.arange(6)[:, None], 6)
+
+
+def test_the_torch_free_names_are_the_registry_s():
+    """The application offers names.LABEL_SIMILARITIES (no torch for --help): the registry's keys."""
+    from pml_metrix import names
+
+    assert names.LABEL_SIMILARITIES == tuple(label_sets.LABEL_SIMILARITIES)
