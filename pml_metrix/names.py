@@ -36,3 +36,7 @@ MIX_LEVELS = ("input", "feature", "embedding")
 LABEL_SIMILARITIES = ("jaccard", "dice", "cosine", "shares_any")
 """The similarities of two label sets (multi-label data) that give a pair its soft label
 (:mod:`pml_metrix.label_sets`); ``shares_any`` is the hard workaround, 1 when the sets share a label."""
+
+POSITIVE_LOSS_OPTIONS = ("alpha", "beta", "temperature")
+"""The PML losses' options that a loss divides by: each must be > 0 (the Metrix losses check it,
+and the application's config for the PML twins, which take them as given)."""

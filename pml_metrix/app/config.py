@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import yaml
 
-from ..names import LABEL_SIMILARITIES, LAM_PER, MS_MIXED_FORMS, SHOWN_TO, STRATEGIES
+from ..names import LABEL_SIMILARITIES, LAM_PER, MS_MIXED_FORMS, POSITIVE_LOSS_OPTIONS, SHOWN_TO, STRATEGIES
 from ..names import MIX_LEVELS as LIBRARY_MIX_LEVELS
 from .files import write_text
 from .yaml_input import YAMLInputError, clipped, read_yaml_file
@@ -149,7 +149,7 @@ class RunConfig:
                 f"loss_params may not set {', '.join(taken)}: the run sets it (its own option, or the dataset and "
                 "embedding_size); give the run's option instead"
             )
-        for name in ("alpha", "beta", "temperature"):
+        for name in POSITIVE_LOSS_OPTIONS:
             if name in self.loss_params and self.loss_params[name] <= 0:
                 raise ConfigError(f"loss_params[{name}] must be > 0 (the loss divides by it); got {self.loss_params[name]}")
         if self.eval_reference not in (None, self.eval_split) and {self.eval_split, self.eval_reference} != {"query", "gallery"}:

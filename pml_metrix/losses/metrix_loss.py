@@ -9,11 +9,10 @@ from torch import Tensor
 from ..checks import check_embeddings, check_keywords, check_labels, check_references
 from ..label_sets import check_labels_or_label_sets, get_label_similarity, is_label_sets
 from ..mixed_batch import MixedBatch, SoftPairs
-from ..names import STRATEGIES
+from ..names import POSITIVE_LOSS_OPTIONS, STRATEGIES
 
 MixWeight = Union[float, Mapping[str, float]]
 NUMERIC_OPTIONS = ("alpha", "beta", "base", "margin", "pos_margin", "neg_margin", "temperature")  # of the PML losses
-POSITIVE_OPTIONS = ("alpha", "beta", "temperature")
 
 
 class MetrixLossMixin:
@@ -57,7 +56,7 @@ class MetrixLossMixin:
             value = getattr(self, name, None)
             if value is not None and (isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
-            if name in POSITIVE_OPTIONS and value is not None and value <= 0:
+            if name in POSITIVE_LOSS_OPTIONS and value is not None and value <= 0:
                 raise ValueError(f"{name} must be > 0 (the loss divides by it), got {value!r}")
         self.mix_weight = mix_weight
         self.add_to_recordable_attributes(name="mix_weight", is_stat=False)
