@@ -8,6 +8,7 @@ from torch.utils.data import Dataset
 
 from .config import ConfigError, RunConfig
 from .datasets import has_label_sets
+from ..label_sets import is_label_sets
 from ..testers import MetrixAccuracyCalculator, UtilizationTester
 
 METRIC_PREFIXES = ("recall_at_", "ndcg_at_", "mean_average_precision_at_r", "utilization", "alignment", "uniformity")
@@ -37,7 +38,7 @@ def chance_recall_at_1(query_labels: torch.Tensor, reference_labels: Optional[to
     does, queries with no relevant reference are left out; NaN when none is left."""
     itself = reference_labels is None
     references = query_labels if itself else reference_labels
-    if query_labels.ndim == 2:  # label sets: through their distinct rows (a split holds few)
+    if is_label_sets(query_labels):  # through their distinct rows (a split holds few)
         query_rows, query_row = torch.unique(query_labels, dim=0, return_inverse=True)
         reference_rows, reference_count = torch.unique(references, dim=0, return_counts=True)
         shares = (query_rows.double() @ reference_rows.double().T) > 0

@@ -4,10 +4,12 @@ multi-hot, with the class each item is drawn by in ``face_labels``, as font_attr
 import torch
 from torch.utils.data import Dataset
 
+from ...label_sets import is_label_sets
+
 
 def has_label_sets(dataset: Dataset) -> bool:
     """Whether the dataset's labels are N x C label sets (multi-label data) rather than N classes."""
-    return dataset.labels.ndim == 2
+    return is_label_sets(dataset.labels)
 
 
 def sampling_labels(dataset: Dataset) -> torch.Tensor:
