@@ -41,6 +41,9 @@ RUN_FILES = (RESULTS, CHECKPOINT, BEST, CONFIG, "logs", "tensorboard")  # result
 PLACE = frozenset({"description", "output", "device", "num_workers", "data_root", "eval_batch_size"})
 # settings that say how long it trains: a resumed run continues under new ones; an ended run only with more epochs
 SCHEDULE = frozenset({"epochs", "test_interval", "patience"})
+# settings that say where the picked model is evaluated once training has ended: a resumed run takes new ones,
+# and an ended run is evaluated again on them (a study's final rows on test, from runs that selected on val)
+EVALUATION = frozenset({"eval_split", "eval_reference"})
 FINGERPRINT_ITEMS = 16
 
 
@@ -200,7 +203,9 @@ class RunFolder:
 
     def resume(self, config: RunConfig, fingerprint: str, writer: bool) -> Tuple[Dict[str, Any], Optional[RunResult]]:
         """The checkpoint to continue ``config``'s run from, and its result when it has ended with
-        ``config``'s epochs (nothing to train: read back), after checking that the folder holds this run
+        ``config``'s epochs and was evaluated where ``config`` says (nothing to train or evaluate: read
+        back; an ended run asked for another ``EVALUATION`` gets ``None``, trains no further and is
+        evaluated again), after checking that the folder holds this run
         (:meth:`check_same_run`), its files whole and agreeing. ``writer`` (rank 0) completes a
         ``best.pth`` that a kill left one epoch behind the checkpoint of a run that goes on."""
         if not self.started():
@@ -234,15 +239,17 @@ class RunFolder:
                              "again from its checkpoint (--resume)")
         if writer and not ended and Selection(config, state["history"]).best_epoch() == state["epoch"]:
             save_checkpoint(self.path / BEST, state)  # a kill may have come between the checkpoint and best.pth
-        return state, (result if ended else None)
+        evaluated_there = ended and all(getattr(result.config, name) == getattr(config, name) for name in EVALUATION)
+        return state, (result if evaluated_there else None)
 
     def check_same_run(self, saved: Dict[str, Any], config: RunConfig, ended: bool) -> None:
         """The one rule for "is this the same run?": ``config`` may differ from the options the
-        ``saved`` run's config holds in where files are (``PLACE``), and in how long it trains
-        (``SCHEDULE``) unless the run has ended (then only more epochs continue it, and it has not
-        ended at those). Else a ConfigError naming what differs."""
+        ``saved`` run's config holds in where files are (``PLACE``), in where its picked model is
+        evaluated (``EVALUATION``), and in how long it trains (``SCHEDULE``) unless the run has ended
+        (then only more epochs continue it, and it has not ended at those). Else a ConfigError naming
+        what differs."""
         current = config.to_dict()
-        allowed = PLACE if ended else PLACE | SCHEDULE
+        allowed = PLACE | EVALUATION if ended else PLACE | EVALUATION | SCHEDULE
         changed = sorted(name for name, value in saved.items() if name not in allowed and current.get(name) != value)
         if changed and ended:
             raise ConfigError(f"the run in {self.path} has ended with other settings ({', '.join(changed)}): only "

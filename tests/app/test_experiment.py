@@ -108,3 +108,25 @@ def test_resuming_a_finished_run_reads_it_back_and_refuses_other_endings(small_f
         experiment.Run(config.replace(patience=1)).train(resume=True)
     more = experiment.Run(config.replace(epochs=3)).train(resume=True)  # more epochs continue it
     assert [m["epoch"] for m in more.history] == [1, 2, 3]
+
+
+def test_an_ended_run_asked_for_another_evaluation_split_is_evaluated_there_without_training(small_font_list, tmp_path, events):
+    font_list, _ = small_font_list
+    config = tiny_config(font_list, tmp_path, epochs=2, eval_split="val")
+    first = experiment.Run(config).train()
+    assert "read test" not in events
+    del events[:]
+    on_test = experiment.Run(config.replace(eval_split="test")).train(resume=True)
+    assert not any(event.startswith("end of epoch") for event in events), "an ended run trained again"
+    run = experiment.Run(config.replace(output=str(tmp_path / "again"), eval_split="test"))
+    assert events.count("read test") == len(run.datasets["test"]), "the test split was not read exactly once"
+    assert (on_test.history, on_test.best_epoch) == (first.history, first.best_epoch)
+    run.load_weights(load_checkpoint(tmp_path / run_folder.BEST))
+    again = run.evaluate("test", first.best_epoch)
+    for name in ("recall_at_1", "mean_average_precision_at_r", "alignment", "uniformity"):
+        assert again[name] == pytest.approx(on_test.final[name], abs=1e-6), name
+    saved = json.loads((tmp_path / run_folder.RESULTS).read_text())
+    assert saved["final"]["split"] == "test" and saved["final"]["metrics"] == on_test.final
+    del events[:]
+    read_back = experiment.Run(config.replace(eval_split="test")).train(resume=True)
+    assert read_back.final == on_test.final and "read test" not in events  # evaluated there: read back
