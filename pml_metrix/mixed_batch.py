@@ -82,7 +82,8 @@ class SoftPairs:
         check_label_set_rows(label_sets, embeddings.shape[0])
         sets = label_sets.to(device=embeddings.device, dtype=loss_dtype(embeddings.dtype))
         soft_labels = get_label_similarity(label_similarity)(sets, sets)  # checks the values
-        return cls(embeddings, soft_labels, ~torch.eye(len(sets), dtype=torch.bool, device=sets.device))
+        not_self = torch.ones(len(sets), len(sets), dtype=torch.bool, device=sets.device).fill_diagonal_(False)
+        return cls(embeddings, soft_labels, not_self)
 
     def showing_negatives(self) -> "SoftPairs":
         """These SoftPairs with every pure negative pair (``y = 0``) in the pair mask, as a softmax
@@ -258,10 +259,12 @@ class MixedBatch:
         self.check_batch_size(len(label_sets))
         lam = self.lam.to(loss_dtype(self.embeddings.dtype))
         sets = label_sets.to(device=lam.device, dtype=lam.dtype)
-        similarity = get_label_similarity(label_similarity)(sets, sets).to(lam.dtype)  # B x B
+        similarity = get_label_similarity(label_similarity)(sets, sets).to(lam.dtype)  # B x B, symmetric
         first, second = self.source_index.to(lam.device).unbind(1)
-        soft_labels = similarity.index_select(1, first).mul_(lam)  # in place: B x K tensors allocated twice, not four times
-        return soft_labels.add_(similarity.index_select(1, second).mul_(1 - lam))
+        # K x B from rows (column k of the answer is row i_k of the similarity), transposed once at the end
+        soft_labels = similarity.index_select(0, first).mul_(lam.unsqueeze(1))
+        soft_labels.add_(similarity.index_select(0, second).mul_((1 - lam).unsqueeze(1)))
+        return soft_labels.t().contiguous()
 
     def check_batch_size(self, batch_size: int) -> None:
         """Raise unless this MixedBatch indexes a batch of ``batch_size`` items: its ``source_index``
