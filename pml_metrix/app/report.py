@@ -202,6 +202,11 @@ def warning_lines(comparison: Comparison) -> List[str]:
         if fallen:
             lines.append(f"- **`{name}` collapsed** at seed(s) {', '.join(fallen)}: its embeddings lie at nearly one point "
                          "and retrieve at chance (docs/metrics.md, collapse); its scores measure nothing.")
+        without_mixes = [str(r.config.seed) for r in results if r.config.mix_level != "none" and not r.final_with_mixes]
+        if without_mixes and len(without_mixes) < len(results):
+            lines.append(f"- `{name}`'s utilization counts no mixed embeddings at seed(s) {', '.join(without_mixes)} "
+                         "(runs evaluated again on another split after they ended keep no mixes) and counts them at "
+                         "the others: its mean utilization mixes the two.")
     return lines
 
 

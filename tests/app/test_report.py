@@ -73,6 +73,22 @@ def test_a_collapsed_run_is_flagged_and_a_variant_that_beats_both_references_is_
     assert all(run["collapsed"] for runs in fallen.to_dict()["runs"].values() for run in runs)
 
 
+def test_a_variant_whose_utilization_counts_mixes_at_some_seeds_only_is_flagged(tmp_path):
+    import dataclasses
+
+    from pml_metrix.app.report import warning_lines
+    from tests.app.test_stats import made_comparison
+
+    comparison = made_comparison(tmp_path, {"baseline": [0.7, 0.72, 0.71], "metrix": [0.71, 0.73, 0.7]})
+    assert warning_lines(comparison) == []  # no run counted mixes: nothing mixed up
+    runs = comparison.runs["metrix"]
+    runs[2] = dataclasses.replace(runs[2], final_with_mixes=True)  # trained on test; seeds 0, 1 evaluated again
+    assert warning_lines(comparison) == [
+        "- `metrix`'s utilization counts no mixed embeddings at seed(s) 0, 1 (runs evaluated again on another split "
+        "after they ended keep no mixes) and counts them at the others: its mean utilization mixes the two."
+    ]
+
+
 def test_the_main_job_s_report_shows_the_committed_final_rows_beside_its_seed(tmp_path):
     from pml_metrix.app.compare import Comparison, Study
     from pml_metrix.app.config import load_config
