@@ -207,6 +207,11 @@ def _(ctx):
     MixupMiner(positive_threshold=0)
 
 
+@case("labelsets-miner-negative-threshold")
+def _(ctx):
+    MixupMiner(positive_threshold=0.5, negative_threshold=0.5)
+
+
 @case("labelsets-other-label-count")
 def _(ctx):
     from pml_metrix.label_sets import jaccard
@@ -723,6 +728,11 @@ def _(ctx):
 @case("cli-unknown-dataset")
 def _(ctx):
     return train(ctx, "--dataset", "mnist")
+
+
+@case("cli-negative-threshold-not-below")
+def _(ctx):
+    return train(ctx, "--negative-threshold", "0.6")
 
 
 @case("cli-unknown-eval-split")

@@ -113,6 +113,8 @@ def build_miner(config: RunConfig, num_classes: int, label_sets: bool = False) -
         strategy_per_step=config.strategy_per_step,
         seed=config.seed,
         label_similarity=config.label_similarity,
+        positive_threshold=config.positive_threshold,
+        negative_threshold=config.negative_threshold,
         collect_stats=True,
     )
 

@@ -139,6 +139,10 @@ def cmd_train(args) -> None:
         print(f"  COLLAPSED: the {config.eval_split} embeddings lie at nearly one point and retrieve at chance "
               f"(Recall@1 {result.final['recall_at_1']:.4f}, chance {result.final['chance_recall_at_1']:.4f}): the "
               "run learned nothing; see docs/metrics.md, collapse")
+    if result.mixes_drawn == 0:
+        print(f"  NO MIXES: the miner drew no mix in the whole run (no anchor had the pairs of {', '.join(config.strategies)}), "
+              "so it trained as its baseline; for label sets where nearly every pair shares a label, raise "
+              "--negative-threshold (docs/multilabel.md)")
     if result.final_with_mixes:
         print("  utilization counts the picked epoch's mixed embeddings beside the training split's (eval: the "
               "training split's alone)")

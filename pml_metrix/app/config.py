@@ -73,6 +73,10 @@ class RunConfig:
     label_similarity: str = option("jaccard", "datasets of label sets (font_attributes): the similarity of two "
                                    "items' sets, their pair's soft label (shares_any: the hard workaround)",
                                    choices=LABEL_SIMILARITIES)
+    positive_threshold: float = option(0.5, "label sets, under Metrix: the similarity from which an item is a positive "
+                                       "of the anchor", above=0, maximum=1)
+    negative_threshold: float = option(0.0, "label sets, under Metrix: the similarity up to which an item is a "
+                                       "negative of the anchor (0: shares no label)", minimum=0)
     distance: str = option("default", "the loss's distance (default: the PML loss's own)", choices=DISTANCES)
     miner_epsilon: Optional[float] = option(0.1, "epsilon of the clean-pair MultiSimilarityMiner; none: no miner", minimum=0)
     mix_level: str = option("none", "where Metrix mixes (none: the baseline)", choices=MIX_LEVELS)
@@ -171,6 +175,11 @@ class RunConfig:
                     f"mix_weight per strategy ({', '.join(self.mix_weight)}) needs strategy_per_step and one weight for "
                     f"each of strategies ({', '.join(self.strategies)})"
                 )
+        if self.negative_threshold >= self.positive_threshold:
+            raise ConfigError(
+                f"negative_threshold ({self.negative_threshold}) must be below positive_threshold "
+                f"({self.positive_threshold}): an item cannot be a positive and a negative of one anchor"
+            )
         if self.select_split in ("test", "query", "gallery"):
             raise ConfigError(f"select_split {self.select_split} would pick the epoch on a test split: select on val")
         from .datasets.registry import SPLITS  # lazy: the CLI's --help does not need the readers

@@ -54,6 +54,7 @@ class Run:
                 p.register_hook(lambda grad: grad / self.world_size)
         self.fingerprint = data_fingerprint(self.parts.train_set)
         self.last_epoch = 0
+        self.mixes_drawn: Optional[int] = None if config.mix_level == "none" else 0  # over the run (rank 0's)
         self.best_mixed_embeddings: Optional[torch.Tensor] = None  # the best epoch's mixes, for utilization
         self.record_keeper = self.hooks = None
 
@@ -86,6 +87,7 @@ class Run:
                     return ended
                 load_training_state(self.parts, state)
                 self.selection.history, self.last_epoch = list(state["history"]), int(state["epoch"])
+                self.mixes_drawn = state.get("mixes_drawn")  # None: a checkpoint that did not count them
             else:  # rank 0 decides, every process raises alike (a lone raise would leave the others waiting)
                 refusal = from_rank0(self.folder.claim(overwrite) if self.rank == 0 else None)
                 if refusal:
@@ -107,6 +109,8 @@ class Run:
         best epoch, end the warm-up, checkpoint; False (stop) once ``patience`` runs out."""
         epoch, mixed = trainer.epoch, getattr(trainer, "mixed_embeddings_seen", [])
         mixed_embeddings = torch.cat(mixed) if mixed and self.rank == 0 else None  # utilization: rank 0's job
+        if self.mixes_drawn is not None and mixed_embeddings is not None:
+            self.mixes_drawn += len(mixed_embeddings)
         mixed.clear()
         is_best = False
         if self.selection.due(epoch):
@@ -136,14 +140,15 @@ class Run:
                                   mixed_embeddings=self.best_mixed_embeddings)
             train = self.evaluate("train", best_epoch)
         result = RunResult(self.config, self.selection.history, best_epoch, from_rank0(final), self.folder.path,
-                           self.best_mixed_embeddings is not None, arithmetic_record(), from_rank0(train))
+                           self.best_mixed_embeddings is not None, arithmetic_record(), from_rank0(train),
+                           from_rank0(self.mixes_drawn))
         if self.rank == 0:
             self.folder.save_result(result, self.record_keeper)
         return result
 
     def state(self, epoch: int) -> Dict:
         return {"epoch": epoch, "config": self.config.to_dict(), "history": self.selection.history,
-                "train_data": self.fingerprint, **training_state(self.parts)}
+                "train_data": self.fingerprint, "mixes_drawn": self.mixes_drawn, **training_state(self.parts)}
 
     def load_weights(self, state: Dict) -> None:
         """Load a checkpoint's model weights (trunk and embedder) only."""

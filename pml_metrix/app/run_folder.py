@@ -81,6 +81,9 @@ class RunResult:
         train_metrics: the training split's metrics of that epoch's model (queries against the training
             split itself), beside the selection split's: how much the model overfits its training
             classes; empty for a run written before it was recorded.
+        mixes_drawn: how many mixes the miner drew over the whole run (the first process's, under
+            torchrun); 0 for a Metrix run that trained as its baseline (no anchor had the pairs its
+            strategies draw); ``None`` without mixing, or for a run whose checkpoints did not count them.
         arithmetic: what decided the arithmetic of the process that finished the run
             (:func:`~pml_metrix.app.reproducible.arithmetic_record`: pinned or not, instruction sets,
             threads, processor); empty for a run written before it was recorded.
@@ -94,6 +97,7 @@ class RunResult:
     final_with_mixes: bool = False
     arithmetic: Dict[str, Any] = field(default_factory=dict)
     train_metrics: Dict[str, float] = field(default_factory=dict)
+    mixes_drawn: Optional[int] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """What results.json holds, with ``digest`` (:func:`results_digest`) of the rest, so that a
@@ -105,6 +109,7 @@ class RunResult:
             "final": {"split": self.config.eval_split, "reference": self.config.eval_reference, "metrics": self.final,
                       "utilization_with_mixed_embeddings": self.final_with_mixes, "collapsed": collapsed(self.final)},
             "train": {"metrics": self.train_metrics},
+            "mixes_drawn": self.mixes_drawn,
             "arithmetic": self.arithmetic,
         }
         return {**body, "digest": results_digest(strict_json(body))}
@@ -126,7 +131,10 @@ class RunResult:
                 raise ValueError(f"a history entry without an integer epoch or a {metric}")
             result = cls(config, history, saved["selection"]["best_epoch"],
                          metrics_from_json(final["metrics"]), Path(output), final["utilization_with_mixed_embeddings"],
-                         saved.get("arithmetic", {}), metrics_from_json(saved.get("train", {}).get("metrics", {})))
+                         saved.get("arithmetic", {}), metrics_from_json(saved.get("train", {}).get("metrics", {})),
+                         saved.get("mixes_drawn"))
+            if result.mixes_drawn is not None and (isinstance(result.mixes_drawn, bool) or not isinstance(result.mixes_drawn, int)):
+                raise ValueError(f"mixes_drawn {result.mixes_drawn!r} is not a count")
         except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSON, shape, config: ConfigError too
             reason = f"no {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
             raise ValueError(f"{path} is not a results file of pml_metrix ({reason}): it was damaged or edited; "

@@ -23,9 +23,10 @@ class MixupMiner(BaseMiner):
 
     Labels are B class labels, or B x C multi-hot label sets (multi-label data). For label sets, a
     positive of anchor a is an item b != a with ``s(L_a, L_b) >= positive_threshold``, a negative one
-    with ``s(L_a, L_b) = 0`` (no shared label), ``s`` the set similarity ``label_similarity``; the
-    strategies draw from these, and the loss labels mix k ``lam_k s(L_a, L_i) + (1 - lam_k) s(L_a, L_j)``.
-    With one label per item (and any threshold in (0, 1]) these are the class labels' positives and
+    with ``s(L_a, L_b) <= negative_threshold`` (by default 0: no shared label), ``s`` the set
+    similarity ``label_similarity``; the strategies draw from these, and the loss labels mix k
+    ``lam_k s(L_a, L_i) + (1 - lam_k) s(L_a, L_j)``. With one label per item (and thresholds
+    ``0 <= negative_threshold < positive_threshold <= 1``) these are the class labels' positives and
     negatives, and the plans are the same.
 
     Args:
@@ -61,6 +62,9 @@ class MixupMiner(BaseMiner):
             labels the pairs.
         positive_threshold: for label sets, the similarity in (0, 1] from which an item is a
             positive of the anchor.
+        negative_threshold: for label sets, the similarity in [0, positive_threshold) up to which an
+            item is a negative of the anchor; raise it where nearly every pair shares some label
+            (then no item is a negative at 0, and a strategy that needs negatives draws no mix).
 
     Other keyword arguments are PML's miner's (``distance``, ``collect_stats``).
     """
@@ -84,6 +88,7 @@ class MixupMiner(BaseMiner):
         seed: Optional[int] = None,
         label_similarity: str = "jaccard",
         positive_threshold: float = 0.5,
+        negative_threshold: float = 0.0,
         **kwargs,
     ):
         check_keywords(type(self), kwargs)  # else PML's ModuleWithRecords refuses it, naming neither class nor options
@@ -119,7 +124,14 @@ class MixupMiner(BaseMiner):
             raise ValueError(
                 f"positive_threshold must be a number in (0, 1] (0 would make every item a positive), got {positive_threshold!r}"
             )
+        if (isinstance(negative_threshold, bool) or not isinstance(negative_threshold, Real)
+                or not 0 <= negative_threshold < positive_threshold):
+            raise ValueError(
+                f"negative_threshold must be a number in [0, positive_threshold = {positive_threshold}) (an item "
+                f"cannot be a positive and a negative of one anchor), got {negative_threshold!r}"
+            )
         self.label_similarity, self.positive_threshold = label_similarity, float(positive_threshold)
+        self.negative_threshold = float(negative_threshold)
         self.alpha, self.mixes, self.num_mixes, self.negatives = float(alpha), mixes, int(num_mixes), negatives
         self.inner_miner = inner_miner
         self.num_classes = None if num_classes is None else int(num_classes)
@@ -207,10 +219,11 @@ class MixupMiner(BaseMiner):
     def pair_relations(self, labels: Tensor) -> Tuple[Tensor, Tensor]:
         """B x B bool ``(positive, negative)``: b is a positive of a (a itself included), b is a
         negative of a. Class labels: the same class, another class. Label sets:
-        ``s(L_a, L_b) >= positive_threshold`` and ``s(L_a, L_b) = 0``, ``s`` the ``label_similarity``."""
+        ``s(L_a, L_b) >= positive_threshold`` and ``s(L_a, L_b) <= negative_threshold``, ``s`` the
+        ``label_similarity``."""
         if is_label_sets(labels):
             similarity = get_label_similarity(self.label_similarity)(labels, labels)
-            return similarity >= self.positive_threshold, similarity == 0
+            return similarity >= self.positive_threshold, similarity <= self.negative_threshold
         same = labels[:, None] == labels[None, :]
         return same, ~same
 

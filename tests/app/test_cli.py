@@ -330,3 +330,21 @@ def test_every_listed_dataset_trains_with_the_default_flags(small_font_list, tmp
         assert (len(classes), len(train_set)) <= (3, 15) if subset else len(classes) > 3
         if dataset == "font_attributes":
             assert {"ndcg_at_1", "recall_at_1", "chance_recall_at_1"} <= set(results["final"]["metrics"])
+
+
+def test_a_metrix_run_that_draws_no_mix_says_so_and_a_negative_threshold_gives_it_mixes(small_font_list, tmp_path, capsys):
+    """Label sets where every pair of faces shares its four attributes: no item is a negative at
+    --negative-threshold 0 (the run trains as its baseline, and says so); at 0.6, the faces of other
+    families (Jaccard 4/8) are."""
+    font_list, faces = small_font_list
+    table = tmp_path / "attributes.tsv"
+    table.write_text("\n".join(["path\ttypeface\tweight\tslant\twidth\tspacing",
+                                *(f"{face.path}\t{face.face.split()[0]} Made\t80\t0\t100\t0" for face in faces)]) + "\n")
+    common = ["train", "--dataset", "font_attributes", "--dataset-options", f"font_list={font_list}",
+              f"attribute_table={table}", "--model-width", "8", "--epochs", "1", "--mix-level", "embedding"]
+    assert main([*common, "--output", str(tmp_path / "none")]) == 0
+    assert "NO MIXES: the miner drew no mix in the whole run" in capsys.readouterr().out
+    assert read_strict_json(tmp_path / "none" / "results.json")["mixes_drawn"] == 0
+    assert main([*common, "--positive-threshold", "0.8", "--negative-threshold", "0.6", "--output", str(tmp_path / "some")]) == 0
+    assert "NO MIXES" not in capsys.readouterr().out
+    assert read_strict_json(tmp_path / "some" / "results.json")["mixes_drawn"] > 0

@@ -71,6 +71,7 @@ def test_the_epoch_is_picked_on_val_and_test_is_read_once_at_the_end(small_font_
     saved = json.loads((tmp_path / run_folder.RESULTS).read_text())
     assert saved["selection"] == {"split": "val", "metric": "recall_at_1", "best_epoch": result.best_epoch}
     assert saved["final"]["metrics"] == result.final and saved["history"] == result.history
+    assert result.mixes_drawn > 0 and saved["mixes_drawn"] == result.mixes_drawn  # every step's mixes, counted
 
 
 def test_patience_stops_training_as_pml_counts(small_font_list, tmp_path, monkeypatch):
@@ -86,6 +87,7 @@ def test_without_selection_the_last_epoch_is_tested(small_font_list, tmp_path, e
     font_list, _ = small_font_list
     result = experiment.Run(tiny_config(font_list, tmp_path, epochs=2, select_split="none")).train()
     assert result.history == [] and result.best_epoch == 2 and "read val" not in events
+    assert result.mixes_drawn is None  # no mixing: nothing to count
     assert not (tmp_path / run_folder.BEST).exists()
 
 

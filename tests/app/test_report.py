@@ -89,6 +89,21 @@ def test_a_variant_whose_utilization_counts_mixes_at_some_seeds_only_is_flagged(
     ]
 
 
+def test_a_metrix_variant_that_drew_no_mixes_is_flagged(tmp_path):
+    import dataclasses
+
+    from pml_metrix.app.report import warning_lines
+    from tests.app.test_stats import made_comparison
+
+    comparison = made_comparison(tmp_path, {"baseline": [0.7, 0.72], "metrix": [0.7, 0.72]})
+    runs = comparison.runs["metrix"]
+    runs[:] = [dataclasses.replace(runs[0], mixes_drawn=0), dataclasses.replace(runs[1], mixes_drawn=350)]
+    assert warning_lines(comparison) == [
+        "- **`metrix` drew no mixes** at seed(s) 0: no anchor had the pairs its strategies draw, so it trained as "
+        "its baseline (label sets: raise negative_threshold, docs/multilabel.md)."
+    ]
+
+
 def test_the_main_job_s_report_shows_the_committed_final_rows_beside_its_seed(tmp_path):
     from pml_metrix.app.compare import Comparison, Study
     from pml_metrix.app.config import load_config

@@ -286,6 +286,7 @@ def label_set_miner_cases(draw):
     sets[:, 0] |= ~sets.any(1)  # none empty
     kwargs["label_similarity"] = draw(st.sampled_from(["jaccard", "dice", "cosine", "shares_any"]))
     kwargs["positive_threshold"] = draw(st.sampled_from([0.3, 0.5, 1.0]))
+    kwargs["negative_threshold"] = draw(st.sampled_from([0.0, 0.25]))
     return embeddings, sets, kwargs
 
 
@@ -293,12 +294,15 @@ def label_set_miner_cases(draw):
 @given(case=label_set_miner_cases())
 def test_label_set_plans_keep_their_promises(case):
     """Every (anchor, mix) pair of the mask is of a promised type, by brute force on the sets:
-    a positive shares s >= threshold with the anchor, a negative no label."""
+    a positive shares s >= positive_threshold with the anchor, a negative no label (threshold 0) or
+    s <= negative_threshold."""
     embeddings, sets, kwargs = case
     plan = MixupMiner(**kwargs).plan(embeddings, sets)
     similarity = pml_metrix.label_sets.get_label_similarity(kwargs["label_similarity"])(sets, sets).double()
     positive = (similarity >= kwargs["positive_threshold"]).tolist()
-    negative = (~(sets.long() @ sets.long().T).bool()).tolist()
+    shares_none = ~(sets.long() @ sets.long().T).bool()
+    threshold = kwargs["negative_threshold"]
+    negative = (shares_none if threshold == 0 else similarity <= threshold).tolist()
     assert (plan.source_index[:, 0] != plan.source_index[:, 1]).all()
     for a in range(len(sets)):
         for k, (i, j) in enumerate(plan.source_index.tolist()):
@@ -312,12 +316,14 @@ def test_label_set_plans_keep_their_promises(case):
 
 
 @settings(max_examples=60, deadline=None)
-@given(case=miner_cases(), name=st.sampled_from(["jaccard", "dice", "cosine", "shares_any"]), threshold=st.sampled_from([0.1, 0.5, 1.0]))
-def test_one_label_per_item_gives_the_class_labels_plan(case, name, threshold):
+@given(case=miner_cases(), name=st.sampled_from(["jaccard", "dice", "cosine", "shares_any"]),
+       threshold=st.sampled_from([0.1, 0.5, 1.0]), negative_threshold=st.sampled_from([0.0, 0.05]))
+def test_one_label_per_item_gives_the_class_labels_plan(case, name, threshold, negative_threshold):
     embeddings, labels, kwargs = case
     by_class = MixupMiner(**kwargs).plan(embeddings, labels)
     one_hot = torch.nn.functional.one_hot(labels)
-    by_set = MixupMiner(**kwargs, label_similarity=name, positive_threshold=threshold).plan(embeddings, one_hot)
+    by_set = MixupMiner(**kwargs, label_similarity=name, positive_threshold=threshold,
+                        negative_threshold=negative_threshold).plan(embeddings, one_hot)
     for field in ("source_index", "lam", "pair_mask"):
         assert torch.equal(getattr(by_class, field), getattr(by_set, field)), field
 
@@ -331,5 +337,20 @@ def test_label_sets_with_an_inner_miner_or_proxies_are_refused():
         MixupMiner(num_classes=2)(embeddings, sets)
     with pytest.raises(ValueError, match=r"positive_threshold must be a number in \(0, 1\]"):
         MixupMiner(positive_threshold=0)
+    for negative_threshold in (-0.1, 0.5, 0.7, True):
+        with pytest.raises(ValueError, match=r"negative_threshold must be a number in \[0, positive_threshold = 0.5\)"):
+            MixupMiner(positive_threshold=0.5, negative_threshold=negative_threshold)
     with pytest.raises(ValueError, match="label_similarity must be one of"):
         MixupMiner(label_similarity="overlap")
+
+
+def test_a_negative_threshold_finds_negatives_where_every_pair_shares_a_label():
+    """Sets that all share label 0: no item is a negative at threshold 0 (no mix drawn); Jaccard
+    1/3 between the two groups makes them negatives of each other at threshold 0.4."""
+    embeddings = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    sets = torch.tensor([[1, 1, 0, 0]] * 4 + [[1, 0, 1, 0]] * 4)
+    assert len(MixupMiner(seed=0).plan(embeddings, sets).lam) == 0
+    plan = MixupMiner(seed=0, negative_threshold=0.4).plan(embeddings, sets)
+    assert len(plan.lam) == 8
+    first, second = plan.source_index.unbind(1)
+    assert torch.equal(first < 4, second >= 4)  # each mix joins the two groups
