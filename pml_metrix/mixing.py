@@ -86,7 +86,7 @@ def pair_type_masks(
         positive: A x B bool, batch item b is a positive of anchor a (class labels: of a's class,
             a itself included; label sets: ``s(L_a, L_b) >= positive_threshold``).
         negative: A x B bool, b is a negative of a (class labels: of another class; label sets:
-            ``s(L_a, L_b) = 0``, no shared label).
+            ``s(L_a, L_b) <= negative_threshold``, by default no shared label).
         source_index: K x 2, the mixed items (i, j); i is the anchor-side item.
         anchor_index: A batch positions of the anchors, or ``None`` for proxies, which are no batch
             item: for a proxy an item of its class is on its ``anchor`` side as on its ``positive``

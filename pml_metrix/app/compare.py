@@ -91,8 +91,9 @@ class Comparison:
 def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comparison:
     """Train every variant at every seed into the study's output folder; each variant's model is
     picked on the selection split and tested once. With ``resume``, a run that has ended is read
-    back (its best epoch's state loaded) and an unfinished one continued, each only when its folder
-    holds that run (:meth:`~pml_metrix.app.run_folder.RunFolder.check_same_run`)."""
+    back (its best epoch's state loaded; evaluated once more, without training, where the study's
+    ``eval_split`` is another) and an unfinished one continued, each only when its folder holds that
+    run (:meth:`~pml_metrix.app.run_folder.RunFolder.check_same_run`)."""
     comparison = Comparison(study, arithmetic=arithmetic_record())
     output = Path(study.base.output)
     present = [name for name in (CONFIG, RESULTS, "report.md", "checkpoint.pth") if (output / name).exists()]

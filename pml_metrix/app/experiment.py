@@ -54,7 +54,7 @@ class Run:
                 p.register_hook(lambda grad: grad / self.world_size)
         self.fingerprint = data_fingerprint(self.parts.train_set)
         self.last_epoch = 0
-        self.mixes_drawn: Optional[int] = None if config.mix_level == "none" else 0  # over the run (rank 0's)
+        self.mixes_drawn: Optional[int] = None if config.mix_level == "none" else 0  # over the run, counted by rank 0
         self.best_mixed_embeddings: Optional[torch.Tensor] = None  # the best epoch's mixes, for utilization
         self.record_keeper = self.hooks = None
 
@@ -75,8 +75,8 @@ class Run:
 
     def train(self, resume: bool = False, overwrite: bool = False) -> RunResult:
         """Train for ``config.epochs`` (from the saved epoch on with ``resume``; a run that has ended
-        is read back, its best epoch's state loaded), then evaluate the best epoch's model on the
-        evaluation split. A folder that holds a run is refused unless ``resume`` (continue it) or
+        is read back, its best epoch's state loaded, or, asked for another evaluation split, not
+        trained further), then evaluate the best epoch's model on the evaluation split. A folder that holds a run is refused unless ``resume`` (continue it) or
         ``overwrite`` (replace it), and so is one that another process is writing."""
         with self.folder.locked(self.rank):
             if resume:  # restore (and check the settings) before anything in the folder is written

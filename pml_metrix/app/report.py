@@ -202,16 +202,18 @@ def warning_lines(comparison: Comparison) -> List[str]:
         if fallen:
             lines.append(f"- **`{name}` collapsed** at seed(s) {', '.join(fallen)}: its embeddings lie at nearly one point "
                          "and retrieve at chance (docs/metrics.md, collapse); its scores measure nothing.")
-        unmixed = [str(r.config.seed) for r in results if r.mixes_drawn == 0]
-        if unmixed:
-            lines.append(f"- **`{name}` drew no mixes** at seed(s) {', '.join(unmixed)}: no anchor had the pairs its "
-                         "strategies draw, so it trained as its baseline (label sets: raise negative_threshold, "
-                         "docs/multilabel.md).")
-        without_mixes = [str(r.config.seed) for r in results if r.config.mix_level != "none" and not r.final_with_mixes]
-        if without_mixes and len(without_mixes) < len(results):
-            lines.append(f"- `{name}`'s utilization counts no mixed embeddings at seed(s) {', '.join(without_mixes)} "
-                         "(runs evaluated again on another split after they ended keep no mixes) and counts them at "
-                         "the others: its mean utilization mixes the two.")
+        seeds_without_mixes = [str(r.config.seed) for r in results if r.mixes_drawn == 0]
+        if seeds_without_mixes:
+            lines.append(f"- **`{name}` drew no mixes** at seed(s) {', '.join(seeds_without_mixes)}: no anchor had the "
+                         "pairs its strategies draw, so it trained as its baseline (label sets: raise "
+                         "negative_threshold, docs/multilabel.md).")
+        seeds_utilization_without_mixes = [str(r.config.seed) for r in results
+                                           if r.config.mix_level != "none" and not r.final_with_mixes]
+        if seeds_utilization_without_mixes and len(seeds_utilization_without_mixes) < len(results):
+            lines.append(f"- `{name}`'s utilization counts no mixed embeddings at seed(s) "
+                         f"{', '.join(seeds_utilization_without_mixes)} and counts them at the others (a run evaluated "
+                         "again after it ended, or resumed after its best epoch, no longer holds that epoch's mixes): "
+                         "its mean utilization mixes the two.")
     return lines
 
 

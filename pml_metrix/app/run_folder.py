@@ -81,9 +81,9 @@ class RunResult:
         train_metrics: the training split's metrics of that epoch's model (queries against the training
             split itself), beside the selection split's: how much the model overfits its training
             classes; empty for a run written before it was recorded.
-        mixes_drawn: how many mixes the miner drew over the whole run (the first process's, under
-            torchrun); 0 for a Metrix run that trained as its baseline (no anchor had the pairs its
-            strategies draw); ``None`` without mixing, or for a run whose checkpoints did not count them.
+        mixes_drawn: how many mixes the miner drew over the whole run (all processes' under torchrun);
+            0 for a Metrix run that trained as its baseline (no anchor had the pairs its strategies
+            draw); ``None`` without mixing, or for a run whose checkpoints did not count them.
         arithmetic: what decided the arithmetic of the process that finished the run
             (:func:`~pml_metrix.app.reproducible.arithmetic_record`: pinned or not, instruction sets,
             threads, processor); empty for a run written before it was recorded.
@@ -133,8 +133,9 @@ class RunResult:
                          metrics_from_json(final["metrics"]), Path(output), final["utilization_with_mixed_embeddings"],
                          saved.get("arithmetic", {}), metrics_from_json(saved.get("train", {}).get("metrics", {})),
                          saved.get("mixes_drawn"))
-            if result.mixes_drawn is not None and (isinstance(result.mixes_drawn, bool) or not isinstance(result.mixes_drawn, int)):
-                raise ValueError(f"mixes_drawn {result.mixes_drawn!r} is not a count")
+            drawn = result.mixes_drawn
+            if drawn is not None and (isinstance(drawn, bool) or not isinstance(drawn, int) or drawn < 0):
+                raise ValueError(f"mixes_drawn {drawn!r} is not a count")
         except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSON, shape, config: ConfigError too
             reason = f"no {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
             raise ValueError(f"{path} is not a results file of pml_metrix ({reason}): it was damaged or edited; "
@@ -255,8 +256,9 @@ class RunFolder:
         ``saved`` run's config holds in where files are (``PLACE``), in where its picked model is
         evaluated (``EVALUATION``), and in how long it trains (``SCHEDULE``) unless the run has ended
         (then only more epochs continue it, and it has not ended at those). Else a ConfigError naming
-        what differs."""
-        current = config.to_dict()
+        what differs. An option that ``saved`` does not hold (written before the option existed) had
+        its default."""
+        current, saved = config.to_dict(), {**RunConfig().to_dict(), **saved}
         allowed = PLACE | EVALUATION if ended else PLACE | EVALUATION | SCHEDULE
         changed = sorted(name for name, value in saved.items() if name not in allowed and current.get(name) != value)
         if changed and ended:

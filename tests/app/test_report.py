@@ -84,8 +84,9 @@ def test_a_variant_whose_utilization_counts_mixes_at_some_seeds_only_is_flagged(
     runs = comparison.runs["metrix"]
     runs[2] = dataclasses.replace(runs[2], final_with_mixes=True)  # trained on test; seeds 0, 1 evaluated again
     assert warning_lines(comparison) == [
-        "- `metrix`'s utilization counts no mixed embeddings at seed(s) 0, 1 (runs evaluated again on another split "
-        "after they ended keep no mixes) and counts them at the others: its mean utilization mixes the two."
+        "- `metrix`'s utilization counts no mixed embeddings at seed(s) 0, 1 and counts them at the others (a run "
+        "evaluated again after it ended, or resumed after its best epoch, no longer holds that epoch's mixes): its "
+        "mean utilization mixes the two."
     ]
 
 

@@ -42,6 +42,10 @@ def test_the_same_run_rule_allows_place_and_schedule_changes_only_where_they_kee
         folder.check_same_run(saved, config.replace(patience=2, test_interval=3), ended=True)
     with pytest.raises(ConfigError, match=r"trained with other settings \(lr, seed\)"):
         folder.check_same_run(saved, config.replace(lr=0.1, seed=3), ended=False)
+    older = {name: value for name, value in saved.items() if name != "negative_threshold"}  # before the option
+    folder.check_same_run(older, config, ended=True)  # it had the default
+    with pytest.raises(ConfigError, match=r"has ended with other settings \(negative_threshold\)"):
+        folder.check_same_run(older, config.replace(negative_threshold=0.25), ended=True)
 
 
 def test_the_fingerprint_follows_the_items_and_labels_and_leaves_the_generators_alone(tmp_path):
@@ -114,6 +118,26 @@ def test_a_kill_at_every_write_point_resumes_to_the_uninterrupted_result(tmp_pat
         kept = load_checkpoint(Path(config.output) / BEST)
         assert kept["epoch"] == 2 and all(torch.equal(kept["models"]["embedder"][k], v)
                                           for k, v in best["models"]["embedder"].items()), kill_at
+
+
+def test_mixes_are_counted_across_a_resume_and_an_ended_run_is_evaluated_again_at_its_best_epoch(tmp_path, monkeypatch):
+    selection = {1: 0.5, 2: 0.7, 3: 0.6}  # best epoch 2, last epoch 3
+    evaluate = experiment.Run.evaluate
+
+    def scored(self, split, epoch, *args, **kwargs):
+        return {"recall_at_1": selection[epoch]} if split == "val" else evaluate(self, split, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(experiment.Run, "evaluate", scored)
+    reference = experiment.Run(tiny_fashion(tmp_path, mix_level="embedding")).train()
+    assert reference.mixes_drawn > 0 and reference.best_epoch == 2
+    split_up = tiny_fashion(tmp_path, mix_level="embedding", output=str(tmp_path / "split"), epochs=2)
+    experiment.Run(split_up).train()
+    continued = experiment.Run(split_up.replace(epochs=3)).train(resume=True)
+    assert continued.mixes_drawn == reference.mixes_drawn  # the count went on from the checkpoint's
+    on_val = experiment.Run(tiny_fashion(tmp_path, mix_level="embedding", eval_split="val")).train(resume=True)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pth")["epoch"] == 3  # nothing trained
+    assert on_val.final["recall_at_1"] == selection[2]  # the best epoch's model, not the last one's
+    assert (on_val.history, on_val.best_epoch, on_val.mixes_drawn) == (reference.history, 2, reference.mixes_drawn)
 
 
 LOCK_HOLDER = "import sys, time; from pml_metrix.app.run_folder import RunFolder; " \
