@@ -26,7 +26,7 @@ import torch
 from pytorch_metric_learning.distances import BaseDistance
 from torch import Tensor
 
-from .checks import check_embeddings, check_labels, check_same_device
+from .checks import check_embeddings, check_same_device
 from .losses import MetrixLossMixin, MetrixProxyAnchorLoss
 from .mixed_batch import MixedBatch, SoftPairs
 
@@ -126,7 +126,7 @@ def pair_positivity(
         loss_fn: a Metrix loss (``MetrixContrastiveLoss``, ``MetrixMSLoss``, ``MetrixProxyAnchorLoss``,
             ``MetrixSupConLoss``, ``MetrixNTXentLoss``).
         embeddings: B x d batch embeddings.
-        labels: B class labels.
+        labels: B class labels, or B x C label sets (the loss's ``label_similarity`` labels the mixes).
         mixed_batch: the mixed items and their plan; its ``indices_tuple`` (the clean part) is ignored.
 
     Computed in float64 on the embeddings' device, so that a weak pull does not underflow to a zero
@@ -142,8 +142,7 @@ def pair_positivity(
     check_embeddings(embeddings)
     if labels is None:
         raise ValueError("labels are required: the soft labels of mixed items come from the batch labels")
-    check_labels(labels, embeddings.shape[0])
-    loss_fn.check_batch_labels(labels, embeddings.shape[0])  # e.g. proxy anchor's: a proxy for each label
+    loss_fn.check_batch_labels(labels, embeddings.shape[0])  # class labels or label sets; proxy anchor: a proxy each
     if mixed_batch.embeddings.shape[1] != embeddings.shape[1]:
         raise ValueError(
             f"MixedBatch.embeddings have dim {mixed_batch.embeddings.shape[1]} but the embeddings have dim "

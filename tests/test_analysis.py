@@ -195,6 +195,26 @@ def test_one_row_per_masked_pair_with_its_plan_labels_and_sign(name):
         assert loss_fn.proxies.dtype == torch.float32  # the analysis ran on a copy
 
 
+@pytest.mark.parametrize("name", ["contrastive", "ms"])
+def test_label_sets_give_each_pair_its_mixed_set_similarity(name):
+    """The positivity of mixes of multi-label items: each pair's soft label is
+    lam s(L_a, L_i) + (1 - lam) s(L_a, L_j) by Jaccard, computed by brute force."""
+    loss_fn = make_loss(name)
+    embeddings, _ = batch()
+    g = torch.Generator().manual_seed(21)
+    sets = torch.rand(BATCH, 5, generator=g) < 0.4
+    sets[:, 0] |= ~sets.any(1)  # none empty
+    mixed_batch = pml_metrix.MixupMiner(seed=3, negative_threshold=0.3)(embeddings, sets)
+    result = pair_positivity(loss_fn, embeddings, sets, mixed_batch)
+    assert len(result.lam) > 0
+    shared = sets.double() @ sets.double().T
+    jaccard = shared / (sets.sum(1, keepdim=True) + sets.sum(1) - shared)
+    first, second = mixed_batch.source_index[result.mixed_index].unbind(1)
+    lam = result.lam.double()
+    expected = lam * jaccard[result.anchor_index, first] + (1 - lam) * jaccard[result.anchor_index, second]
+    assert torch.allclose(result.soft_label, expected, rtol=0, atol=1e-12)
+
+
 def test_pairs_no_contrastive_hinge_touches_have_zero_gradient_and_count_as_positives():
     loss_fn = pml_metrix.MetrixContrastiveLoss(pos_margin=10.0, neg_margin=0.0)
     embeddings, labels = batch()

@@ -76,8 +76,8 @@ class Comparison:
             "arithmetic": self.arithmetic,
             "references": {"raw_pixels": self.raw_pixels, "untrained": self.untrained},
             "runs": {
-                name: [{"seed": r.config.seed, "best_epoch": r.best_epoch, "final": r.final,
-                        "collapsed": collapsed(r.final), "train": r.train_metrics, "history": r.history} for r in results]
+                name: [{"seed": r.config.seed, "best_epoch": r.best_epoch, "final": r.final, "collapsed": collapsed(r.final),
+                        "train": r.train_metrics, "mixes_drawn": r.mixes_drawn, "history": r.history} for r in results]
                 for name, results in self.runs.items()
             },
             "summary": {name: {m: {"mean": mean, "std": std} for m, (mean, std) in metrics.items()}

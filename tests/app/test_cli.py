@@ -348,3 +348,20 @@ def test_a_metrix_run_that_draws_no_mix_says_so_and_a_negative_threshold_gives_i
     assert main([*common, "--positive-threshold", "0.8", "--negative-threshold", "0.6", "--output", str(tmp_path / "some")]) == 0
     assert "NO MIXES" not in capsys.readouterr().out
     assert read_strict_json(tmp_path / "some" / "results.json")["mixes_drawn"] > 0
+
+
+def test_a_study_of_label_sets_with_metrix_runs_to_its_report(small_font_list, tmp_path):
+    """compare on a dataset of label sets, with a Metrix variant: to the end, the mixes' positivity
+    included (its analysis takes label sets)."""
+    from tests.app.datasets.test_font_attributes import write_attribute_table
+
+    font_list, faces = small_font_list
+    table = write_attribute_table(tmp_path / "attributes.tsv", faces)
+    out = tmp_path / "compare"
+    assert main(["compare", "--dataset", "font_attributes", "--dataset-options", f"font_list={font_list}",
+                 f"attribute_table={table}", "--model-width", "8", "--epochs", "1", "--seeds", "0",
+                 "--variants", "baseline", "metrix_feature", "--output", str(out)]) == 0
+    results = read_strict_json(out / "results.json")
+    assert results["runs"]["metrix_feature"][0]["mixes_drawn"] > 0
+    assert "ndcg_at_1" in results["summary"]["baseline"] and (out / "positivity.png").is_file()
+    assert "### Positivity of the mixes" in (out / "report.md").read_text()
