@@ -59,10 +59,11 @@ def collapsed(metrics: Dict[str, float]) -> bool:
     """Whether embeddings are collapsed: alignment below ``COLLAPSE_ALIGNMENT``, uniformity above
     ``COLLAPSE_UNIFORMITY`` (every item at nearly one point) and Recall@1 at most
     ``COLLAPSE_CHANCE_FACTOR`` x ``chance_recall_at_1`` (retrieval no better than chance). A NaN
-    (a metric that could not be measured) is no evidence of collapse."""
-    alignment, uniformity, recall, chance = (metrics.get(name, math.nan) for name in
-                                             ("alignment", "uniformity", "recall_at_1", "chance_recall_at_1"))
-    return alignment < COLLAPSE_ALIGNMENT and uniformity > COLLAPSE_UNIFORMITY and recall <= COLLAPSE_CHANCE_FACTOR * chance
+    (a metric that could not be measured) is no evidence of collapse; label sets have no alignment
+    (it needs classes), and there uniformity and Recall@1 decide."""
+    uniformity, recall, chance = (metrics.get(name, math.nan) for name in ("uniformity", "recall_at_1", "chance_recall_at_1"))
+    aligned = metrics["alignment"] < COLLAPSE_ALIGNMENT if "alignment" in metrics else True
+    return aligned and uniformity > COLLAPSE_UNIFORMITY and recall <= COLLAPSE_CHANCE_FACTOR * chance
 
 
 def check_evaluations(config: RunConfig, datasets: Dict[str, Dataset]) -> None:

@@ -25,10 +25,13 @@ def test_chance_recall_at_1_is_the_share_of_a_query_s_references_of_its_class():
         ({"uniformity": -0.5}, False),  # spread out
         ({"recall_at_1": COLLAPSE_CHANCE_FACTOR * 0.2 + 0.01}, False),  # retrieves better than chance
         ({"alignment": math.nan}, False),  # not measured: no evidence
+        ({"alignment": None}, True),  # label sets: no alignment, uniformity and Recall@1 decide
+        ({"alignment": None, "uniformity": -0.5}, False),
     ],
 )
 def test_collapse_needs_one_point_and_chance_retrieval(changes, expected):
     metrics = {"alignment": 0.001, "uniformity": -0.001, "recall_at_1": 0.21, "chance_recall_at_1": 0.2, **changes}
+    metrics = {name: value for name, value in metrics.items() if value is not None}
     assert collapsed(metrics) is expected
 
 
