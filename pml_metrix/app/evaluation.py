@@ -108,7 +108,9 @@ def evaluate(
 
     Recall@K for the config's ``recall_at_k``, MAP@R, alignment, uniformity, utilization (for label
     sets: relevance "shares a label", nDCG@K graded by Jaccard, ``EVAL_LABEL_SIMILARITY``, whatever
-    ``label_similarity`` the run trained with; no alignment); handed to
+    ``label_similarity`` the run trained with, from the max(K) nearest references; no alignment, which
+    needs classes, and no MAP@R, whose R, the references sharing a label with the query, is nearly the
+    whole split where most pairs share one: a Q x Q x C table of neighbour labels); handed to
     ``end_of_testing_hook`` (PML's record-keeper hook) as PML's testers do. Plus
     ``chance_recall_at_1`` (:func:`chance_recall_at_1`), the scale of Recall@1 on this split.
     """
@@ -117,8 +119,8 @@ def evaluate(
         recall_at_k=tuple(config.recall_at_k),
         include=tuple(f"recall_at_{k}" for k in config.recall_at_k)
         + (tuple(f"ndcg_at_{k}" for k in config.recall_at_k) if label_sets else ())
-        + ("mean_average_precision_at_r", "uniformity") + (() if label_sets else ("alignment",)),
-        k="max_bin_count",
+        + ("uniformity",) + (() if label_sets else ("mean_average_precision_at_r", "alignment")),
+        k=max(config.recall_at_k) if label_sets else "max_bin_count",
         label_similarity=EVAL_LABEL_SIMILARITY if label_sets else None,
     )
     tester = UtilizationTester(

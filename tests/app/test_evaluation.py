@@ -62,3 +62,34 @@ def test_an_embedder_that_maps_everything_to_one_point_is_collapsed():
                                 torch.nn.Identity(), torch.device("cpu"))
         assert scores[name]["chance_recall_at_1"] == pytest.approx(39 / 199)
     assert collapsed(scores["one point"]) and not collapsed(scores["apart"])
+
+
+class LabelSetPoints(Points):
+    """The same items, each labelled with a set: its class and label 5, which every item has."""
+
+    def __init__(self, features):
+        super().__init__(features)
+        self.labels = torch.cat([torch.nn.functional.one_hot(LABELS, 6)[:, :5], torch.ones(200, 1, dtype=torch.long)], 1)
+
+    def __getitem__(self, index):
+        return self.features[index], self.labels[index]
+
+
+def test_label_sets_are_scored_from_the_nearest_k_references_without_map_at_r():
+    """Every pair shares a label: MAP@R's R would be every other item (a Q x Q x C table at scale);
+    Recall@K and nDCG@K come from the max(K) nearest references, as from a search of them all."""
+    from pml_metrix.testers import MetrixAccuracyCalculator
+
+    generator = torch.Generator().manual_seed(1)
+    features = torch.nn.functional.one_hot(LABELS).float() + 0.5 * torch.randn(200, 5, generator=generator)
+    data = LabelSetPoints(features)
+    config = RunConfig(recall_at_k=[1, 2], eval_batch_size=50, device="cpu")
+    scores = evaluate(config, {"train": data, "test": data}, "test", None, 0, torch.nn.Identity(),
+                      torch.nn.Identity(), torch.device("cpu"))
+    assert "mean_average_precision_at_r" not in scores and "alignment" not in scores
+    every_reference = MetrixAccuracyCalculator(recall_at_k=(1, 2), k=199, label_similarity="jaccard",
+                                               include=("recall_at_1", "recall_at_2", "ndcg_at_1", "ndcg_at_2"))
+    normalized = torch.nn.functional.normalize(features, dim=1)
+    expected = every_reference.get_accuracy(normalized, data.labels, normalized, data.labels, ref_includes_query=True)
+    for name, value in expected.items():
+        assert scores[name] == pytest.approx(value, abs=1e-6), name
