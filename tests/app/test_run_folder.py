@@ -140,7 +140,9 @@ def test_mixes_are_counted_across_a_resume_and_an_ended_run_is_evaluated_again_a
     assert (on_val.history, on_val.best_epoch, on_val.mixes_drawn) == (reference.history, 2, reference.mixes_drawn)
 
 
-LOCK_HOLDER = "import sys, time; from pml_metrix.app.run_folder import RunFolder; " \
+# SIGINT's default handler set anew: a process started in the background inherits SIGINT ignored
+LOCK_HOLDER = "import signal, sys, time; from pml_metrix.app.run_folder import RunFolder; " \
+              "signal.signal(signal.SIGINT, signal.default_int_handler); " \
               "folder = RunFolder(sys.argv[1]); assert folder.lock() is None; print('locked', flush=True); time.sleep(600)"
 
 
