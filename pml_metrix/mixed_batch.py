@@ -200,13 +200,19 @@ class MixedBatch:
     def __bool__(self) -> bool:  # ``if indices_tuple:`` would otherwise call __len__
         return True
 
-    def soft_pairs(self, labels: Tensor, label_similarity: str = "jaccard") -> SoftPairs:
+    def soft_pairs(
+        self, labels: Tensor, label_similarity: str = "jaccard", batch_soft_labels: Optional[Tensor] = None
+    ) -> SoftPairs:
         """Resolve the plan against the batch for the batch's own anchors: A = B.
 
         Args:
             labels: B class labels of the batch the plan indexes (any integers), or its B x C
-                label sets (:meth:`label_set_soft_labels`).
+                label sets.
             label_similarity: the set similarity of label sets (unused for class labels).
+            batch_soft_labels: for label sets, their B x B similarities ``s(L_a, L_b)`` where the
+                caller has them already (a Metrix loss's clean part labels the batch's pairs with
+                them), so that they are not computed twice; ``None`` computes them from ``labels``.
+                The mixes get :meth:`mix_soft_labels` of them.
         """
         if self.num_classes is not None and self.pair_mask is not None:
             raise ValueError(
@@ -215,7 +221,11 @@ class MixedBatch:
                 "items: build the MixupMiner without num_classes"
             )
         if is_label_sets(labels):
-            soft_labels = self.label_set_soft_labels(labels, label_similarity)
+            if batch_soft_labels is None:
+                sets = labels.to(device=self.lam.device, dtype=loss_dtype(self.embeddings.dtype))
+                batch_soft_labels = get_label_similarity(label_similarity)(sets, sets)  # checks the values
+            check_label_set_rows(labels, len(batch_soft_labels))
+            soft_labels = self.mix_soft_labels(batch_soft_labels)
         else:
             classes, class_index = torch.unique(labels, return_inverse=True)  # classes numbered 0, ..., C - 1
             soft_labels = self.class_soft_labels(class_index, len(classes)).index_select(0, class_index)
@@ -248,23 +258,20 @@ class MixedBatch:
         class_labels.index_put_((source_labels[:, 1], mixed_index), 1 - lam, accumulate=True)
         return class_labels
 
-    def label_set_soft_labels(self, label_sets: Tensor, label_similarity: str = "jaccard") -> Tensor:
-        """B x K: the soft label of each mixed item for each batch item, given the batch's B x C label
-        sets: ``lam_k s(L_a, L_i) + (1 - lam_k) s(L_a, L_j)`` for anchor a and mix k = (i, j), with
-        ``s`` the similarity named ``label_similarity``
-        (:data:`~pml_metrix.label_sets.LABEL_SIMILARITIES`), computed in the loss's dtype.
+    def mix_soft_labels(self, batch_soft_labels: Tensor) -> Tensor:
+        """B x K: the soft labels of the mixes for the batch's anchors, given the B x B soft labels
+        ``y`` of the batch's own pairs (the batch the plan indexes): ``lam_k y[a, i_k] + (1 - lam_k) y[a, j_k]`` for mix
+        k = (i, j), Metrix's rule, in the loss's dtype. With label sets, ``y[a, b] = s(L_a, L_b)``.
 
-        With one label per item it is :meth:`class_soft_labels`' value, bit for bit (``s`` is then 1
-        or 0, and ``lam * 1 + (1 - lam) * 0`` is ``lam``)."""
-        self.check_batch_size(len(label_sets))
+        With one label per item (``y`` the same-class labels, 1 and 0) it is :meth:`class_soft_labels`'
+        row of each anchor's class, bit for bit (``lam * 1 + (1 - lam) * 0`` is ``lam``)."""
+        check_same_device(batch_soft_labels, source_index=self.source_index)
+        self.check_batch_size(batch_soft_labels.shape[1])
         lam = self.lam.to(loss_dtype(self.embeddings.dtype))
-        sets = label_sets.to(device=lam.device, dtype=lam.dtype)
-        similarity = get_label_similarity(label_similarity)(sets, sets).to(lam.dtype)  # B x B, symmetric
-        first, second = self.source_index.to(lam.device).unbind(1)
-        # K x B from rows (column k of the answer is row i_k of the similarity), transposed once at the end
-        soft_labels = similarity.index_select(0, first).mul_(lam.unsqueeze(1))
-        soft_labels.add_(similarity.index_select(0, second).mul_((1 - lam).unsqueeze(1)))
-        return soft_labels.t().contiguous()
+        batch_soft_labels = batch_soft_labels.to(lam.dtype)
+        first, second = (index.expand(len(batch_soft_labels), -1) for index in self.source_index.unbind(1))
+        soft_labels = batch_soft_labels.gather(1, first).mul_(lam)
+        return soft_labels.add_(batch_soft_labels.gather(1, second).mul_(1 - lam))
 
     def check_batch_size(self, batch_size: int) -> None:
         """Raise unless this MixedBatch indexes a batch of ``batch_size`` items: its ``source_index``

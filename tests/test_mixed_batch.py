@@ -223,6 +223,29 @@ def test_one_label_per_item_gives_the_class_soft_labels_bit_for_bit(name):
     assert torch.equal(by_set.soft_labels, by_class.soft_labels) and by_set.pair_mask is by_class.pair_mask
 
 
+def test_mix_soft_labels_mixes_the_sources_soft_labels_for_each_anchor():
+    g = torch.Generator().manual_seed(6)
+    batch_soft_labels = torch.rand(8, 8, generator=g, dtype=torch.float64)  # any soft labels, not symmetric
+    source_index, lam = torch.randint(0, 8, (11, 2), generator=g), torch.rand(11, generator=g, dtype=torch.float64)
+    mb = pml_metrix.MixedBatch(torch.randn(11, D, dtype=torch.float64), source_index, lam)
+    expected = torch.tensor([[lam[k] * batch_soft_labels[a, i] + (1 - lam[k]) * batch_soft_labels[a, j]
+                              for k, (i, j) in enumerate(source_index.tolist())] for a in range(8)], dtype=torch.float64)
+    assert torch.equal(mb.mix_soft_labels(batch_soft_labels), expected)
+    with pytest.raises(ValueError, match=r"source_index must index the batch of 5 items"):
+        mb.mix_soft_labels(batch_soft_labels[:5, :5])
+
+
+def test_given_batch_soft_labels_are_used_as_the_label_sets_similarities():
+    g = torch.Generator().manual_seed(7)
+    sets = random_label_sets(9, 5, g)
+    mb = pml_metrix.MixedBatch(torch.randn(7, D), torch.randint(0, 9, (7, 2), generator=g), torch.rand(7, generator=g))
+    similarities = pml_metrix.label_sets.dice(sets.float(), sets.float())
+    computed = mb.soft_pairs(sets, "dice").soft_labels
+    assert torch.equal(mb.soft_pairs(sets, "dice", similarities).soft_labels, computed)
+    with pytest.raises(ValueError, match=r"labels must have shape \(9, C\)"):
+        mb.soft_pairs(sets[:8], "dice", similarities)
+
+
 def test_soft_pairs_from_label_sets_label_each_pair_but_the_anchor_s_own():
     g = torch.Generator().manual_seed(5)
     embeddings, sets = torch.randn(6, D, dtype=torch.float64), random_label_sets(6, 3, g)

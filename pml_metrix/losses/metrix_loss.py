@@ -120,9 +120,14 @@ class MetrixLossMixin:
         check_references(embeddings, mixed_batch.embeddings, "MixedBatch.embeddings")
         labels = c_f.to_device(labels, embeddings)
         mix_weight = self.weight_of(mixed_batch)
+        # label sets: the batch's pairs labelled once, for the clean part and the mixes' soft labels
+        batch_pairs = batch_soft_labels = None
+        if is_label_sets(labels):
+            batch_pairs = self.label_set_pairs(embeddings, labels, mixed_batch.indices_tuple, ref_emb)
+            batch_soft_labels = batch_pairs.soft_labels
         # the mixed part first, so that the reducer's own stats are the clean part's, as in PML
-        mixed = self.reduced_soft_loss(embeddings, labels, self.mixed_soft_pairs(mixed_batch, labels))
-        clean = self.clean_part(embeddings, labels, mixed_batch.indices_tuple, ref_emb, ref_labels)
+        mixed = self.reduced_soft_loss(embeddings, labels, self.mixed_soft_pairs(mixed_batch, labels, batch_soft_labels))
+        clean = self.clean_part(embeddings, labels, mixed_batch.indices_tuple, ref_emb, ref_labels, batch_pairs)
         if not (torch.is_tensor(clean) and torch.is_tensor(mixed)):
             raise ValueError(
                 f"the reducer {type(self.reducer).__name__} returns no loss tensor (DoNothingReducer: the loss dicts), so "
@@ -138,32 +143,43 @@ class MetrixLossMixin:
         subclass adds what its own options need of them (proxy anchor: a proxy for each label)."""
         check_labels_or_label_sets(labels, num_items)
 
-    def clean_part(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
+    def clean_part(self, embeddings, labels, indices_tuple, ref_emb, ref_labels, batch_pairs=None):
         """The loss without mixes: PML's for class labels (or none); for B x C label sets, the soft
-        loss over :meth:`SoftPairs.from_label_sets(embeddings, labels, label_similarity)
-        <pml_metrix.SoftPairs.from_label_sets>` with PML's embedding regularizer, reduced by the
-        reducer (PML's tuples and ``ref_emb`` take class labels, so they are refused)."""
+        loss over their :meth:`label_set_pairs` (``batch_pairs``, where the caller has them) with
+        PML's embedding regularizer, reduced by the reducer."""
         if not is_label_sets(labels):
             return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
+        if batch_pairs is None:
+            batch_pairs = self.label_set_pairs(embeddings, labels, indices_tuple, ref_emb)
+        self.reset_stats()
+        loss_dict = self.soft_loss(embeddings, batch_pairs)
+        self.add_embedding_regularization_to_loss_dict(loss_dict, embeddings)
+        return self.reducer(loss_dict, embeddings, labels)
+
+    def label_set_pairs(self, embeddings, label_sets, indices_tuple, ref_emb) -> SoftPairs:
+        """The batch's own pairs labelled by the similarity of their label sets,
+        :meth:`SoftPairs.from_label_sets(embeddings, label_sets, label_similarity)
+        <pml_metrix.SoftPairs.from_label_sets>`; PML's tuples and ``ref_emb`` take class labels, so
+        they are refused."""
         if indices_tuple is not None or ref_emb is not None:
             raise ValueError(
                 "label sets label every pair of the batch: a PML indices_tuple (an inner_miner's) or ref_emb, "
                 "which take class labels, cannot be used with them; call loss(embeddings, label_sets) or pass "
                 "a MixupMiner built without inner_miner"
             )
-        self.reset_stats()
-        loss_dict = self.soft_loss(embeddings, SoftPairs.from_label_sets(embeddings, labels, self.label_similarity))
-        self.add_embedding_regularization_to_loss_dict(loss_dict, embeddings)
-        return self.reducer(loss_dict, embeddings, labels)
+        return SoftPairs.from_label_sets(embeddings, label_sets, self.label_similarity)
 
     def reduced_soft_loss(self, embeddings: Tensor, labels: Optional[Tensor], soft_pairs: SoftPairs) -> Tensor:
         """:meth:`soft_loss` reduced by the loss's reducer (``labels``: the anchors', for reducers that use them)."""
         return self.reducer(self.soft_loss(embeddings, soft_pairs), embeddings, labels)
 
-    def mixed_soft_pairs(self, mixed_batch: MixedBatch, labels: Tensor) -> SoftPairs:
-        """The MixedBatch resolved against the batch labels (or label sets, by ``label_similarity``)
-        for this loss's anchors (the batch items)."""
-        return mixed_batch.soft_pairs(labels, self.label_similarity)
+    def mixed_soft_pairs(
+        self, mixed_batch: MixedBatch, labels: Tensor, batch_soft_labels: Optional[Tensor] = None
+    ) -> SoftPairs:
+        """The MixedBatch resolved against the batch labels (or label sets, by ``label_similarity``;
+        ``batch_soft_labels``: their B x B similarities where already computed) for this loss's
+        anchors (the batch items)."""
+        return mixed_batch.soft_pairs(labels, self.label_similarity, batch_soft_labels)
 
     def soft_loss(self, embeddings: Tensor, soft_pairs: SoftPairs) -> Dict[str, dict]:
         """The loss dict over soft-labelled references, PML's sub-loss names and reduction types."""

@@ -33,8 +33,8 @@ class MetrixNTXentLoss(MetrixLossMixin, NTXentLoss):
         )
         return {"loss": {"losses": losses, "indices": (a1, p), "reduction_type": "pos_pair"}}
 
-    def mixed_soft_pairs(self, mixed_batch, labels):
-        return super().mixed_soft_pairs(mixed_batch, labels).showing_negatives()
+    def mixed_soft_pairs(self, mixed_batch, labels, batch_soft_labels=None):
+        return super().mixed_soft_pairs(mixed_batch, labels, batch_soft_labels).showing_negatives()
 
     def soft_loss(self, embeddings, soft_pairs):
         soft_pairs.check_anchors(embeddings.shape[0], "one per embedding")

@@ -52,7 +52,7 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
         self.add_weight_regularization_to_loss_dict(loss_dict, self.proxies)
         return loss_dict
 
-    def mixed_soft_pairs(self, mixed_batch, labels):
+    def mixed_soft_pairs(self, mixed_batch, labels, batch_soft_labels=None):  # class labels only: no label sets
         return mixed_batch.class_soft_pairs(labels, self.num_classes)
 
     def soft_loss(self, embeddings, soft_pairs):

@@ -32,8 +32,8 @@ class MetrixSupConLoss(MetrixLossMixin, SupConLoss):
         losses = self._loss(mat, pos_mask, (pos_mask + neg_mask).bool())
         return {"loss": {"losses": losses, "indices": c_f.torch_arange_from_size(mat), "reduction_type": "element"}}
 
-    def mixed_soft_pairs(self, mixed_batch, labels):
-        return super().mixed_soft_pairs(mixed_batch, labels).showing_negatives()
+    def mixed_soft_pairs(self, mixed_batch, labels, batch_soft_labels=None):
+        return super().mixed_soft_pairs(mixed_batch, labels, batch_soft_labels).showing_negatives()
 
     def soft_loss(self, embeddings, soft_pairs):
         soft_pairs.check_anchors(embeddings.shape[0], "one per embedding")
