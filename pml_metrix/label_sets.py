@@ -97,7 +97,7 @@ def shared_counts(label_sets: Tensor, ref_label_sets: Tensor, name: str) -> Tupl
     same labels and, but for ``shares_any``, no empty set (once when both are one tensor)."""
     dtype = torch.promote_types(torch.promote_types(label_sets.dtype, ref_label_sets.dtype), torch.float32)
     counts = []
-    for what, sets in (("label_sets", label_sets), ("ref_label_sets", ref_label_sets)):
+    for what, sets in (("labels", label_sets), ("ref_labels", ref_label_sets)):
         if counts and sets is label_sets:
             counts.append(counts[0])
             break
@@ -155,8 +155,10 @@ def check_label_set_rows(label_sets: Tensor, num_items: int, name: str = "labels
 
 
 def check_labels_or_label_sets(labels, num_items: int, name: str = "labels") -> None:
-    """Class labels (N integers) or label sets (N x C of 0 and 1), one per item; ``None`` passes."""
+    """Class labels (N integers) or label sets (N x C), one per item; ``None`` passes. The values of
+    label sets (0 and 1) are checked where they are used, by the set similarity that every use of them
+    computes (:func:`shared_counts`), so that a step checks them once."""
     if is_label_sets(labels):
-        check_label_sets(labels, num_items, name)
+        check_label_set_rows(labels, num_items, name)
     else:
         check_labels(labels, num_items, name)

@@ -224,8 +224,17 @@ class MixedBatch:
             if batch_soft_labels is None:
                 sets = labels.to(device=self.lam.device, dtype=loss_dtype(self.embeddings.dtype))
                 batch_soft_labels = get_label_similarity(label_similarity)(sets, sets)  # checks the values
-            check_label_set_rows(labels, len(batch_soft_labels))
+            elif tuple(batch_soft_labels.shape) != (len(labels), len(labels)):
+                raise ValueError(
+                    f"batch_soft_labels must have shape ({len(labels)}, {len(labels)}), the similarity of each pair of "
+                    f"the {len(labels)} label sets, got shape {tuple(batch_soft_labels.shape)}"
+                )
             soft_labels = self.mix_soft_labels(batch_soft_labels)
+        elif batch_soft_labels is not None:
+            raise ValueError(
+                "batch_soft_labels are the similarities of label sets, but the labels are class labels (one "
+                "per item): leave batch_soft_labels out, or pass the label sets"
+            )
         else:
             classes, class_index = torch.unique(labels, return_inverse=True)  # classes numbered 0, ..., C - 1
             soft_labels = self.class_soft_labels(class_index, len(classes)).index_select(0, class_index)
@@ -265,8 +274,13 @@ class MixedBatch:
 
         With one label per item (``y`` the same-class labels, 1 and 0) it is :meth:`class_soft_labels`'
         row of each anchor's class, bit for bit (``lam * 1 + (1 - lam) * 0`` is ``lam``)."""
-        check_same_device(batch_soft_labels, source_index=self.source_index)
-        self.check_batch_size(batch_soft_labels.shape[1])
+        if not torch.is_tensor(batch_soft_labels) or batch_soft_labels.ndim != 2 or len(set(batch_soft_labels.shape)) != 1:
+            raise ValueError(
+                "batch_soft_labels must be a B x B tensor, the soft label of each pair of the batch's items, got "
+                f"shape {tuple(getattr(batch_soft_labels, 'shape', ()))}"
+            )
+        check_same_device(self.embeddings, batch_soft_labels=batch_soft_labels)
+        self.check_batch_size(len(batch_soft_labels))
         lam = self.lam.to(loss_dtype(self.embeddings.dtype))
         batch_soft_labels = batch_soft_labels.to(lam.dtype)
         first, second = (index.expand(len(batch_soft_labels), -1) for index in self.source_index.unbind(1))

@@ -242,8 +242,14 @@ def test_given_batch_soft_labels_are_used_as_the_label_sets_similarities():
     similarities = pml_metrix.label_sets.dice(sets.float(), sets.float())
     computed = mb.soft_pairs(sets, "dice").soft_labels
     assert torch.equal(mb.soft_pairs(sets, "dice", similarities).soft_labels, computed)
-    with pytest.raises(ValueError, match=r"labels must have shape \(9, C\)"):
+    with pytest.raises(ValueError, match=r"batch_soft_labels must have shape \(8, 8\), the similarity of each pair"):
         mb.soft_pairs(sets[:8], "dice", similarities)
+    with pytest.raises(ValueError, match="batch_soft_labels are the similarities of label sets, but the labels are class"):
+        mb.soft_pairs(torch.arange(9), "dice", similarities)
+    with pytest.raises(ValueError, match=r"batch_soft_labels must be a B x B tensor.*got shape \(9, 8\)"):
+        mb.mix_soft_labels(similarities[:, :8])
+    with pytest.raises(ValueError, match="batch_soft_labels is on meta but the embeddings are on cpu"):
+        mb.mix_soft_labels(similarities.to("meta"))
 
 
 def test_soft_pairs_from_label_sets_label_each_pair_but_the_anchor_s_own():

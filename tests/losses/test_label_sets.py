@@ -150,3 +150,21 @@ def test_label_sets_are_refused_where_they_have_no_meaning():
     with pytest.raises(ValueError, match=r"must have shape \(6, C\)"):
         pml_metrix.MetrixMSLoss()(embeddings, sets[:5])
     assert losses.MultiSimilarityLoss  # PML's own stays as it is: it takes class labels only
+
+
+def test_a_step_on_label_sets_checks_their_values_and_computes_their_similarities_once_each(monkeypatch):
+    """The miner and the loss each check the label sets' values once (by the similarity they compute),
+    and the loss computes the batch's B x B similarities once for its clean part and its mixes."""
+    calls = []
+    original_check, original_jaccard = pml_metrix.label_sets.check_label_set_values, LABEL_SIMILARITIES["jaccard"]
+    monkeypatch.setattr(pml_metrix.label_sets, "check_label_set_values", lambda *a, **k: calls.append("check") or original_check(*a, **k))
+    monkeypatch.setitem(LABEL_SIMILARITIES, "jaccard", lambda *a: calls.append("jaccard") or original_jaccard(*a))
+    g = torch.Generator().manual_seed(0)
+    sets = torch.rand(12, 5, generator=g) < 0.4
+    sets[torch.arange(12), torch.randint(5, (12,), generator=g)] = True
+    embeddings = torch.randn(12, 8, generator=g)
+    mixed_batch = pml_metrix.MixupMiner(seed=0, negative_threshold=0.2)(embeddings, sets)
+    assert calls == ["jaccard", "check"]  # the miner's positives and negatives
+    calls.clear()
+    pml_metrix.MetrixContrastiveLoss()(embeddings, sets, mixed_batch)
+    assert calls == ["jaccard", "check"]
