@@ -62,7 +62,7 @@ def build_models(config: RunConfig, in_channels: int) -> Dict[str, torch.nn.Modu
     """``{"trunk": ..., "embedder": ...}``: a torchvision backbone with the paper's head, or the small CNN."""
     if config.model == "small_cnn":
         return model_zoo.small_cnn(in_channels, config.embedding_size, config.model_width)
-    return model_zoo.backbone(config.model, config.embedding_size, pretrained=config.pretrained)
+    return model_zoo.backbone(config.model, config.embedding_size, pretrained=config.pretrained, in_channels=in_channels)
 
 
 def build_loss(config: RunConfig, num_classes: int, label_sets: bool = False) -> torch.nn.Module:

@@ -44,6 +44,14 @@ class GoogLeNetInput(nn.Module):
         return images * self.scale + self.shift
 
 
+class GrayscaleToRGB(nn.Module):
+    """B x 1 x H x W grayscale images -> B x 3 x H x W, the one channel repeated: the RGB input that a
+    torchvision backbone, and its ImageNet weights, are built for (a view, no copy)."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        return images.expand(-1, 3, -1, -1)
+
+
 def backbone_trunk(name: str = "resnet50", pretrained: bool = True, weights_path: Optional[str] = None) -> nn.Module:
     """A torchvision classifier (one of ``BACKBONES``) up to its last convolutional map:
     B x C x H/32 x W/32, C in ``CHANNELS``.
@@ -80,15 +88,25 @@ def backbone_trunk(name: str = "resnet50", pretrained: bool = True, weights_path
 
 
 def backbone(
-    name: str = "resnet50", embedding_size: int = 512, pretrained: bool = True, weights_path: Optional[str] = None
+    name: str = "resnet50",
+    embedding_size: int = 512,
+    pretrained: bool = True,
+    weights_path: Optional[str] = None,
+    in_channels: int = 3,
 ) -> Dict[str, nn.Module]:
     """``{"trunk": ..., "embedder": ...}`` ready for PML trainers and testers: the backbone's last
     convolutional map (:func:`backbone_trunk`), average + max pooling, a linear embedding,
-    L2 normalisation (:class:`PoolingEmbedder`)."""
-    return {
-        "trunk": backbone_trunk(name, pretrained, weights_path),
-        "embedder": PoolingEmbedder(CHANNELS[name], embedding_size),
-    }
+    L2 normalisation (:class:`PoolingEmbedder`). ``in_channels`` 1 (grayscale images, such as the
+    fonts' glyphs) puts :class:`GrayscaleToRGB` before the trunk's first layer."""
+    if in_channels not in (1, 3):
+        raise ValueError(
+            f"a torchvision backbone takes RGB images (3 channels) or grayscale ones (1, repeated into 3), but the "
+            f"images have {in_channels} channels: use model small_cnn, which takes any number"
+        )
+    trunk = backbone_trunk(name, pretrained, weights_path)
+    if in_channels == 1:
+        trunk = nn.Sequential(GrayscaleToRGB(), *trunk)
+    return {"trunk": trunk, "embedder": PoolingEmbedder(CHANNELS[name], embedding_size)}
 
 
 def metrix_resnet50(

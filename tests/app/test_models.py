@@ -7,7 +7,7 @@ import torch
 import torchvision
 
 import pml_metrix
-from pml_metrix.app.models import BACKBONES, CHANNELS, GoogLeNetInput, backbone, metrix_resnet50
+from pml_metrix.app.models import BACKBONES, CHANNELS, GoogLeNetInput, GrayscaleToRGB, backbone, metrix_resnet50
 
 
 @pytest.mark.parametrize("mix_level", ["input", "feature", "embedding"])
@@ -71,3 +71,16 @@ def test_googlenet_weights_get_their_input_transform_and_lose_their_aux_heads(tm
     images = torch.randn(2, 3, 8, 8)
     reference = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True, transform_input=True)
     assert torch.allclose(trunk[0](images), reference._transform_input(images), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_a_backbone_takes_grayscale_images_as_their_channel_repeated(name):
+    torch.manual_seed(0)
+    model = backbone(name, embedding_size=16, pretrained=False, in_channels=1)
+    assert isinstance(model["trunk"][0], GrayscaleToRGB)
+    model.update(trunk=model["trunk"].eval())
+    gray = torch.rand(2, 1, 32, 32)
+    rgb_trunk = torch.nn.Sequential(*list(model["trunk"])[1:])
+    assert torch.equal(model["trunk"](gray), rgb_trunk(gray.repeat(1, 3, 1, 1)))
+    with pytest.raises(ValueError, match="RGB images \\(3 channels\\) or grayscale ones.*the images have 2 channels"):
+        backbone(name, pretrained=False, in_channels=2)
