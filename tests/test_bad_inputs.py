@@ -28,6 +28,7 @@ from pml_metrix.app.datasets.fashion_mnist import FashionMNISTClasses
 from pml_metrix.app.datasets.font_attributes import FontAttributes
 from pml_metrix.app.datasets.fonts import FontGlyphs, split_families
 from pml_metrix.app.datasets.pml_benchmarks import load_benchmark
+from pml_metrix.app.models import backbone
 from pml_metrix.samplers import DistributedMPerClassSampler
 from pml_metrix.testers import MetrixAccuracyCalculator, UtilizationTester, alignment, utilization
 
@@ -160,6 +161,18 @@ def _(ctx):
 def _(ctx):
     embeddings, _ = batch()
     MetrixContrastiveLoss()(embeddings, label_sets()[:5])
+
+
+@case("labelsets-batch-soft-labels-shape")
+def _(ctx):
+    sets = label_sets()
+    mixed().soft_pairs(sets, "jaccard", torch.ones(5, 5))
+
+
+@case("labelsets-batch-soft-labels-class-labels")
+def _(ctx):
+    _, labels = batch()
+    mixed().soft_pairs(labels, "jaccard", torch.ones(B, B))
 
 
 @case("labelsets-empty-set")
@@ -937,6 +950,11 @@ def _(ctx):
 @case("cli-unknown-model")
 def _(ctx):
     return train(ctx, "--model", "vgg16")
+
+
+@case("model-backbone-channels")
+def _(ctx):
+    backbone("resnet18", pretrained=False, in_channels=2)
 
 
 @case("cli-lr-decay-step-zero")
