@@ -44,12 +44,13 @@ class GoogLeNetInput(nn.Module):
         return images * self.scale + self.shift
 
 
-class GrayscaleToRGB(nn.Module):
-    """B x 1 x H x W grayscale images -> B x 3 x H x W, the one channel repeated: the RGB input that a
-    torchvision backbone, and its ImageNet weights, are built for (a view, no copy)."""
+class GrayscaleTrunk(nn.Sequential):
+    """A backbone's trunk for grayscale images: B x 1 x H x W images, their one channel repeated into
+    the 3 that a torchvision backbone and its ImageNet weights are built for (a view, no copy), then
+    the trunk's layers. The same layers, and ``state_dict`` keys, as the trunk for RGB images."""
 
     def forward(self, images: Tensor) -> Tensor:
-        return images.expand(-1, 3, -1, -1)
+        return super().forward(images.expand(-1, 3, -1, -1))
 
 
 def backbone_trunk(name: str = "resnet50", pretrained: bool = True, weights_path: Optional[str] = None) -> nn.Module:
@@ -97,7 +98,7 @@ def backbone(
     """``{"trunk": ..., "embedder": ...}`` ready for PML trainers and testers: the backbone's last
     convolutional map (:func:`backbone_trunk`), average + max pooling, a linear embedding,
     L2 normalisation (:class:`PoolingEmbedder`). ``in_channels`` 1 (grayscale images, such as the
-    fonts' glyphs) puts :class:`GrayscaleToRGB` before the trunk's first layer."""
+    fonts' glyphs) makes the trunk a :class:`GrayscaleTrunk`."""
     if in_channels not in (1, 3):
         raise ValueError(
             f"a torchvision backbone takes RGB images (3 channels) or grayscale ones (1, repeated into 3), but the "
@@ -105,7 +106,7 @@ def backbone(
         )
     trunk = backbone_trunk(name, pretrained, weights_path)
     if in_channels == 1:
-        trunk = nn.Sequential(GrayscaleToRGB(), *trunk)
+        trunk = GrayscaleTrunk(*trunk)
     return {"trunk": trunk, "embedder": PoolingEmbedder(CHANNELS[name], embedding_size)}
 
 

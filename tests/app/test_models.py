@@ -7,7 +7,7 @@ import torch
 import torchvision
 
 import pml_metrix
-from pml_metrix.app.models import BACKBONES, CHANNELS, GoogLeNetInput, GrayscaleToRGB, backbone, metrix_resnet50
+from pml_metrix.app.models import BACKBONES, CHANNELS, GoogLeNetInput, GrayscaleTrunk, backbone, metrix_resnet50
 
 
 @pytest.mark.parametrize("mix_level", ["input", "feature", "embedding"])
@@ -77,10 +77,11 @@ def test_googlenet_weights_get_their_input_transform_and_lose_their_aux_heads(tm
 def test_a_backbone_takes_grayscale_images_as_their_channel_repeated(name):
     torch.manual_seed(0)
     model = backbone(name, embedding_size=16, pretrained=False, in_channels=1)
-    assert isinstance(model["trunk"][0], GrayscaleToRGB)
-    model.update(trunk=model["trunk"].eval())
+    rgb_trunk = backbone(name, embedding_size=16, pretrained=False)["trunk"]
+    assert isinstance(model["trunk"], GrayscaleTrunk)
+    assert list(model["trunk"].state_dict()) == list(rgb_trunk.state_dict())  # checkpoints load either way
+    rgb_trunk.load_state_dict(model["trunk"].state_dict())
     gray = torch.rand(2, 1, 32, 32)
-    rgb_trunk = torch.nn.Sequential(*list(model["trunk"])[1:])
-    assert torch.equal(model["trunk"](gray), rgb_trunk(gray.repeat(1, 3, 1, 1)))
+    assert torch.equal(model["trunk"].eval()(gray), rgb_trunk.eval()(gray.repeat(1, 3, 1, 1)))
     with pytest.raises(ValueError, match="RGB images \\(3 channels\\) or grayscale ones.*the images have 2 channels"):
         backbone(name, pretrained=False, in_channels=2)
