@@ -126,8 +126,9 @@ def check_label_set_values(label_sets: Tensor, name: str = "labels") -> None:
             f"{name} must be label sets, an N x C tensor of 0 and 1 (one row per item, one column per label), "
             f"got {type(label_sets).__name__} of shape {tuple(getattr(label_sets, 'shape', ()))}"
         )
-    # x * x = x only for 0 and 1 (a NaN fails; integers too, wrapping: x (x - 1) = 0 mod 2^bits needs x = 0 or 1)
-    if label_sets.dtype != torch.bool and has_data(label_sets) and bool(label_sets.mul(label_sets).ne_(label_sets).any()):
+    # x (x - 1) = 0 only for 0 and 1: NaN and +-inf fail (inf * inf is inf), and integers wrapping too
+    # (x (x - 1) = 0 mod 2^bits needs x or x - 1 to be 0 mod 2^bits, as the two are coprime)
+    if label_sets.dtype != torch.bool and has_data(label_sets) and bool(label_sets.mul(label_sets - 1).ne_(0).any()):
         raise ValueError(
             f"{name} of shape {tuple(label_sets.shape)} are read as multi-hot label sets, which hold only 0 and 1, "
             "but these hold other values: give class labels of shape (N,), or label sets with 1 where an item "

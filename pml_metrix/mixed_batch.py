@@ -80,8 +80,10 @@ class SoftPairs:
         ``shares_any``, to rounding with the float labels of the others (bit for bit for contrastive).
         """
         check_label_set_rows(label_sets, embeddings.shape[0])
-        sets = label_sets.to(device=embeddings.device, dtype=loss_dtype(embeddings.dtype))
-        soft_labels = get_label_similarity(label_similarity)(sets, sets)  # checks the values
+        dtype = loss_dtype(embeddings.dtype)
+        sets = label_sets.to(device=embeddings.device, dtype=torch.promote_types(label_sets.dtype, dtype))
+        soft_labels = get_label_similarity(label_similarity)(sets, sets)  # checks the values, as given
+        soft_labels = soft_labels.to(dtype) if soft_labels.is_floating_point() else soft_labels
         not_self = torch.ones(len(sets), len(sets), dtype=torch.bool, device=sets.device).fill_diagonal_(False)
         return cls(embeddings, soft_labels, not_self)
 
@@ -222,12 +224,13 @@ class MixedBatch:
             )
         if is_label_sets(labels):
             if batch_soft_labels is None:
-                sets = labels.to(device=self.lam.device, dtype=loss_dtype(self.embeddings.dtype))
-                batch_soft_labels = get_label_similarity(label_similarity)(sets, sets)  # checks the values
-            elif tuple(batch_soft_labels.shape) != (len(labels), len(labels)):
+                dtype = torch.promote_types(labels.dtype, loss_dtype(self.embeddings.dtype))
+                sets = labels.to(device=self.lam.device, dtype=dtype)
+                batch_soft_labels = get_label_similarity(label_similarity)(sets, sets)  # checks the values, as given
+            elif not torch.is_tensor(batch_soft_labels) or tuple(batch_soft_labels.shape) != (len(labels), len(labels)):
                 raise ValueError(
                     f"batch_soft_labels must have shape ({len(labels)}, {len(labels)}), the similarity of each pair of "
-                    f"the {len(labels)} label sets, got shape {tuple(batch_soft_labels.shape)}"
+                    f"the {len(labels)} label sets, got shape {tuple(getattr(batch_soft_labels, 'shape', ()))}"
                 )
             soft_labels = self.mix_soft_labels(batch_soft_labels)
         elif batch_soft_labels is not None:

@@ -89,6 +89,11 @@ def test_bad_label_sets_are_refused():
         label_sets.shares_any(good, torch.tensor([[0.5, 0.0]]))
     with pytest.raises(ValueError, match="hold only 0 and 1"):
         label_sets.dice(torch.tensor([[float("nan"), 1.0]]), good)
+    for infinite in (float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="hold only 0 and 1"):
+            label_sets.jaccard(torch.tensor([[infinite, 1.0], [0.0, 1.0]]), good)
+    with pytest.raises(ValueError, match="hold only 0 and 1"):
+        label_sets.jaccard(torch.tensor([[1, 0], [0, 255]], dtype=torch.uint8), good)
     with pytest.raises(ValueError, match="N x C tensor"):
         label_sets.jaccard(torch.tensor([1, 0]), good)
     with pytest.raises(ValueError, match="over 2 and 3 labels"):

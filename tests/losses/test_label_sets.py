@@ -168,3 +168,22 @@ def test_a_step_on_label_sets_checks_their_values_and_computes_their_similaritie
     calls.clear()
     pml_metrix.MetrixContrastiveLoss()(embeddings, sets, mixed_batch)
     assert calls == ["jaccard", "check"]
+
+
+def test_the_loss_checks_label_sets_as_given_before_any_cast_to_its_dtype():
+    """A float64 value just off 1, which float32 would round to 1, and complex label sets are refused
+    by a float32 loss, as by the similarity itself."""
+    g = torch.Generator().manual_seed(1)
+    embeddings = torch.randn(4, 8, generator=g)
+    sets = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=torch.float64)
+    off = sets.clone()
+    off[0, 0] = 1 + 1e-12
+    loss_fn = pml_metrix.MetrixContrastiveLoss()
+    mixed_batch = pml_metrix.MixupMiner(seed=0, negative_threshold=0.2)(embeddings, sets)
+    for call in (lambda: loss_fn(embeddings, off), lambda: loss_fn(embeddings, off, mixed_batch),
+                 lambda: mixed_batch.soft_pairs(off)):
+        with pytest.raises(ValueError, match="hold only 0 and 1"):
+            call()
+    with pytest.raises(ValueError, match="must be label sets"):
+        loss_fn(embeddings, sets.to(torch.complex64))
+    assert torch.equal(loss_fn(embeddings, sets), loss_fn(embeddings, sets.float()))  # 0 and 1: the same in any dtype
