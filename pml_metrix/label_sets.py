@@ -30,6 +30,7 @@ from .checks import check_labels, has_data
 
 __all__ = [
     "LABEL_SIMILARITIES",
+    "batch_similarities",
     "check_label_sets",
     "cosine",
     "dice",
@@ -79,6 +80,18 @@ def get_label_similarity(name: str) -> LabelSimilarity:
     if name not in LABEL_SIMILARITIES:
         raise ValueError(f"label_similarity must be one of {tuple(LABEL_SIMILARITIES)}, got {name!r}")
     return LABEL_SIMILARITIES[name]
+
+
+def batch_similarities(
+    label_sets: Tensor, label_similarity: str, dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    """B x B: the similarity named ``label_similarity`` of every pair of a batch's B x C label sets,
+    on ``device``, in ``dtype`` (bool for ``shares_any``). The values are checked as given: the
+    similarity is computed in the wider of ``dtype`` and the sets' own dtype, then cast, so that no
+    cast rounds a bad value (``1 + 1e-12`` in float64, a complex one) into 0 or 1 first."""
+    sets = label_sets.to(device=device, dtype=torch.promote_types(label_sets.dtype, dtype))
+    similarities = get_label_similarity(label_similarity)(sets, sets)
+    return similarities.to(dtype) if similarities.is_floating_point() else similarities
 
 
 def share_a_label(label_sets: Tensor, ref_label_sets: Tensor) -> Tensor:

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .checks import check_embeddings, check_pair_mask, check_references, check_same_device, in_unit_interval
 from .functional import loss_dtype
-from .label_sets import check_label_set_rows, get_label_similarity, is_label_sets
+from .label_sets import batch_similarities, check_label_set_rows, is_label_sets
 from .mixing import MixingPlan
 
 IndicesTuple = Optional[Tuple[Tensor, ...]]
@@ -80,11 +80,8 @@ class SoftPairs:
         ``shares_any``, to rounding with the float labels of the others (bit for bit for contrastive).
         """
         check_label_set_rows(label_sets, embeddings.shape[0])
-        dtype = loss_dtype(embeddings.dtype)
-        sets = label_sets.to(device=embeddings.device, dtype=torch.promote_types(label_sets.dtype, dtype))
-        soft_labels = get_label_similarity(label_similarity)(sets, sets)  # checks the values, as given
-        soft_labels = soft_labels.to(dtype) if soft_labels.is_floating_point() else soft_labels
-        not_self = torch.ones(len(sets), len(sets), dtype=torch.bool, device=sets.device).fill_diagonal_(False)
+        soft_labels = batch_similarities(label_sets, label_similarity, loss_dtype(embeddings.dtype), embeddings.device)
+        not_self = torch.ones(soft_labels.shape, dtype=torch.bool, device=embeddings.device).fill_diagonal_(False)
         return cls(embeddings, soft_labels, not_self)
 
     def showing_negatives(self) -> "SoftPairs":
@@ -224,9 +221,8 @@ class MixedBatch:
             )
         if is_label_sets(labels):
             if batch_soft_labels is None:
-                dtype = torch.promote_types(labels.dtype, loss_dtype(self.embeddings.dtype))
-                sets = labels.to(device=self.lam.device, dtype=dtype)
-                batch_soft_labels = get_label_similarity(label_similarity)(sets, sets)  # checks the values, as given
+                dtype = loss_dtype(self.embeddings.dtype)
+                batch_soft_labels = batch_similarities(labels, label_similarity, dtype, self.lam.device)
             elif not torch.is_tensor(batch_soft_labels) or tuple(batch_soft_labels.shape) != (len(labels), len(labels)):
                 raise ValueError(
                     f"batch_soft_labels must have shape ({len(labels)}, {len(labels)}), the similarity of each pair of "

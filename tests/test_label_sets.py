@@ -123,3 +123,14 @@ def test_the_torch_free_names_are_the_registry_s():
     from pml_metrix import names
 
     assert names.LABEL_SIMILARITIES == tuple(label_sets.LABEL_SIMILARITIES)
+
+
+def test_batch_similarities_are_checked_as_given_then_cast():
+    sets = torch.tensor([[1, 0, 1], [0, 1, 1], [1, 1, 0]], dtype=torch.float64)
+    got = label_sets.batch_similarities(sets, "jaccard", torch.float32, torch.device("cpu"))
+    assert got.dtype == torch.float32 and torch.equal(got, label_sets.jaccard(sets, sets).float())
+    assert label_sets.batch_similarities(sets, "shares_any", torch.float32, torch.device("cpu")).dtype == torch.bool
+    off = sets.clone()
+    off[0, 0] = 1 + 1e-12  # float32 would round it to 1
+    with pytest.raises(ValueError, match="hold only 0 and 1"):
+        label_sets.batch_similarities(off, "jaccard", torch.float32, torch.device("cpu"))
