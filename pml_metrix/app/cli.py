@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
     comp = commands.add_parser("compare", help="baseline and Metrix variants over seeds, with a report", description=(
         "Train every variant at every seed (a study file gives variants: name -> options, and seeds; the first "
-        "variant is the baseline), then report test scores at each variant's picked epoch, paired by seed."))
+        "variant is a baseline), then report test scores at each variant's picked epoch, each paired by seed with "
+        "its baseline: a Metrix variant's is its run without mixing, where the study has it, else the first."))
     add_config_flags(comp, COMPARE_HELP)
     comp.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the study's, else 0 1 2)")
     comp.add_argument("--variants", nargs="+", metavar="NAME",

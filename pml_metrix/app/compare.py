@@ -1,5 +1,5 @@
 """Baseline against Metrix variants over seeds: same initialisation and batches per seed, each
-variant's epoch picked on the validation split, its test metrics paired with the baseline's (exact
+variant's epoch picked on the validation split, its test metrics paired with its baseline's (exact
 sign-flip test, :mod:`~pml_metrix.app.stats`), raw-pixel and untrained-network scores alongside.
 The study itself (variants, seeds, its YAML file) is :mod:`~pml_metrix.app.study`.
 """
@@ -52,18 +52,24 @@ class Comparison:
             for name, results in self.runs.items()
         }
 
+    def paired_with(self) -> Dict[str, str]:
+        """variant -> the variant it is paired with (:meth:`Study.baseline_of
+        <pml_metrix.app.study.Study.baseline_of>`), for every variant but the first."""
+        return {name: self.study.baseline_of(name) for name in list(self.runs)[1:]}
+
     def paired(self) -> Dict[str, Dict[str, Tuple[float, float]]]:
-        """variant -> metric -> (mean difference to the baseline, two-sided sign-flip p-value)."""
-        base = self.runs[self.study.baseline]
-        return {name: {m: paired([r.final[m] for r in results], [b.final[m] for b in base]) for m in self.metrics()}
-                for name, results in list(self.runs.items())[1:]}
+        """variant -> metric -> (mean difference to its baseline, two-sided sign-flip p-value)."""
+        return {name: {m: paired([r.final[m] for r in self.runs[name]], [b.final[m] for b in self.runs[base]])
+                       for m in self.metrics()}
+                for name, base in self.paired_with().items()}
 
     def verdicts(self) -> Dict[str, Dict[str, Any]]:
-        """variant -> its :func:`~pml_metrix.app.stats.verdict` against the baseline on the selection
+        """variant -> its :func:`~pml_metrix.app.stats.verdict` against its baseline on the selection
         metric (``select_metric``) of the evaluation split."""
-        metric, base = self.study.base.select_metric, self.runs[self.study.baseline]
-        return {name: {**verdict([r.final[metric] for r in results], [b.final[metric] for b in base]), "metric": metric}
-                for name, results in list(self.runs.items())[1:]}
+        metric = self.study.base.select_metric
+        return {name: {**verdict([r.final[metric] for r in self.runs[name]], [b.final[metric] for b in self.runs[base]]),
+                       "metric": metric, "baseline": base}
+                for name, base in self.paired_with().items()}
 
     def to_dict(self) -> Dict[str, Any]:
         """Everything the report shows, and each run's evaluations, for machines."""
@@ -72,6 +78,7 @@ class Comparison:
             "variants": self.study.variants,
             "seeds": self.study.seeds,
             "baseline": self.study.baseline,
+            "paired_with": self.paired_with(),
             "selection": {"split": self.study.base.select_split, "metric": self.study.base.select_metric},
             "arithmetic": self.arithmetic,
             "references": {"raw_pixels": self.raw_pixels, "untrained": self.untrained},

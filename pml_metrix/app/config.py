@@ -35,6 +35,9 @@ MIX_LEVELS = ("none",) + LIBRARY_MIX_LEVELS  # none: the baseline
 MODELS = ("small_cnn", "resnet18", "resnet34", "resnet50", "resnet101", "googlenet")
 DISTANCES = ("default", "cosine", "lp")
 TRUE, FALSE = ("true", "yes", "on", "y", "1"), ("false", "no", "off", "n", "0")
+# the options that act only under Metrix: a Metrix run's baseline is the same run but these, with mix_level none
+MIXING_OPTIONS = ("mix_level", "strategies", "mix_alpha", "mix_weight", "num_mixes", "shown_to", "lam_per",
+                  "strategy_per_step", "ms_mixed_form", "positive_threshold", "negative_threshold")
 CONFIG_SET_LOSS_PARAMS = {"mix_weight", "mixed_form", "num_classes", "embedding_size", "distance", "collect_stats"}
 # what a number option becomes: a float32 tensor or optimizer setting, an int64 size, count or index
 FLOAT32_MAX, FLOAT32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38  # largest, smallest normal magnitude

@@ -3,7 +3,7 @@
 import math
 import os
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -140,41 +140,99 @@ def results_table(comparison: Comparison) -> List[str]:
     return rows
 
 
+def overfitting(comparison: Comparison) -> Dict[str, Tuple[float, float]]:
+    """variant -> (train, selected): the selection metric on the training split and on the selection
+    split at the picked epoch, mean over seeds; their difference is how much the model overfits its
+    training classes. Empty when the runs recorded no training-split scores (results written before
+    they were) or picked no epoch on a split."""
+    base = comparison.study.base
+    metric = base.select_metric
+    if base.select_split == "none" or not all(r.train_metrics for results in comparison.runs.values() for r in results):
+        return {}
+    return {name: (mean_std([r.train_metrics[metric] for r in results])[0],
+                   mean_std([next(m[metric] for m in r.history if m["epoch"] == r.best_epoch) for r in results])[0])
+            for name, results in comparison.runs.items()}
+
+
 def overfitting_table(comparison: Comparison) -> List[str]:
-    """Per variant, the selection metric on the training split against the selection split at the
-    picked epoch, mean over seeds, and their gap: how much each model overfits its training classes.
-    Empty when the runs recorded no training-split scores (results written before they were)."""
+    """:func:`overfitting` as a Markdown table, with each variant's gap (train - selection split)."""
+    scores = overfitting(comparison)
+    if not scores:
+        return []
+    metric, split = comparison.study.base.select_metric, comparison.study.base.select_split
+    rows = [f"| | {metric} on train | {metric} on {split} | gap (train - {split}) |", "|---|---|---|---|"]
+    rows += [f"| **{name}** | {train:.4f} | {selected:.4f} | {train - selected:+.4f} |" for name, (train, selected) in scores.items()]
+    return rows
+
+
+def gains_against_gaps(comparison: Comparison) -> Dict[str, Dict[str, Any]]:
+    """Metrix variant -> its baseline, the baseline's gap (:func:`overfitting`), the variant's own
+    gap, and its paired gain on the evaluation split's ``select_metric`` (mean difference, the std
+    of the per-seed differences, the sign-flip p): whether Metrix gains more where its baseline
+    overfits more. Empty without :func:`overfitting` scores."""
+    scores, metric = overfitting(comparison), comparison.study.base.select_metric
+    if not scores:
+        return {}
+    gains = {}
+    for name, base in comparison.paired_with().items():
+        if comparison.study.config(name, comparison.study.seeds[0]).mix_level == "none":
+            continue
+        differences = [r.final[metric] - b.final[metric] for r, b in zip(comparison.runs[name], comparison.runs[base])]
+        gain, p = comparison.paired()[name][metric]
+        gains[name] = {"baseline": base, "baseline_gap": scores[base][0] - scores[base][1],
+                       "gap": scores[name][0] - scores[name][1], "gain": gain, "gain_std": mean_std(differences)[1],
+                       "p_value": p}
+    return gains
+
+
+def gains_table(comparison: Comparison) -> List[str]:
+    """:func:`gains_against_gaps` as a Markdown table."""
     base = comparison.study.base
     metric, split = base.select_metric, base.select_split
-    if split == "none" or not all(r.train_metrics for results in comparison.runs.values() for r in results):
-        return []
-    rows = [f"| | {metric} on train | {metric} on {split} | gap (train - {split}) |", "|---|---|---|---|"]
-    for name, results in comparison.runs.items():
-        train = mean_std([r.train_metrics[metric] for r in results])[0]
-        selected = mean_std([next(m[metric] for m in r.history if m["epoch"] == r.best_epoch) for r in results])[0]
-        rows.append(f"| **{name}** | {train:.4f} | {selected:.4f} | {train - selected:+.4f} |")
+    rows = [f"| Metrix variant | its baseline | baseline's gap (train - {split}) | its own gap | gain on "
+            f"{base.eval_split} ({metric}, p) |", "|---|---|---|---|---|"]
+    rows += [f"| {name} | {g['baseline']} | {g['baseline_gap']:+.4f} | {g['gap']:+.4f} | {g['gain']:+.4f} "
+             f"(p={g['p_value']:.3g}) |" for name, g in gains_against_gaps(comparison).items()]
     return rows
+
+
+def plot_gains_against_gaps(comparison: Comparison, path: Path) -> Path:
+    """:func:`gains_against_gaps` drawn: one point per Metrix variant at its baseline's gap and its
+    mean gain, a bar of one std of the per-seed gains where there are several seeds."""
+    base = comparison.study.base
+    canvas = FigureCanvasAgg(Figure(figsize=(5.5, 3.5), layout="constrained"))
+    axes = canvas.figure.add_subplot()
+    axes.axhline(0, color="grey", linewidth=0.8)
+    for name, g in gains_against_gaps(comparison).items():
+        std = 0.0 if math.isnan(g["gain_std"]) else g["gain_std"]
+        axes.errorbar([g["baseline_gap"]], [g["gain"]], yerr=[std], fmt="o", capsize=3, label=name)
+    axes.set(xlabel=f"baseline's gap in {base.select_metric} (train - {base.select_split})",
+             ylabel=f"gain in {base.select_metric} on {base.eval_split}", title="Metrix's gain against its baseline's overfitting")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    canvas.print_png(path)
+    return path
 
 
 def paired_table(comparison: Comparison) -> List[str]:
     metrics = comparison.metrics()
     with_p = len(comparison.study.seeds) >= MIN_SEEDS_FOR_STATISTICS
-    rows = [f"| vs {comparison.study.baseline} | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    rows = ["| variant | against | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
     for name, paired in comparison.paired().items():
         cells = [f"{d:+.4f}" + (f" (p={p:.3g})" if with_p else "") for d, p in (paired[m] for m in metrics)]
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+        rows.append(f"| {name} | {comparison.paired_with()[name]} | " + " | ".join(cells) + " |")
     return rows
 
 
 def verdict_lines(comparison: Comparison) -> List[str]:
-    """Each Metrix variant's verdict against the baseline (:meth:`Comparison.verdicts`), in words."""
+    """Each variant's verdict against its baseline (:meth:`Comparison.verdicts`), in words."""
     lines = []
     for name, v in comparison.verdicts().items():
         seeds = f"{v['seeds']} seed" + ("s" if v["seeds"] != 1 else "")
-        facts = (f"{v['metric']} {v['mean_difference']:+.4f} on average over `{comparison.study.baseline}`, ahead on "
+        facts = (f"{v['metric']} {v['mean_difference']:+.4f} on average over `{v['baseline']}`, ahead on "
                  f"{v['seeds_ahead']} of {seeds}, p = {v['p_value']:.3g}")
         if v["verdict"] != "inconclusive":
-            lines.append(f"- **`{name}` is {v['verdict']} of the baseline**: {facts} (at most {v['significance']}; "
+            lines.append(f"- **`{name}` is {v['verdict']} of `{v['baseline']}`**: {facts} (at most {v['significance']}; "
                          f"the smallest p {seeds} can give is {v['smallest_attainable_p']:.3g}).")
         elif v["smallest_attainable_p"] > v["significance"]:
             lines.append(f"- **`{name}`: inconclusive at {seeds}**: {facts}; {seeds} cannot give p "
@@ -322,6 +380,21 @@ def write_report(comparison: Comparison, command: str) -> Path:
         if base.select_split != "none" else f"the last epoch's model evaluated on `{base.eval_split}`"
     )
     warnings, overfitting = warning_lines(comparison), overfitting_table(comparison)
+    gains_parts = []
+    if gains_against_gaps(comparison):
+        plot = plot_gains_against_gaps(comparison, output / "gain_against_gap.png")
+        gains_parts = [
+            "### Metrix's gain against its baseline's overfitting",
+            "",
+            "Each Metrix variant's paired gain on the evaluation split against the gap of the baseline it is paired "
+            "with (its run without mixing, where the study has it): mixup, a regulariser, is meant to gain more "
+            "where the baseline overfits more. The bars are one std of the per-seed gains.",
+            "",
+            f"![gain against gap]({plot.name})",
+            "",
+            *gains_table(comparison),
+            "",
+        ]
     lines = [
         f"# Metrix comparison on `{base.dataset}`",
         "",
@@ -361,7 +434,8 @@ def write_report(comparison: Comparison, command: str) -> Path:
            "The same model scored on its own training split (queries against the training split) and on the "
            "selection split: a large gap is a model that learned its training classes more than what carries "
            "to unseen ones, the regime mixup is meant for.", "", *overfitting, ""] if overfitting else []),
-        "## Paired difference to the baseline (mean over seeds, exact two-sided sign-flip p-value)",
+        *gains_parts,
+        "## Paired difference to each variant's baseline (mean over seeds, exact two-sided sign-flip p-value)",
         "",
         statistics_note,
         "",

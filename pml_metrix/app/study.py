@@ -1,6 +1,8 @@
-"""A study: a base run config, its variants (option overrides by name; the first is the baseline the
-others are paired with) and seeds, read from one YAML file: run options (as for ``pml-metrix train``),
-plus ``variants`` and ``seeds``."""
+"""A study: a base run config, its variants (option overrides by name; the first is a baseline) and
+seeds, read from one YAML file: run options (as for ``pml-metrix train``), plus ``variants`` and
+``seeds``. Each variant but the first is paired with a baseline (:meth:`Study.baseline_of`): a Metrix
+variant with the variant that is the same run without mixing, where the study has it, so that one
+study can hold several baselines (losses, models) each with its Metrix variants."""
 
 import re
 from dataclasses import dataclass
@@ -9,7 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from .config import ConfigError, RunConfig, load_config, read_yaml_mapping, shown
+from .config import MIXING_OPTIONS, ConfigError, RunConfig, load_config, read_yaml_mapping, shown
 from .files import write_text
 
 DEFAULT_VARIANTS: Dict[str, Dict[str, Any]] = {
@@ -22,7 +24,7 @@ DEFAULT_SEEDS = [0, 1, 2]
 
 @dataclass
 class Study:
-    """What ``pml-metrix compare`` runs: a base config, its variants (the first the baseline) and seeds."""
+    """What ``pml-metrix compare`` runs: a base config, its variants (the first a baseline) and seeds."""
 
     base: RunConfig
     variants: Dict[str, Dict[str, Any]]
@@ -48,7 +50,24 @@ class Study:
 
     @property
     def baseline(self) -> str:
+        """The first variant, a baseline (no mixing)."""
         return next(iter(self.variants))
+
+    def baseline_of(self, name: str) -> str:
+        """The variant that variant ``name`` (not the first) is paired with: for a Metrix variant, the
+        first variant without mixing whose options are its own but those that act only under Metrix
+        (:data:`~pml_metrix.app.config.MIXING_OPTIONS`), and the first variant where the study has
+        none such; for a baseline (no mixing), the first variant."""
+        if name == self.baseline:
+            raise ValueError(f"{name} is the first variant, which the others are paired with")
+        seed = self.seeds[0]
+        config = self.config(name, seed)
+        if config.mix_level != "none":
+            for candidate in self.variants:
+                other = self.config(candidate, seed)
+                if other.mix_level == "none" and run_options(other) == run_options(config):
+                    return candidate
+        return self.baseline
 
     def save(self, path: Path) -> None:
         """The resolved study as a YAML file that ``pml-metrix compare --config`` runs again."""
@@ -61,6 +80,12 @@ class Study:
             return self.base.replace(seed=seed, output=str(Path(self.base.output) / name / f"seed{seed}"), **self.variants[name])
         except TypeError as error:  # an unknown option
             raise ConfigError(f"variant {name}: {error}") from None
+
+
+def run_options(config: RunConfig) -> Dict[str, Any]:
+    """A run's options but its output folder and those that act only under Metrix: what a Metrix
+    run shares with its baseline."""
+    return {key: value for key, value in config.to_dict().items() if key not in ("output",) + MIXING_OPTIONS}
 
 
 def load_study(path: Optional[str] = None, seeds: Optional[Sequence[int]] = None,

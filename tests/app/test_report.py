@@ -123,3 +123,47 @@ def test_the_main_job_s_report_shows_the_committed_final_rows_beside_its_seed(tm
     other = Study(load_config(None, output=str(tmp_path)), {"baseline": {"mix_level": "none"}}, [0])
     assert reference_lines(Comparison(other, {})) == []  # other settings: no committed rows to compare with
     assert arithmetic_line(Comparison(other, {})) == "Arithmetic: not recorded."
+
+
+def test_each_variant_is_reported_against_its_own_baseline_with_the_gain_against_the_gap(tmp_path):
+    from pathlib import Path
+
+    from pml_metrix.app.compare import Comparison
+    from pml_metrix.app.config import RunConfig
+    from pml_metrix.app.report import gains_against_gaps, write_report
+    from pml_metrix.app.run_folder import RunResult
+    from pml_metrix.app.study import Study
+
+    variants = {"small": {"model_width": 32}, "small_metrix": {"model_width": 32, "mix_level": "feature"},
+                "large": {"model_width": 64}, "large_metrix": {"model_width": 64, "mix_level": "feature"}}
+    study = Study(RunConfig(output=str(tmp_path), recall_at_k=[1]), variants, [0, 1, 2])
+    # test Recall@1 per seed, and (train, val) Recall@1 at the picked epoch, the same at every seed
+    test = {"small": [0.60, 0.62, 0.61], "small_metrix": [0.61, 0.62, 0.62],
+            "large": [0.50, 0.52, 0.51], "large_metrix": [0.55, 0.58, 0.56]}
+    train_val = {"small": (0.70, 0.65), "small_metrix": (0.69, 0.66), "large": (0.95, 0.55), "large_metrix": (0.85, 0.60)}
+    metrics = {"mean_average_precision_at_r": 0.2, "utilization": 0.1, "alignment": 0.5, "uniformity": -2.0,
+               "chance_recall_at_1": 0.1}
+
+    def result(name, seed):
+        train, val = train_val[name]
+        config = study.config(name, seed)
+        return RunResult(config, [{"recall_at_1": val, **metrics, "epoch": 4}], 4, {"recall_at_1": test[name][seed], **metrics},
+                         Path(config.output), train_metrics={"recall_at_1": train})
+
+    runs = {name: [result(name, seed) for seed in study.seeds] for name in variants}
+    reference = [{"recall_at_1": 0.3, **metrics}] * 3
+    comparison = Comparison(study, runs, reference, reference)
+    assert comparison.paired_with() == {"small_metrix": "small", "large": "small", "large_metrix": "large"}
+    assert comparison.verdicts()["large_metrix"]["baseline"] == "large"
+    assert comparison.paired()["large_metrix"]["recall_at_1"][0] == pytest.approx((0.05 + 0.06 + 0.05) / 3)
+    gains = gains_against_gaps(comparison)
+    assert list(gains) == ["small_metrix", "large_metrix"]  # "large" is a baseline: no gain of Metrix
+    assert gains["large_metrix"]["baseline_gap"] == pytest.approx(0.40) and gains["large_metrix"]["gap"] == pytest.approx(0.25)
+    assert gains["small_metrix"]["baseline_gap"] == pytest.approx(0.05)
+    assert gains["small_metrix"]["gain"] == pytest.approx(0.02 / 3)
+    report = write_report(comparison, "pml-metrix compare ...").read_text()
+    assert "on average over `large`" in report and "on average over `small`" in report
+    assert "| large_metrix | large | +0.4000 | +0.2500 | +0.0533 (p=0.25) |" in report
+    assert "| large_metrix | large | +0.0533 (p=0.25) |" in report  # the paired table names the baseline
+    assert (tmp_path / "gain_against_gap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert comparison.to_dict()["paired_with"] == comparison.paired_with()
