@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Tuple
 import torch
 
 from .. import analysis
-from .config import ConfigError
+from .config import ConfigError, RunConfig
 from .evaluation import collapsed
 from .experiment import Run
 from .files import write_json
@@ -24,18 +24,33 @@ from .study import Study
 OTHER_METRICS = ("mean_average_precision_at_r", "utilization", "alignment", "uniformity")
 
 
+def model_label(config: RunConfig) -> str:
+    """The network a run trains, in words: ``small_cnn width 32, 128-d``, ``resnet18, 512-d, pretrained``."""
+    width = f" width {config.model_width}" if config.model == "small_cnn" else ""
+    return f"{config.model}{width}, {config.embedding_size}-d" + (", pretrained" if config.pretrained else "")
+
+
 @dataclass
 class Comparison:
     """Every run's result, the reference scores, and the positivity curves of the Metrix variants
-    (:func:`~pml_metrix.app.positivity.positive_shares`: ``positivity``, ``positivity_by_label``)."""
+    (:func:`~pml_metrix.app.positivity.positive_shares`: ``positivity``, ``positivity_by_label``).
+    ``untrained`` is the study's own network before training, per seed; ``other_untrained`` the
+    other networks that its variants train, by :func:`model_label`."""
 
     study: Study
     runs: Dict[str, List[RunResult]] = field(default_factory=dict)
     raw_pixels: List[Dict[str, float]] = field(default_factory=list)
     untrained: List[Dict[str, float]] = field(default_factory=list)
+    other_untrained: Dict[str, List[Dict[str, float]]] = field(default_factory=dict)
     positivity: Dict[str, analysis.PositiveShare] = field(default_factory=dict)
     positivity_by_label: Dict[str, analysis.PositiveShare] = field(default_factory=dict)
     arithmetic: Dict[str, Any] = field(default_factory=dict)  # reproducible.arithmetic_record() of the comparing process
+
+    def untrained_of(self, name: str) -> Tuple[str, List[Dict[str, float]]]:
+        """The untrained network of variant ``name``'s model, and its label in the report."""
+        label = model_label(self.study.config(name, self.study.seeds[0]))
+        return (f"untrained network ({label})", self.other_untrained[label]) if label in self.other_untrained else (
+            "untrained network", self.untrained)
 
     def metrics(self) -> List[str]:
         """The reported metrics: Recall@K for the run's K, nDCG@K (label sets), then MAP@R,
@@ -81,7 +96,8 @@ class Comparison:
             "paired_with": self.paired_with(),
             "selection": {"split": self.study.base.select_split, "metric": self.study.base.select_metric},
             "arithmetic": self.arithmetic,
-            "references": {"raw_pixels": self.raw_pixels, "untrained": self.untrained},
+            "references": {"raw_pixels": self.raw_pixels, "untrained": self.untrained,
+                           "other_untrained": self.other_untrained},
             "runs": {
                 name: [{"seed": r.config.seed, "best_epoch": r.best_epoch, "final": r.final, "collapsed": collapsed(r.final),
                         "train": r.train_metrics, "mixes_drawn": r.mixes_drawn, "history": r.history} for r in results]
@@ -114,6 +130,14 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
             comparison.raw_pixels.append(reference.evaluate(base.eval_split, 0, base.eval_reference,
                                                             torch.nn.Flatten(), torch.nn.Identity()))
             comparison.untrained.append(reference.evaluate(base.eval_split, 0, base.eval_reference))
+            for name in study.variants:  # the untrained network of each other model the variants train
+                config = study.config(name, seed).replace(mix_level="none")
+                label = model_label(config)
+                if label != model_label(base) and len(comparison.other_untrained.get(label, [])) < len(comparison.untrained):
+                    other = Run(config.replace(output=str(output / "reference" / "_".join(label.replace(",", "").split())
+                                                      / f"seed{seed}")))
+                    comparison.other_untrained.setdefault(label, []).append(
+                        other.evaluate(base.eval_split, 0, base.eval_reference))
             for name in study.variants:
                 run = Run(study.config(name, seed))
                 started = run.folder.started()  # else nothing to continue: start it afresh

@@ -124,7 +124,7 @@ def results_table(comparison: Comparison) -> List[str]:
     with_std = len(comparison.study.seeds) >= MIN_SEEDS_FOR_STATISTICS
 
     def row(label: str, epochs: str, scores: List[Dict[str, float]]) -> str:
-        concentrated = label == "untrained network" or mean_std([s["uniformity"] for s in scores])[0] > CONCENTRATED_UNIFORMITY
+        concentrated = label.startswith("untrained") or mean_std([s["uniformity"] for s in scores])[0] > CONCENTRATED_UNIFORMITY
         cells = []
         for m in metrics:
             mean, std = mean_std([s[m] for s in scores])
@@ -133,8 +133,9 @@ def results_table(comparison: Comparison) -> List[str]:
         return f"| {label} | {epochs} | " + " | ".join(cells) + " |"
 
     rows = ["| | epoch picked | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
-    rows += [row(label, "", scores) for label, scores in (("raw pixels", comparison.raw_pixels),
-                                                          ("untrained network", comparison.untrained))]
+    references = [("raw pixels", comparison.raw_pixels), ("untrained network", comparison.untrained)]
+    references += [(f"untrained network ({label})", scores) for label, scores in comparison.other_untrained.items()]
+    rows += [row(label, "", scores) for label, scores in references]
     for name, results in comparison.runs.items():
         rows.append(row(f"**{name}**", ", ".join(str(r.best_epoch) for r in results), [r.final for r in results]))
     return rows
@@ -166,16 +167,19 @@ def overfitting_table(comparison: Comparison) -> List[str]:
 
 
 def gains_against_gaps(comparison: Comparison) -> Dict[str, Dict[str, Any]]:
-    """Metrix variant -> its baseline, the baseline's gap (:func:`overfitting`), the variant's own
-    gap, and its paired gain on the evaluation split's ``select_metric`` (mean difference, the std
-    of the per-seed differences, the sign-flip p): whether Metrix gains more where its baseline
-    overfits more. Empty without :func:`overfitting` scores."""
+    """Metrix variant -> its own baseline (:meth:`Study.own_baseline
+    <pml_metrix.app.study.Study.own_baseline>`: its run without mixing), the baseline's gap
+    (:func:`overfitting`), the variant's own gap, and its paired gain on the evaluation split's
+    ``select_metric`` (mean difference, the std of the per-seed differences, the sign-flip p):
+    whether Metrix gains more where its baseline overfits more. A Metrix variant without its own
+    baseline in the study is left out; empty without :func:`overfitting` scores."""
     scores, metric = overfitting(comparison), comparison.study.base.select_metric
     if not scores:
         return {}
     gains = {}
-    for name, base in comparison.paired_with().items():
-        if comparison.study.config(name, comparison.study.seeds[0]).mix_level == "none":
+    for name in list(comparison.runs)[1:]:
+        base = comparison.study.own_baseline(name)
+        if base is None:
             continue
         differences = [r.final[metric] - b.final[metric] for r, b in zip(comparison.runs[name], comparison.runs[base])]
         gain, p = comparison.paired()[name][metric]
@@ -190,9 +194,10 @@ def gains_table(comparison: Comparison) -> List[str]:
     base = comparison.study.base
     metric, split = base.select_metric, base.select_split
     rows = [f"| Metrix variant | its baseline | baseline's gap (train - {split}) | its own gap | gain on "
-            f"{base.eval_split} ({metric}, p) |", "|---|---|---|---|---|"]
-    rows += [f"| {name} | {g['baseline']} | {g['baseline_gap']:+.4f} | {g['gap']:+.4f} | {g['gain']:+.4f} "
-             f"(p={g['p_value']:.3g}) |" for name, g in gains_against_gaps(comparison).items()]
+            f"{base.eval_split} ({metric}) |", "|---|---|---|---|---|"]
+    with_p = len(comparison.study.seeds) >= MIN_SEEDS_FOR_STATISTICS
+    rows += [f"| {name} | {g['baseline']} | {g['baseline_gap']:+.4f} | {g['gap']:+.4f} | {g['gain']:+.4f}"
+             + (f" (p={g['p_value']:.3g})" if with_p else "") + " |" for name, g in gains_against_gaps(comparison).items()]
     return rows
 
 
@@ -226,11 +231,13 @@ def paired_table(comparison: Comparison) -> List[str]:
 
 def verdict_lines(comparison: Comparison) -> List[str]:
     """Each variant's verdict against its baseline (:meth:`Comparison.verdicts`), in words."""
-    lines = []
+    lines, study = [], comparison.study
     for name, v in comparison.verdicts().items():
         seeds = f"{v['seeds']} seed" + ("s" if v["seeds"] != 1 else "")
-        facts = (f"{v['metric']} {v['mean_difference']:+.4f} on average over `{v['baseline']}`, ahead on "
-                 f"{v['seeds_ahead']} of {seeds}, p = {v['p_value']:.3g}")
+        orphan = study.config(name, study.seeds[0]).mix_level != "none" and study.own_baseline(name) is None
+        facts = (f"{v['metric']} {v['mean_difference']:+.4f} on average over `{v['baseline']}`"
+                 + (" (not its run without mixing, which the study lacks: they differ in more than Metrix)" if orphan else "")
+                 + f", ahead on {v['seeds_ahead']} of {seeds}, p = {v['p_value']:.3g}")
         if v["verdict"] != "inconclusive":
             lines.append(f"- **`{name}` is {v['verdict']} of `{v['baseline']}`**: {facts} (at most {v['significance']}; "
                          f"the smallest p {seeds} can give is {v['smallest_attainable_p']:.3g}).")
@@ -245,13 +252,15 @@ def verdict_lines(comparison: Comparison) -> List[str]:
 
 
 def warning_lines(comparison: Comparison) -> List[str]:
-    """What the reader must know before the scores: variants that do not beat raw pixels or the
-    untrained network on the selection metric (mean over seeds), and runs whose embeddings collapsed."""
+    """What the reader must know before the scores: variants that do not beat raw pixels or their own
+    network untrained (:meth:`Comparison.untrained_of`) on the selection metric (mean over seeds), and
+    runs whose embeddings collapsed."""
     lines, metric = [], comparison.study.base.select_metric
-    references = {"raw pixels": comparison.raw_pixels, "the untrained network": comparison.untrained}
-    reference_recall = {label: mean_std([s[metric] for s in scores])[0] for label, scores in references.items()}
     for name, results in comparison.runs.items():
+        label, untrained = comparison.untrained_of(name)
+        references = {"raw pixels": comparison.raw_pixels, f"the {label}": untrained}
         recall = mean_std([r.final[metric] for r in results])[0]
+        reference_recall = {label: mean_std([s[metric] for s in scores])[0] for label, scores in references.items()}
         beaten = [f"{label} ({reference_recall[label]:.4f})" for label in references if not recall > reference_recall[label]]
         if beaten:
             lines.append(f"- **`{name}` does not beat {' nor '.join(beaten)}** on {metric} ({recall:.4f}): its training "
@@ -386,9 +395,9 @@ def write_report(comparison: Comparison, command: str) -> Path:
         gains_parts = [
             "### Metrix's gain against its baseline's overfitting",
             "",
-            "Each Metrix variant's paired gain on the evaluation split against the gap of the baseline it is paired "
-            "with (its run without mixing, where the study has it): mixup, a regulariser, is meant to gain more "
-            "where the baseline overfits more. The bars are one std of the per-seed gains.",
+            "Each Metrix variant's paired gain on the evaluation split against the gap of its own baseline (its run "
+            "without mixing; a Metrix variant whose baseline the study lacks is left out): mixup, a regulariser, is "
+            "meant to gain more where the baseline overfits more. The bars are one std of the per-seed gains.",
             "",
             f"![gain against gap]({plot.name})",
             "",
@@ -423,7 +432,7 @@ def write_report(comparison: Comparison, command: str) -> Path:
         f"## Scores on `{base.eval_split}` at each variant's picked epoch (mean ± std over seeds)",
         "",
         "Raw pixels: cosine retrieval on the flattened images. Untrained network: the same model before "
-        "any training. If training does not beat both, it learned nothing useful for unseen classes. "
+        "any training (one row per network where the variants train several). If training does not beat both, it learned nothing useful for unseen classes. "
         "Utilization, alignment: lower is better; uniformity: lower is more uniform. †: low trivially, not "
         "good: the untrained network's embeddings, and those of uniformity above "
         f"{CONCENTRATED_UNIFORMITY}, lie close together, so every distance between them is small.",

@@ -13,6 +13,7 @@ import yaml
 
 from .config import MIXING_OPTIONS, ConfigError, RunConfig, load_config, read_yaml_mapping, shown
 from .files import write_text
+from .run_folder import PLACE
 
 DEFAULT_VARIANTS: Dict[str, Dict[str, Any]] = {
     "baseline": {"mix_level": "none"},
@@ -45,7 +46,7 @@ class Study:
         baseline = next(iter(self.variants))
         if self.config(baseline, self.seeds[0]).mix_level != "none":
             raise ConfigError(
-                f"the first variant ({baseline}) is the baseline the others are paired with: give it mix_level none"
+                f"the first variant ({baseline}) is a baseline, which other variants are paired with: give it mix_level none"
             )
 
     @property
@@ -54,20 +55,25 @@ class Study:
         return next(iter(self.variants))
 
     def baseline_of(self, name: str) -> str:
-        """The variant that variant ``name`` (not the first) is paired with: for a Metrix variant, the
-        first variant without mixing whose options are its own but those that act only under Metrix
-        (:data:`~pml_metrix.app.config.MIXING_OPTIONS`), and the first variant where the study has
-        none such; for a baseline (no mixing), the first variant."""
+        """The variant that variant ``name`` (not the first) is paired with: its :meth:`own_baseline`
+        where it has one, else the first variant."""
         if name == self.baseline:
-            raise ValueError(f"{name} is the first variant, which the others are paired with")
+            raise ValueError(f"{name} is the first variant, which other variants are paired with")
+        return self.own_baseline(name) or self.baseline
+
+    def own_baseline(self, name: str) -> Optional[str]:
+        """For a Metrix variant, the first variant without mixing that is the same run but for the
+        options that act only under Metrix (:func:`run_options`): what its gain is measured against;
+        ``None`` for a variant without mixing, or one whose run without mixing the study lacks."""
         seed = self.seeds[0]
         config = self.config(name, seed)
-        if config.mix_level != "none":
-            for candidate in self.variants:
-                other = self.config(candidate, seed)
-                if other.mix_level == "none" and run_options(other) == run_options(config):
-                    return candidate
-        return self.baseline
+        if config.mix_level == "none":
+            return None
+        for candidate in self.variants:
+            other = self.config(candidate, seed)
+            if other.mix_level == "none" and run_options(other) == run_options(config):
+                return candidate
+        return None
 
     def save(self, path: Path) -> None:
         """The resolved study as a YAML file that ``pml-metrix compare --config`` runs again."""
@@ -83,9 +89,10 @@ class Study:
 
 
 def run_options(config: RunConfig) -> Dict[str, Any]:
-    """A run's options but its output folder and those that act only under Metrix: what a Metrix
-    run shares with its baseline."""
-    return {key: value for key, value in config.to_dict().items() if key not in ("output",) + MIXING_OPTIONS}
+    """A run's options but where its files are (:data:`~pml_metrix.app.run_folder.PLACE`) and those
+    that act only under Metrix (:data:`~pml_metrix.app.config.MIXING_OPTIONS`): what a Metrix run
+    shares with its baseline."""
+    return {key: value for key, value in config.to_dict().items() if key not in PLACE | set(MIXING_OPTIONS)}
 
 
 def load_study(path: Optional[str] = None, seeds: Optional[Sequence[int]] = None,

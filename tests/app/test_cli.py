@@ -192,6 +192,26 @@ def test_one_seed_where_raw_pixels_win_warns_and_writes_strict_json(tmp_path, ca
     assert results["verdicts"]["metrix_feature"]["verdict"] == "inconclusive" and "inconclusive at 1 seed**" in top
 
 
+def test_a_study_of_two_networks_pairs_each_metrix_variant_with_its_own_and_scores_each_untrained(tmp_path):
+    fashion = write_tiny_fashion_mnist(tmp_path / "fashion")
+    study = tmp_path / "study.yaml"
+    study.write_text(f"dataset: fashion_mnist\ndata_root: {fashion}\nmodel_width: 8\nepochs: 1\nseeds: [0, 1]\n"
+                     "variants:\n  narrow: {}\n  wide: {model_width: 16}\n"
+                     "  wide_metrix: {model_width: 16, mix_level: feature, mix_weight: 0.1}\n")
+    out = tmp_path / "compare"
+    assert main(["compare", "--config", str(study), "--output", str(out)]) == 0
+    results = read_strict_json(out / "results.json")
+    assert results["paired_with"] == {"wide": "narrow", "wide_metrix": "wide"}
+    assert results["verdicts"]["wide_metrix"]["baseline"] == "wide"
+    wide = results["references"]["other_untrained"]["small_cnn width 16, 128-d"]
+    assert len(wide) == 2 and len(results["references"]["untrained"]) == 2
+    assert wide != results["references"]["untrained"]  # another network, scored apart
+    report = (out / "report.md").read_text()
+    untrained = next(line for line in report.splitlines() if line.startswith("| untrained network (small_cnn width 16"))
+    assert f"{sum(s['recall_at_1'] for s in wide) / 2:.4f}" in untrained
+    assert "| wide_metrix | wide |" in report and (out / "gain_against_gap.png").exists()
+
+
 def test_a_study_file_names_its_variants_and_seeds(small_font_list, tmp_path):
     font_list, _ = small_font_list
     study = tmp_path / "study.yaml"

@@ -126,44 +126,79 @@ def test_the_main_job_s_report_shows_the_committed_final_rows_beside_its_seed(tm
 
 
 def test_each_variant_is_reported_against_its_own_baseline_with_the_gain_against_the_gap(tmp_path):
+    import statistics
     from pathlib import Path
 
     from pml_metrix.app.compare import Comparison
     from pml_metrix.app.config import RunConfig
-    from pml_metrix.app.report import gains_against_gaps, write_report
+    from pml_metrix.app.report import gains_against_gaps, verdict_lines, write_report
     from pml_metrix.app.run_folder import RunResult
     from pml_metrix.app.study import Study
 
     variants = {"small": {"model_width": 32}, "small_metrix": {"model_width": 32, "mix_level": "feature"},
-                "large": {"model_width": 64}, "large_metrix": {"model_width": 64, "mix_level": "feature"}}
+                "large": {"model_width": 64}, "large_metrix": {"model_width": 64, "mix_level": "feature"},
+                "medium_metrix": {"model_width": 48, "mix_level": "feature"}}  # no baseline of its own
     study = Study(RunConfig(output=str(tmp_path), recall_at_k=[1]), variants, [0, 1, 2])
-    # test Recall@1 per seed, and (train, val) Recall@1 at the picked epoch, the same at every seed
-    test = {"small": [0.60, 0.62, 0.61], "small_metrix": [0.61, 0.62, 0.62],
-            "large": [0.50, 0.52, 0.51], "large_metrix": [0.55, 0.58, 0.56]}
-    train_val = {"small": (0.70, 0.65), "small_metrix": (0.69, 0.66), "large": (0.95, 0.55), "large_metrix": (0.85, 0.60)}
+    # per seed: test Recall@1, and train and val Recall@1 at the picked epoch
+    test = {"small": [0.60, 0.62, 0.61], "small_metrix": [0.61, 0.62, 0.62], "large": [0.50, 0.52, 0.51],
+            "large_metrix": [0.55, 0.58, 0.56], "medium_metrix": [0.7, 0.7, 0.7]}
+    train = {"small": [0.70, 0.72, 0.74], "small_metrix": [0.69, 0.69, 0.69], "large": [0.95, 0.90, 0.85],
+             "large_metrix": [0.85, 0.85, 0.85], "medium_metrix": [0.9, 0.9, 0.9]}
+    val = {"small": [0.65, 0.66, 0.67], "small_metrix": [0.66, 0.66, 0.66], "large": [0.55, 0.56, 0.57],
+           "large_metrix": [0.60, 0.60, 0.60], "medium_metrix": [0.7, 0.7, 0.7]}
     metrics = {"mean_average_precision_at_r": 0.2, "utilization": 0.1, "alignment": 0.5, "uniformity": -2.0,
                "chance_recall_at_1": 0.1}
 
     def result(name, seed):
-        train, val = train_val[name]
         config = study.config(name, seed)
-        return RunResult(config, [{"recall_at_1": val, **metrics, "epoch": 4}], 4, {"recall_at_1": test[name][seed], **metrics},
-                         Path(config.output), train_metrics={"recall_at_1": train})
+        return RunResult(config, [{"recall_at_1": val[name][seed], **metrics, "epoch": 4}], 4,
+                         {"recall_at_1": test[name][seed], **metrics}, Path(config.output),
+                         train_metrics={"recall_at_1": train[name][seed]})
 
     runs = {name: [result(name, seed) for seed in study.seeds] for name in variants}
     reference = [{"recall_at_1": 0.3, **metrics}] * 3
     comparison = Comparison(study, runs, reference, reference)
-    assert comparison.paired_with() == {"small_metrix": "small", "large": "small", "large_metrix": "large"}
+    assert comparison.paired_with() == {"small_metrix": "small", "large": "small", "large_metrix": "large",
+                                        "medium_metrix": "small"}
     assert comparison.verdicts()["large_metrix"]["baseline"] == "large"
     assert comparison.paired()["large_metrix"]["recall_at_1"][0] == pytest.approx((0.05 + 0.06 + 0.05) / 3)
     gains = gains_against_gaps(comparison)
-    assert list(gains) == ["small_metrix", "large_metrix"]  # "large" is a baseline: no gain of Metrix
-    assert gains["large_metrix"]["baseline_gap"] == pytest.approx(0.40) and gains["large_metrix"]["gap"] == pytest.approx(0.25)
-    assert gains["small_metrix"]["baseline_gap"] == pytest.approx(0.05)
+    assert list(gains) == ["small_metrix", "large_metrix"]  # baselines have no gain; medium_metrix no baseline
+    assert gains["large_metrix"]["baseline_gap"] == pytest.approx((0.40 + 0.34 + 0.28) / 3)
+    assert gains["large_metrix"]["gap"] == pytest.approx(0.25)
+    assert gains["large_metrix"]["gain_std"] == pytest.approx(statistics.stdev([0.05, 0.06, 0.05]))
+    assert gains["small_metrix"]["baseline_gap"] == pytest.approx(0.06)
+    assert gains["small_metrix"]["gap"] == pytest.approx(0.03)
     assert gains["small_metrix"]["gain"] == pytest.approx(0.02 / 3)
+    orphan = next(line for line in verdict_lines(comparison) if "`medium_metrix`" in line)
+    assert "over `small` (not its run without mixing, which the study lacks" in orphan
+    assert not any("which the study lacks" in line for line in verdict_lines(comparison) if "`medium_metrix`" not in line)
     report = write_report(comparison, "pml-metrix compare ...").read_text()
-    assert "on average over `large`" in report and "on average over `small`" in report
-    assert "| large_metrix | large | +0.4000 | +0.2500 | +0.0533 (p=0.25) |" in report
+    assert "on average over `large`, ahead on 3 of 3 seeds" in report
+    assert "| large_metrix | large | +0.3400 | +0.2500 | +0.0533 (p=0.25) |" in report
     assert "| large_metrix | large | +0.0533 (p=0.25) |" in report  # the paired table names the baseline
     assert (tmp_path / "gain_against_gap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert comparison.to_dict()["paired_with"] == comparison.paired_with()
+    two_seeds = Comparison(Study(study.base, variants, [0, 1]), {name: results[:2] for name, results in runs.items()},
+                           reference[:2], reference[:2])
+    assert "| large_metrix | large | +0.3700 | +0.2500 | +0.0550 |" in write_report(two_seeds, "...").read_text()
+
+
+def test_a_variant_is_warned_against_its_own_network_untrained(tmp_path):
+    from pml_metrix.app.compare import Comparison
+    from pml_metrix.app.report import results_table, warning_lines
+    from tests.app.test_stats import made_comparison
+
+    made = made_comparison(tmp_path, {"baseline": [0.7, 0.72], "metrix": [0.71, 0.73]}, untrained=0.3)
+    wide = {**made.study.variants, "wide": {"mix_level": "none", "model": "resnet18"}}
+    study = type(made.study)(made.study.base, wide, made.study.seeds)
+    runs = {**made.runs, "wide": made.runs["baseline"]}  # 0.71 on average
+    untrained_resnet = [{**score, "recall_at_1": 0.75} for score in made.untrained]
+    comparison = Comparison(study, runs, made.raw_pixels, made.untrained, {"resnet18, 128-d": untrained_resnet})
+    assert comparison.untrained_of("wide") == ("untrained network (resnet18, 128-d)", untrained_resnet)
+    assert comparison.untrained_of("metrix") == ("untrained network", made.untrained)
+    assert warning_lines(comparison) == [
+        "- **`wide` does not beat the untrained network (resnet18, 128-d) (0.7500)** on recall_at_1 (0.7100): its "
+        "training learned nothing useful for unseen classes that these do not already give."]
+    row = next(line for line in results_table(comparison) if line.startswith("| untrained network (resnet18"))
+    assert "| 0.7500 |" in row and row.count("†") == 2

@@ -2,8 +2,14 @@
 
 import pytest
 
-from pml_metrix.app.config import RunConfig
+from pml_metrix.app.config import MIXING_OPTIONS, RunConfig
 from pml_metrix.app.study import Study, load_study
+
+NOT_DEFAULT = {  # a value other than RunConfig's default for each option that acts only under Metrix
+    "mix_level": "feature", "strategies": ["anchor_negative"], "mix_alpha": 0.5, "mix_weight": 0.1, "num_mixes": 2,
+    "shown_to": "drawing_anchor", "lam_per": "batch", "strategy_per_step": True, "ms_mixed_form": "attract",
+    "positive_threshold": 0.6, "negative_threshold": 0.2,
+}
 
 
 @pytest.mark.parametrize("path, pairs", [
@@ -25,12 +31,25 @@ def test_each_variant_is_paired_with_its_run_without_mixing_where_the_study_has_
     assert {name: study.baseline_of(name) for name in list(study.variants)[1:]} == pairs
 
 
+@pytest.mark.parametrize("option", MIXING_OPTIONS)
+def test_an_option_that_acts_only_under_metrix_keeps_a_variant_with_its_own_baseline(option, tmp_path):
+    assert set(NOT_DEFAULT) == set(MIXING_OPTIONS)
+    assert getattr(RunConfig(), option) != NOT_DEFAULT[option]
+    variants = {"other_model": {"model_width": 16}, "own": {"eval_batch_size": 32},  # where files are: no matter
+                "metrix": {"mix_level": "embedding", option: NOT_DEFAULT[option]}}
+    study = Study(RunConfig(output=str(tmp_path)), variants, [0])
+    assert study.baseline_of("metrix") == study.own_baseline("metrix") == "own"
+    assert study.own_baseline("own") is None  # a baseline has none: it is paired with the first
+    assert study.baseline_of("own") == "other_model"
+
+
 def test_a_metrix_variant_without_its_own_baseline_is_paired_with_the_first(tmp_path):
     variants = {"small": {"model_width": 32}, "large": {"model_width": 64},
                 "small_metrix": {"model_width": 32, "mix_level": "feature"},
                 "medium_metrix": {"model_width": 48, "mix_level": "embedding", "mix_weight": 0.1}}
     study = Study(RunConfig(output=str(tmp_path)), variants, [0])
     assert [study.baseline_of(name) for name in ("large", "small_metrix", "medium_metrix")] == ["small", "small", "small"]
+    assert study.own_baseline("small_metrix") == "small" and study.own_baseline("medium_metrix") is None
     variants["large_metrix"] = {"model_width": 64, "mix_level": "feature", "strategies": ["anchor_negative"]}
     assert Study(RunConfig(output=str(tmp_path)), variants, [0]).baseline_of("large_metrix") == "large"
     with pytest.raises(ValueError, match="small is the first variant"):
