@@ -424,7 +424,8 @@ def write_report(comparison: Comparison, command: str) -> Path:
         + (f" (patience {base.patience})" if base.patience is not None else "")
         + f", batch {base.batch_size or 'of samples_per_class x the training classes, at most 100'}, seeds {seeds}; {selection}"
         + (f" against `{base.eval_reference}`" if base.eval_reference else "")
-        + ". Each seed gives every variant the same initialisation and the same batches. Variants: "
+        + ". Each seed gives every variant the same initialisation and the same batches. Variants (their "
+        "options over those above): "
         + "; ".join(f"`{name}` {overrides}" for name, overrides in comparison.study.variants.items())
         + ". Per-run configs, results.json, logs, tensorboard files and checkpoints are in the sub-folders; "
         "every number here is in results.json.",
