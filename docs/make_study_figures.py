@@ -68,8 +68,10 @@ def best_val(run) -> float:
 
 
 def paired_gains(results, variant):
-    """Per seed, best val Recall@1 of ``variant`` minus the baseline's."""
-    base = {run["seed"]: best_val(run) for run in results["runs"][results["baseline"]]}
+    """Per seed, best val Recall@1 of ``variant`` minus its baseline's (``paired_with``; the first
+    variant in a results.json written before each variant had its own)."""
+    baseline = results.get("paired_with", {}).get(variant, results["baseline"])
+    base = {run["seed"]: best_val(run) for run in results["runs"][baseline]}
     return [best_val(run) - base[run["seed"]] for run in results["runs"][variant]]
 
 

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Tuple
 import torch
 
 from .. import analysis
-from .config import ConfigError, RunConfig
+from .config import ConfigError, RunConfig, shown
 from .evaluation import collapsed
 from .experiment import Run
 from .files import write_json
@@ -24,33 +24,44 @@ from .study import Study
 OTHER_METRICS = ("mean_average_precision_at_r", "utilization", "alignment", "uniformity")
 
 
-def model_label(config: RunConfig) -> str:
-    """The network a run trains, in words: ``small_cnn width 32, 128-d``, ``resnet18, 512-d, pretrained``."""
-    width = f" width {config.model_width}" if config.model == "small_cnn" else ""
-    return f"{config.model}{width}, {config.embedding_size}-d" + (", pretrained" if config.pretrained else "")
+# what the reference scores depend on: the images they are scored on, and the network left untrained
+DATA_OPTIONS = ("dataset", "data_root", "dataset_options", "image_size", "eval_split", "eval_reference")
+NETWORK_OPTIONS = ("model", "model_width", "embedding_size", "pretrained")
+
+
+def setting_label(config: RunConfig, study_config: RunConfig, options: Tuple[str, ...]) -> str:
+    """How ``config`` differs from the study's own in ``options``, in words (``model resnet18,
+    model_width 64``); empty where it does not."""
+    return ", ".join(f"{name} {shown(getattr(config, name))}" for name in options
+                     if getattr(config, name) != getattr(study_config, name))
 
 
 @dataclass
 class Comparison:
     """Every run's result, the reference scores, and the positivity curves of the Metrix variants
     (:func:`~pml_metrix.app.positivity.positive_shares`: ``positivity``, ``positivity_by_label``).
-    ``untrained`` is the study's own network before training, per seed; ``other_untrained`` the
-    other networks that its variants train, by :func:`model_label`."""
+    ``raw_pixels`` and ``untrained`` are per seed, scored with the study's own options; a variant
+    whose data or network differ from them (:data:`DATA_OPTIONS`, :data:`NETWORK_OPTIONS`) is read
+    against its own, ``other_raw_pixels`` and ``other_untrained``, by :func:`setting_label`."""
 
     study: Study
     runs: Dict[str, List[RunResult]] = field(default_factory=dict)
     raw_pixels: List[Dict[str, float]] = field(default_factory=list)
     untrained: List[Dict[str, float]] = field(default_factory=list)
+    other_raw_pixels: Dict[str, List[Dict[str, float]]] = field(default_factory=dict)
     other_untrained: Dict[str, List[Dict[str, float]]] = field(default_factory=dict)
     positivity: Dict[str, analysis.PositiveShare] = field(default_factory=dict)
     positivity_by_label: Dict[str, analysis.PositiveShare] = field(default_factory=dict)
     arithmetic: Dict[str, Any] = field(default_factory=dict)  # reproducible.arithmetic_record() of the comparing process
 
-    def untrained_of(self, name: str) -> Tuple[str, List[Dict[str, float]]]:
-        """The untrained network of variant ``name``'s model, and its label in the report."""
-        label = model_label(self.study.config(name, self.study.seeds[0]))
-        return (f"untrained network ({label})", self.other_untrained[label]) if label in self.other_untrained else (
-            "untrained network", self.untrained)
+    def references_of(self, name: str) -> Dict[str, List[Dict[str, float]]]:
+        """Variant ``name``'s reference scores per seed by their label in the report: raw pixels on
+        its data, and its network untrained on its data (the study's own where they are the same)."""
+        config, own = self.study.config(name, self.study.seeds[0]), self.study.base
+        data, setting = setting_label(config, own, DATA_OPTIONS), setting_label(config, own, DATA_OPTIONS + NETWORK_OPTIONS)
+        return {f"raw pixels ({data})" if data else "raw pixels": self.other_raw_pixels[data] if data else self.raw_pixels,
+                f"untrained network ({setting})" if setting else "untrained network":
+                    self.other_untrained[setting] if setting else self.untrained}
 
     def metrics(self) -> List[str]:
         """The reported metrics: Recall@K for the run's K, nDCG@K (label sets), then MAP@R,
@@ -97,7 +108,7 @@ class Comparison:
             "selection": {"split": self.study.base.select_split, "metric": self.study.base.select_metric},
             "arithmetic": self.arithmetic,
             "references": {"raw_pixels": self.raw_pixels, "untrained": self.untrained,
-                           "other_untrained": self.other_untrained},
+                           "other_raw_pixels": self.other_raw_pixels, "other_untrained": self.other_untrained},
             "runs": {
                 name: [{"seed": r.config.seed, "best_epoch": r.best_epoch, "final": r.final, "collapsed": collapsed(r.final),
                         "train": r.train_metrics, "mixes_drawn": r.mixes_drawn, "history": r.history} for r in results]
@@ -126,18 +137,21 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
     with RunFolder(output).locked():
         for seed in study.seeds:
             base = study.base.replace(seed=seed, mix_level="none")
-            reference = Run(base.replace(output=str(output / "reference" / f"seed{seed}")))
-            comparison.raw_pixels.append(reference.evaluate(base.eval_split, 0, base.eval_reference,
-                                                            torch.nn.Flatten(), torch.nn.Identity()))
-            comparison.untrained.append(reference.evaluate(base.eval_split, 0, base.eval_reference))
-            for name in study.variants:  # the untrained network of each other model the variants train
-                config = study.config(name, seed).replace(mix_level="none")
-                label = model_label(config)
-                if label != model_label(base) and len(comparison.other_untrained.get(label, [])) < len(comparison.untrained):
-                    other = Run(config.replace(output=str(output / "reference" / "_".join(label.replace(",", "").split())
-                                                      / f"seed{seed}")))
-                    comparison.other_untrained.setdefault(label, []).append(
-                        other.evaluate(base.eval_split, 0, base.eval_reference))
+            settings = {"": base}  # the study's own, then each other data and network the variants have
+            for config in (study.config(name, seed).replace(mix_level="none") for name in study.variants):
+                settings.setdefault(setting_label(config, study.base, DATA_OPTIONS + NETWORK_OPTIONS), config)
+            scored_data = set()
+            for number, (setting, config) in enumerate(settings.items()):
+                folder = output / "reference" / (f"seed{seed}" if not setting else f"{number}-seed{seed}")
+                reference = Run(config.replace(output=str(folder)))
+                data = setting_label(config, study.base, DATA_OPTIONS)
+                if data not in scored_data:  # raw pixels: once per data
+                    scored_data.add(data)
+                    raw_pixels = comparison.other_raw_pixels.setdefault(data, []) if data else comparison.raw_pixels
+                    raw_pixels.append(reference.evaluate(config.eval_split, 0, config.eval_reference,
+                                                         torch.nn.Flatten(), torch.nn.Identity()))
+                untrained = comparison.other_untrained.setdefault(setting, []) if setting else comparison.untrained
+                untrained.append(reference.evaluate(config.eval_split, 0, config.eval_reference))
             for name in study.variants:
                 run = Run(study.config(name, seed))
                 started = run.folder.started()  # else nothing to continue: start it afresh

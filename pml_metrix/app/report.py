@@ -134,6 +134,7 @@ def results_table(comparison: Comparison) -> List[str]:
 
     rows = ["| | epoch picked | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
     references = [("raw pixels", comparison.raw_pixels), ("untrained network", comparison.untrained)]
+    references += [(f"raw pixels ({label})", scores) for label, scores in comparison.other_raw_pixels.items()]
     references += [(f"untrained network ({label})", scores) for label, scores in comparison.other_untrained.items()]
     rows += [row(label, "", scores) for label, scores in references]
     for name, results in comparison.runs.items():
@@ -252,13 +253,13 @@ def verdict_lines(comparison: Comparison) -> List[str]:
 
 
 def warning_lines(comparison: Comparison) -> List[str]:
-    """What the reader must know before the scores: variants that do not beat raw pixels or their own
-    network untrained (:meth:`Comparison.untrained_of`) on the selection metric (mean over seeds), and
-    runs whose embeddings collapsed."""
+    """What the reader must know before the scores: variants that do not beat raw pixels or their
+    network untrained, on their data (:meth:`Comparison.references_of`), on the selection metric (mean
+    over seeds), and runs whose embeddings collapsed."""
     lines, metric = [], comparison.study.base.select_metric
     for name, results in comparison.runs.items():
-        label, untrained = comparison.untrained_of(name)
-        references = {"raw pixels": comparison.raw_pixels, f"the {label}": untrained}
+        references = {label if label.startswith("raw") else f"the {label}": scores
+                      for label, scores in comparison.references_of(name).items()}
         recall = mean_std([r.final[metric] for r in results])[0]
         reference_recall = {label: mean_std([s[metric] for s in scores])[0] for label, scores in references.items()}
         beaten = [f"{label} ({reference_recall[label]:.4f})" for label in references if not recall > reference_recall[label]]
@@ -433,7 +434,8 @@ def write_report(comparison: Comparison, command: str) -> Path:
         f"## Scores on `{base.eval_split}` at each variant's picked epoch (mean ± std over seeds)",
         "",
         "Raw pixels: cosine retrieval on the flattened images. Untrained network: the same model before "
-        "any training (one row per network where the variants train several). If training does not beat both, it learned nothing useful for unseen classes. "
+        "any training. Where variants differ from the study's own options in their data or network, the rows "
+        "in brackets are theirs, scored on their data. If training does not beat both, it learned nothing useful for unseen classes. "
         "Utilization, alignment: lower is better; uniformity: lower is more uniform. †: low trivially, not "
         "good: the untrained network's embeddings, and those of uniformity above "
         f"{CONCENTRATED_UNIFORMITY}, lie close together, so every distance between them is small.",

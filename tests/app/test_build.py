@@ -11,7 +11,8 @@ from tests.app.test_study import NOT_DEFAULT
 @pytest.mark.parametrize("loss, label_sets", [(loss, False) for loss in LOSSES] + [
     (loss, True) for loss in LOSSES if loss != "pa"])  # proxy anchor refuses label sets: one proxy per class
 def test_a_run_without_mixing_ignores_every_option_that_acts_only_under_metrix(loss, label_sets):
-    """What lets compare pair a Metrix variant with the variant that differs from it in these alone."""
+    """The loss and the clean-pair miner of a run without mixing are those of its defaults: what lets
+    compare pair a Metrix variant with the variant that differs from it in these alone."""
     plain = RunConfig(loss=loss)
     odd = plain.replace(**{name: value for name, value in NOT_DEFAULT.items() if name != "mix_level"})
     generator = torch.Generator().manual_seed(0)

@@ -203,11 +203,13 @@ def test_a_study_of_two_networks_pairs_each_metrix_variant_with_its_own_and_scor
     results = read_strict_json(out / "results.json")
     assert results["paired_with"] == {"wide": "narrow", "wide_metrix": "wide"}
     assert results["verdicts"]["wide_metrix"]["baseline"] == "wide"
-    wide = results["references"]["other_untrained"]["small_cnn width 16, 128-d"]
-    assert len(wide) == 2 and len(results["references"]["untrained"]) == 2
-    assert wide != results["references"]["untrained"]  # another network, scored apart
+    references = results["references"]
+    wide = references["other_untrained"]["model_width 16"]
+    assert list(references["other_untrained"]) == ["model_width 16"] and references["other_raw_pixels"] == {}
+    assert len(wide) == 2 and len(references["untrained"]) == 2 and len(references["raw_pixels"]) == 2
+    assert wide != references["untrained"]  # another network, scored apart
     report = (out / "report.md").read_text()
-    untrained = next(line for line in report.splitlines() if line.startswith("| untrained network (small_cnn width 16"))
+    untrained = next(line for line in report.splitlines() if line.startswith("| untrained network (model_width 16)"))
     assert f"{sum(s['recall_at_1'] for s in wide) / 2:.4f}" in untrained
     assert "| wide_metrix | wide |" in report and (out / "gain_against_gap.png").exists()
 

@@ -157,7 +157,8 @@ def test_each_variant_is_reported_against_its_own_baseline_with_the_gain_against
 
     runs = {name: [result(name, seed) for seed in study.seeds] for name in variants}
     reference = [{"recall_at_1": 0.3, **metrics}] * 3
-    comparison = Comparison(study, runs, reference, reference)
+    comparison = Comparison(study, runs, reference, reference, {},  # RunConfig's model_width: 64
+                            {"model_width 32": reference, "model_width 48": reference})
     assert comparison.paired_with() == {"small_metrix": "small", "large": "small", "large_metrix": "large",
                                         "medium_metrix": "small"}
     assert comparison.verdicts()["large_metrix"]["baseline"] == "large"
@@ -180,25 +181,32 @@ def test_each_variant_is_reported_against_its_own_baseline_with_the_gain_against
     assert (tmp_path / "gain_against_gap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert comparison.to_dict()["paired_with"] == comparison.paired_with()
     two_seeds = Comparison(Study(study.base, variants, [0, 1]), {name: results[:2] for name, results in runs.items()},
-                           reference[:2], reference[:2])
+                           reference[:2], reference[:2], {}, {"model_width 32": reference[:2], "model_width 48": reference[:2]})
     assert "| large_metrix | large | +0.3700 | +0.2500 | +0.0550 |" in write_report(two_seeds, "...").read_text()
 
 
-def test_a_variant_is_warned_against_its_own_network_untrained(tmp_path):
+def test_a_variant_is_warned_against_its_own_data_and_network_untrained(tmp_path):
     from pml_metrix.app.compare import Comparison
     from pml_metrix.app.report import results_table, warning_lines
     from tests.app.test_stats import made_comparison
 
     made = made_comparison(tmp_path, {"baseline": [0.7, 0.72], "metrix": [0.71, 0.73]}, untrained=0.3)
-    wide = {**made.study.variants, "wide": {"mix_level": "none", "model": "resnet18"}}
-    study = type(made.study)(made.study.base, wide, made.study.seeds)
-    runs = {**made.runs, "wide": made.runs["baseline"]}  # 0.71 on average
-    untrained_resnet = [{**score, "recall_at_1": 0.75} for score in made.untrained]
-    comparison = Comparison(study, runs, made.raw_pixels, made.untrained, {"resnet18, 128-d": untrained_resnet})
-    assert comparison.untrained_of("wide") == ("untrained network (resnet18, 128-d)", untrained_resnet)
-    assert comparison.untrained_of("metrix") == ("untrained network", made.untrained)
+    variants = {**made.study.variants, "resnet": {"mix_level": "none", "model": "resnet18"},
+                "big": {"mix_level": "none", "model": "resnet18", "image_size": 64}}
+    study = type(made.study)(made.study.base, variants, made.study.seeds)
+    runs = {**made.runs, "resnet": made.runs["baseline"], "big": made.runs["baseline"]}  # 0.71 on average
+    scores = lambda recall: [{**score, "recall_at_1": recall} for score in made.untrained]  # noqa: E731
+    comparison = Comparison(study, runs, made.raw_pixels, made.untrained, {"image_size 64": scores(0.65)},
+                            {"model 'resnet18'": scores(0.75), "image_size 64, model 'resnet18'": scores(0.6)})
+    assert comparison.references_of("metrix") == {"raw pixels": made.raw_pixels, "untrained network": made.untrained}
+    assert comparison.references_of("resnet") == {"raw pixels": made.raw_pixels,
+                                                  "untrained network (model 'resnet18')": scores(0.75)}
+    assert comparison.references_of("big") == {"raw pixels (image_size 64)": scores(0.65),
+                                               "untrained network (image_size 64, model 'resnet18')": scores(0.6)}
     assert warning_lines(comparison) == [
-        "- **`wide` does not beat the untrained network (resnet18, 128-d) (0.7500)** on recall_at_1 (0.7100): its "
+        "- **`resnet` does not beat the untrained network (model 'resnet18') (0.7500)** on recall_at_1 (0.7100): its "
         "training learned nothing useful for unseen classes that these do not already give."]
-    row = next(line for line in results_table(comparison) if line.startswith("| untrained network (resnet18"))
+    rows = results_table(comparison)
+    row = next(line for line in rows if line.startswith("| untrained network (model 'resnet18')"))
     assert "| 0.7500 |" in row and row.count("†") == 2
+    assert any(line.startswith("| raw pixels (image_size 64) |  | 0.6500 |") for line in rows)
