@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Tuple
 import torch
 
 from .. import analysis
-from .config import ConfigError, RunConfig, shown
+from .config import ConfigError, RunConfig
 from .evaluation import collapsed
 from .experiment import Run
 from .files import write_json
@@ -30,9 +30,9 @@ NETWORK_OPTIONS = ("model", "model_width", "embedding_size", "pretrained")
 
 
 def setting_label(config: RunConfig, study_config: RunConfig, options: Tuple[str, ...]) -> str:
-    """How ``config`` differs from the study's own in ``options``, in words (``model resnet18,
-    model_width 64``); empty where it does not."""
-    return ", ".join(f"{name} {shown(getattr(config, name))}" for name in options
+    """How ``config`` differs from the study's own in ``options``, each value whole (``model
+    'resnet18', model_width 64``): two settings that differ get two labels; empty where it does not."""
+    return ", ".join(f"{name} {getattr(config, name)!r}" for name in options
                      if getattr(config, name) != getattr(study_config, name))
 
 

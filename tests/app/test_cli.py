@@ -197,17 +197,20 @@ def test_a_study_of_two_networks_pairs_each_metrix_variant_with_its_own_and_scor
     study = tmp_path / "study.yaml"
     study.write_text(f"dataset: fashion_mnist\ndata_root: {fashion}\nmodel_width: 8\nepochs: 1\nseeds: [0, 1]\n"
                      "variants:\n  narrow: {}\n  wide: {model_width: 16}\n"
-                     "  wide_metrix: {model_width: 16, mix_level: feature, mix_weight: 0.1}\n")
+                     "  wide_metrix: {model_width: 16, mix_level: feature, mix_weight: 0.1}\n  larger: {image_size: 32}\n")
     out = tmp_path / "compare"
     assert main(["compare", "--config", str(study), "--output", str(out)]) == 0
     results = read_strict_json(out / "results.json")
-    assert results["paired_with"] == {"wide": "narrow", "wide_metrix": "wide"}
+    assert results["paired_with"] == {"wide": "narrow", "wide_metrix": "wide", "larger": "narrow"}
     assert results["verdicts"]["wide_metrix"]["baseline"] == "wide"
     references = results["references"]
     wide = references["other_untrained"]["model_width 16"]
-    assert list(references["other_untrained"]) == ["model_width 16"] and references["other_raw_pixels"] == {}
-    assert len(wide) == 2 and len(references["untrained"]) == 2 and len(references["raw_pixels"]) == 2
+    assert list(references["other_untrained"]) == ["model_width 16", "image_size 32"]
+    assert list(references["other_raw_pixels"]) == ["image_size 32"]  # the same images for another network
+    for scores in (wide, references["untrained"], references["raw_pixels"], *references["other_raw_pixels"].values()):
+        assert len(scores) == 2  # one per seed
     assert wide != references["untrained"]  # another network, scored apart
+    assert references["other_raw_pixels"]["image_size 32"] != references["raw_pixels"]  # other images
     report = (out / "report.md").read_text()
     untrained = next(line for line in report.splitlines() if line.startswith("| untrained network (model_width 16)"))
     assert f"{sum(s['recall_at_1'] for s in wide) / 2:.4f}" in untrained
