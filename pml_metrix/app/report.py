@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..analysis import PositiveShare
-from .compare import Comparison
+from .comparison import Comparison
 from .evaluation import collapsed
 from .stats import mean_std
 from .files import write_text

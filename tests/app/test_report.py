@@ -106,7 +106,7 @@ def test_a_metrix_variant_that_drew_no_mixes_is_flagged(tmp_path):
 
 
 def test_the_main_job_s_report_shows_the_committed_final_rows_beside_its_seed(tmp_path):
-    from pml_metrix.app.compare import Comparison, Study
+    from pml_metrix.app.comparison import Comparison, Study
     from pml_metrix.app.config import load_config
     from pml_metrix.app.run_folder import RunResult
     from pml_metrix.app.report import arithmetic_line, reference_lines
@@ -129,7 +129,7 @@ def test_each_variant_is_reported_against_its_own_baseline_with_the_gain_against
     import statistics
     from pathlib import Path
 
-    from pml_metrix.app.compare import Comparison
+    from pml_metrix.app.comparison import Comparison
     from pml_metrix.app.config import RunConfig
     from pml_metrix.app.report import gains_against_gaps, verdict_lines, write_report
     from pml_metrix.app.run_folder import RunResult
@@ -186,7 +186,7 @@ def test_each_variant_is_reported_against_its_own_baseline_with_the_gain_against
 
 
 def test_a_variant_is_warned_against_its_own_data_and_network_untrained(tmp_path):
-    from pml_metrix.app.compare import Comparison
+    from pml_metrix.app.comparison import Comparison
     from pml_metrix.app.report import results_table, warning_lines
     from tests.app.test_stats import made_comparison
 

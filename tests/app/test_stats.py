@@ -46,7 +46,7 @@ def made_comparison(tmp_path, recalls, raw_pixels=0.5, untrained=0.3, **final):
     (the first variant the baseline); every other metric from ``final``."""
     from pathlib import Path
 
-    from pml_metrix.app.compare import Comparison, Study
+    from pml_metrix.app.comparison import Comparison, Study
     from pml_metrix.app.config import RunConfig
     from pml_metrix.app.run_folder import RunResult
 
