@@ -177,13 +177,13 @@ def gains_against_gaps(comparison: Comparison) -> Dict[str, Dict[str, Any]]:
     scores, metric = overfitting(comparison), comparison.study.base.select_metric
     if not scores:
         return {}
-    gains = {}
+    gains, paired = {}, comparison.paired()
     for name in list(comparison.runs)[1:]:
         base = comparison.study.own_baseline(name)
         if base is None:
             continue
         differences = [r.final[metric] - b.final[metric] for r, b in zip(comparison.runs[name], comparison.runs[base])]
-        gain, p = comparison.paired()[name][metric]
+        gain, p = paired[name][metric]
         gains[name] = {"baseline": base, "baseline_gap": scores[base][0] - scores[base][1],
                        "gap": scores[name][0] - scores[name][1], "gain": gain, "gain_std": mean_std(differences)[1],
                        "p_value": p}
