@@ -190,26 +190,26 @@ def gains_against_gaps(comparison: Comparison) -> Dict[str, Dict[str, Any]]:
     return gains
 
 
-def gains_table(comparison: Comparison) -> List[str]:
-    """:func:`gains_against_gaps` as a Markdown table."""
+def gains_table(comparison: Comparison, gains: Dict[str, Dict[str, Any]]) -> List[str]:
+    """The comparison's :func:`gains_against_gaps` (``gains``) as a Markdown table."""
     base = comparison.study.base
     metric, split = base.select_metric, base.select_split
     rows = [f"| Metrix variant | its baseline | baseline's gap (train - {split}) | its own gap | gain on "
             f"{base.eval_split} ({metric}) |", "|---|---|---|---|---|"]
     with_p = len(comparison.study.seeds) >= MIN_SEEDS_FOR_STATISTICS
     rows += [f"| {name} | {g['baseline']} | {g['baseline_gap']:+.4f} | {g['gap']:+.4f} | {g['gain']:+.4f}"
-             + (f" (p={g['p_value']:.3g})" if with_p else "") + " |" for name, g in gains_against_gaps(comparison).items()]
+             + (f" (p={g['p_value']:.3g})" if with_p else "") + " |" for name, g in gains.items()]
     return rows
 
 
-def plot_gains_against_gaps(comparison: Comparison, path: Path) -> Path:
-    """:func:`gains_against_gaps` drawn: one point per Metrix variant at its baseline's gap and its
-    mean gain, a bar of one std of the per-seed gains where there are several seeds."""
+def plot_gains_against_gaps(comparison: Comparison, gains: Dict[str, Dict[str, Any]], path: Path) -> Path:
+    """The comparison's :func:`gains_against_gaps` (``gains``) drawn: one point per Metrix variant at
+    its baseline's gap and its mean gain, a bar of one std of the per-seed gains where there are several seeds."""
     base = comparison.study.base
     canvas = FigureCanvasAgg(Figure(figsize=(5.5, 3.5), layout="constrained"))
     axes = canvas.figure.add_subplot()
     axes.axhline(0, color="grey", linewidth=0.8)
-    for name, g in gains_against_gaps(comparison).items():
+    for name, g in gains.items():
         std = 0.0 if math.isnan(g["gain_std"]) else g["gain_std"]
         axes.errorbar([g["baseline_gap"]], [g["gain"]], yerr=[std], fmt="o", capsize=3, label=name)
     axes.set(xlabel=f"baseline's gap in {base.select_metric} (train - {base.select_split})",
@@ -224,9 +224,10 @@ def paired_table(comparison: Comparison) -> List[str]:
     metrics = comparison.metrics()
     with_p = len(comparison.study.seeds) >= MIN_SEEDS_FOR_STATISTICS
     rows = ["| variant | against | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
+    paired_with = comparison.paired_with()
     for name, paired in comparison.paired().items():
         cells = [f"{d:+.4f}" + (f" (p={p:.3g})" if with_p else "") for d, p in (paired[m] for m in metrics)]
-        rows.append(f"| {name} | {comparison.paired_with()[name]} | " + " | ".join(cells) + " |")
+        rows.append(f"| {name} | {paired_with[name]} | " + " | ".join(cells) + " |")
     return rows
 
 
@@ -390,9 +391,9 @@ def write_report(comparison: Comparison, command: str) -> Path:
         if base.select_split != "none" else f"the last epoch's model evaluated on `{base.eval_split}`"
     )
     warnings, overfitting = warning_lines(comparison), overfitting_table(comparison)
-    gains_parts = []
-    if gains_against_gaps(comparison):
-        plot = plot_gains_against_gaps(comparison, output / "gain_against_gap.png")
+    gains, gains_parts = gains_against_gaps(comparison), []
+    if gains:
+        plot = plot_gains_against_gaps(comparison, gains, output / "gain_against_gap.png")
         gains_parts = [
             "### Metrix's gain against its baseline's overfitting",
             "",
@@ -402,7 +403,7 @@ def write_report(comparison: Comparison, command: str) -> Path:
             "",
             f"![gain against gap]({plot.name})",
             "",
-            *gains_table(comparison),
+            *gains_table(comparison, gains),
             "",
         ]
     lines = [
