@@ -117,9 +117,9 @@ def test_the_main_job_s_report_shows_the_committed_final_rows_beside_its_seed(tm
     runs = {name: [RunResult(main.config(name, 0), [], 1, metrics, tmp_path)] for name in main.variants}
     lines = reference_lines(Comparison(main, runs))
     text = "\n".join(lines)
-    assert "## The committed final rows (5 seeds), beside this run" in text and "p = 0.75" in text
-    assert "| baseline | 0 | 0.4100 | 0.369 |" in lines and "| metrix_feature | 0 | 0.4100 | 0.429 |" in lines
-    assert "commit 607809b, unpinned" in text
+    assert "## The committed final rows (5 seeds), beside this run" in text and "p = 0.125" in text
+    assert "| baseline | 0 | 0.4100 | 0.413 |" in lines and "| metrix_feature | 0 | 0.4100 | 0.382 |" in lines
+    assert "commit 202e0a8, pinned (reproducible mode)" in text
     other = Study(load_config(None, output=str(tmp_path)), {"baseline": {"mix_level": "none"}}, [0])
     assert reference_lines(Comparison(other, {})) == []  # other settings: no committed rows to compare with
     assert arithmetic_line(Comparison(other, {})) == "Arithmetic: not recorded."
