@@ -25,8 +25,8 @@ def reference_rows(base: RunConfig) -> Optional[Dict[str, Any]]:
     """The committed rows of a study whose base config is ``base``, or ``None`` when its settings are
     not the reference's (every option but :data:`REFERENCE_IGNORES` must agree).
 
-    The mapping holds ``provenance`` (command, commit, whether pinned, machine, decimals),
-    ``options``, ``seeds``, ``baseline``, ``per_seed`` (variant -> its ``mix_level``, ``best_epoch``
+    The mapping holds ``provenance`` (command, commit, whether pinned, machine, decimals, and an
+    optional note that the report prints), ``options``, ``seeds``, ``baseline``, ``per_seed`` (variant -> its ``mix_level``, ``best_epoch``
     and test ``recall_at_1`` per seed), ``summary`` (variant, ``raw_pixels`` or ``untrained`` ->
     metric -> [mean, std]; std ``None`` where there is no spread), ``paired`` (variant -> metric ->
     [mean difference to the baseline, sign-flip p]) and ``verdict`` (one sentence)."""

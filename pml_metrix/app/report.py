@@ -324,17 +324,19 @@ def reference_lines(comparison: Comparison) -> List[str]:
             seed = result.config.seed
             row = f"{committed['recall_at_1'][seeds.index(seed)]:.3f}" if committed and seed in seeds else "(no such row)"
             lines.append(f"| {name} | {seed} | {result.final['recall_at_1']:.4f} | {row} |")
+    decimals = provenance["decimals"]  # the committed values as committed, not padded to look exact
     lines += ["", "| committed, over seeds | test Recall@1 (mean ± std) | paired difference (p) |", "|---|---|---|"]
     for name, metrics in reference["summary"].items():
         mean, std = metrics["recall_at_1"]
+        shown = f"{mean:.{decimals}f}" + ("" if std is None else f" ± {std:.{decimals}f}")
         paired = reference["paired"].get(name, {}).get("recall_at_1")
-        lines.append(f"| {name} | {number(mean, math.nan if std is None else std)} | "
-                     + (f"{paired[0]:+.3f} (p = {paired[1]:.3g})" if paired else "") + " |")
+        lines.append(f"| {name} | {shown} | " + (f"{paired[0]:+.{decimals}f} (p = {paired[1]:.3g})" if paired else "") + " |")
     pinned = "pinned (reproducible mode)" if provenance["reproducible"] else "unpinned: another trajectory, not the same digits as a pinned run"
+    note = f" {provenance['note'].strip()}" if provenance.get("note") else ""
     lines += [
         "",
         f"Committed by `{provenance['command']}` at commit {provenance['commit']}, {pinned}, "
-        f"{provenance['decimals']} decimals ({provenance['machine']}).",
+        f"{decimals} decimals ({provenance['machine']}).{note}",
         "",
     ]
     return lines

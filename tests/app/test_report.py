@@ -118,7 +118,8 @@ def test_the_main_job_s_report_shows_the_committed_final_rows_beside_its_seed(tm
     lines = reference_lines(Comparison(main, runs))
     text = "\n".join(lines)
     assert "## The committed final rows (5 seeds), beside this run" in text
-    assert "| metrix_feature | 0.4170 ± 0.0320 | -0.024 (p = 0.125) |" in lines
+    assert "| metrix_feature | 0.417 ± 0.032 | -0.024 (p = 0.125) |" in lines and "| raw_pixels | 0.055 |  |" in lines
+    assert "Seeds 0 to 3 were trained and tested at earlier commits" in text
     assert "| baseline | 0 | 0.4100 | 0.413 |" in lines and "| metrix_feature | 0 | 0.4100 | 0.382 |" in lines
     assert "commit 202e0a8, pinned (reproducible mode)" in text
     other = Study(load_config(None, output=str(tmp_path)), {"baseline": {"mix_level": "none"}}, [0])
