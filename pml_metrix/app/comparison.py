@@ -29,6 +29,12 @@ def setting_label(config: RunConfig, study_config: RunConfig, options: Tuple[str
                      if getattr(config, name) != getattr(study_config, name))
 
 
+def reference_label(kind: str, setting: str) -> str:
+    """A reference's label in the report: ``kind`` (``raw pixels``, ``untrained network``), with the
+    :func:`setting_label` it was scored in where that is not the study's own."""
+    return f"{kind} ({setting})" if setting else kind
+
+
 @dataclass
 class Comparison:
     """Every run's result, the reference scores, and the positivity curves of the Metrix variants
@@ -47,14 +53,21 @@ class Comparison:
     positivity_by_label: Dict[str, analysis.PositiveShare] = field(default_factory=dict)
     arithmetic: Dict[str, Any] = field(default_factory=dict)  # reproducible.arithmetic_record() of the comparing process
 
+    def references(self) -> Dict[str, List[Dict[str, float]]]:
+        """Every reference's scores per seed by its :func:`reference_label`: the study's own raw pixels
+        and untrained network, then those of each other data, and of each other data or network."""
+        rows = {"raw pixels": self.raw_pixels, "untrained network": self.untrained}
+        rows.update({reference_label("raw pixels", data): scores for data, scores in self.other_raw_pixels.items()})
+        rows.update({reference_label("untrained network", setting): scores for setting, scores in self.other_untrained.items()})
+        return rows
+
     def references_of(self, name: str) -> Dict[str, List[Dict[str, float]]]:
-        """Variant ``name``'s reference scores per seed by their label in the report: raw pixels on
-        its data, and its network untrained on its data (the study's own where they are the same)."""
-        config, own = self.study.config(name, self.study.seeds[0]), self.study.base
-        data, setting = setting_label(config, own, DATA_OPTIONS), setting_label(config, own, DATA_OPTIONS + NETWORK_OPTIONS)
-        return {f"raw pixels ({data})" if data else "raw pixels": self.other_raw_pixels[data] if data else self.raw_pixels,
-                f"untrained network ({setting})" if setting else "untrained network":
-                    self.other_untrained[setting] if setting else self.untrained}
+        """Variant ``name``'s :meth:`references`: raw pixels on its data, and its network untrained on
+        its data (the study's own where they are the same)."""
+        config, own, references = self.study.config(name, self.study.seeds[0]), self.study.base, self.references()
+        labels = (reference_label("raw pixels", setting_label(config, own, DATA_OPTIONS)),
+                  reference_label("untrained network", setting_label(config, own, DATA_OPTIONS + NETWORK_OPTIONS)))
+        return {label: references[label] for label in labels}
 
     def metrics(self) -> List[str]:
         """The reported metrics: Recall@K for the run's K, nDCG@K (label sets), then MAP@R,

@@ -26,10 +26,11 @@ def reference_rows(base: RunConfig) -> Optional[Dict[str, Any]]:
     not the reference's (every option but :data:`REFERENCE_IGNORES` must agree).
 
     The mapping holds ``provenance`` (command, commit, whether pinned, machine, decimals, and an
-    optional note that the report prints), ``options``, ``seeds``, ``baseline``, ``per_seed`` (variant -> its ``mix_level``, ``best_epoch``
-    and test ``recall_at_1`` per seed), ``summary`` (variant, ``raw_pixels`` or ``untrained`` ->
-    metric -> [mean, std]; std ``None`` where there is no spread), ``paired`` (variant -> metric ->
-    [mean difference to the baseline, sign-flip p]) and ``verdict`` (one sentence)."""
+    optional note that the report prints), ``options``, ``seeds``, ``baseline``, ``per_seed``
+    (variant -> its ``mix_level``, ``best_epoch`` and test ``recall_at_1`` per seed), ``summary``
+    (variant, ``raw_pixels`` or ``untrained`` -> metric -> [mean, std]; std ``None`` where there is
+    no spread), ``paired`` (variant -> metric -> [mean difference to the baseline, sign-flip p]) and
+    ``verdict`` (one sentence)."""
     reference = yaml.safe_load(REFERENCE_FILE.read_text())
     expected = RunConfig(**reference["options"]).to_dict()
     given = base.to_dict()

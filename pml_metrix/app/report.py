@@ -133,10 +133,7 @@ def results_table(comparison: Comparison) -> List[str]:
         return f"| {label} | {epochs} | " + " | ".join(cells) + " |"
 
     rows = ["| | epoch picked | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
-    references = [("raw pixels", comparison.raw_pixels), ("untrained network", comparison.untrained)]
-    references += [(f"raw pixels ({label})", scores) for label, scores in comparison.other_raw_pixels.items()]
-    references += [(f"untrained network ({label})", scores) for label, scores in comparison.other_untrained.items()]
-    rows += [row(label, "", scores) for label, scores in references]
+    rows += [row(label, "", scores) for label, scores in comparison.references().items()]
     for name, results in comparison.runs.items():
         rows.append(row(f"**{name}**", ", ".join(str(r.best_epoch) for r in results), [r.final for r in results]))
     return rows
