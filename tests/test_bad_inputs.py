@@ -18,7 +18,9 @@ import torch
 from pytorch_metric_learning import losses
 from torch.utils.data import TensorDataset
 
-from pml_metrix import MetrixContrastiveLoss, MetrixMSLoss, MetrixNTXentLoss, MetrixProxyAnchorLoss, MixedBatch, MixupMiner, SoftPairs
+from pml_metrix import (
+    MetrixContrastiveLoss, MetrixMSLoss, MetrixNTXentLoss, MetrixProxyAnchorLoss, MetrixSupConLoss, MixedBatch, MixupMiner, SoftPairs,
+)
 from pml_metrix.app import experiment, files, reproducible, run_folder
 from pml_metrix.app.checkpoints import save_checkpoint
 from pml_metrix.app.cli import main
@@ -29,6 +31,7 @@ from pml_metrix.app.datasets.font_attributes import FontAttributes
 from pml_metrix.app.datasets.fonts import FontGlyphs, split_families
 from pml_metrix.app.datasets.pml_benchmarks import load_benchmark
 from pml_metrix.app.models import backbone
+from pml_metrix.losses import SelfSupervisedLoss
 from pml_metrix.samplers import DistributedMPerClassSampler
 from pml_metrix.testers import MetrixAccuracyCalculator, UtilizationTester, alignment, utilization
 
@@ -147,6 +150,20 @@ def _(ctx):
 def label_sets():
     """Label sets of the batch: 6 items over 3 labels, none empty."""
     return torch.tensor([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]])
+
+
+@case("wrapper-views-pml-tuple")
+def _(ctx):
+    embeddings, _ = batch()
+    pairs = torch.tensor([0, 1]), torch.tensor([6, 7]), torch.tensor([0, 1]), torch.tensor([2, 3])
+    SelfSupervisedLoss(MetrixSupConLoss())(embeddings, embeddings + 0.1, pairs)
+
+
+@case("wrapper-views-asymmetric-mixing")
+def _(ctx):
+    embeddings, _ = batch()
+    both, labels = SelfSupervisedLoss.joined_views(embeddings, embeddings + 0.1)
+    SelfSupervisedLoss(MetrixSupConLoss(), symmetric=False)(embeddings, embeddings + 0.1, MixupMiner(seed=0)(both, labels))
 
 
 @case("labelsets-not-binary")

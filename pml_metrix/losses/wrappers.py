@@ -1,14 +1,17 @@
 """PML's loss wrappers, ``CrossBatchMemory`` and ``SelfSupervisedLoss``, accepting the Metrix losses.
 
 PML's wrappers accept a loss by its class name (``supported_losses()``), so they refuse the
-Metrix losses. These subclasses override that hook alone (and, for a MixedBatch, the memory's
-``create_indices_tuple``): their list is PML's plus each Metrix loss whose PML twin is on it.
+Metrix losses. These subclasses override that hook (their list is PML's plus each Metrix loss whose
+PML twin is on it) and take a MixedBatch: the memory through its ``create_indices_tuple``, the views'
+wrapper through ``forward``.
 """
 
 import copy
-from typing import List
+from typing import List, Optional, Tuple
 
+import torch
 from pytorch_metric_learning import losses
+from torch import Tensor
 
 from ..mixed_batch import MixedBatch
 from .contrastive import MetrixContrastiveLoss
@@ -62,14 +65,43 @@ class CrossBatchMemory(losses.CrossBatchMemory):
 
 class SelfSupervisedLoss(losses.SelfSupervisedLoss):
     """PML's ``SelfSupervisedLoss``, also around the Metrix losses whose twin it supports (all but
-    proxy anchor). Same arguments and behaviour.
+    proxy anchor). Same arguments and behaviour, plus mixes.
 
-    It passes the loss no ``indices_tuple``, so a Metrix loss inside it is its PML twin, bit for bit.
-    To mix, call the loss as the wrapper does, with a MixedBatch: ``labels = torch.arange(B).repeat(2)``,
-    ``both = torch.cat([embeddings, ref_emb])``, ``loss(both, labels, MixupMiner()(both, labels))``
-    (the symmetric form; its clean part is this wrapper's loss).
+    ``loss(embeddings, ref_emb)``: PML's wrapper (B x d views of B items, item i's two views its
+    only positives), so a Metrix loss inside it is its PML twin, bit for bit.
+    ``loss(embeddings, ref_emb, mixed_batch)``, with ``symmetric=True`` (the default): the loss's
+    ``clean + mix_weight * mixed`` over the two views as one batch of 2B items labelled by item
+    (:meth:`joined_views`), its clean part this wrapper's loss without mixes. Draw the MixedBatch on
+    that batch: ``both, labels = SelfSupervisedLoss.joined_views(embeddings, ref_emb)``, then
+    ``MixupMiner()(both, labels)``. With ``symmetric=False`` the anchors are one view alone, whose
+    items have no positive among themselves to mix with: a MixedBatch is refused.
     """
 
     @staticmethod
     def supported_losses():
         return with_metrix_twins(losses.SelfSupervisedLoss.supported_losses())
+
+    @staticmethod
+    def joined_views(embeddings: Tensor, ref_emb: Tensor) -> Tuple[Tensor, Tensor]:
+        """The two views as one batch, 2B x d, and its labels ``0, ..., B - 1`` twice (2B), as the
+        symmetric wrapper joins them: item i's views share label i."""
+        labels = torch.arange(embeddings.shape[0])
+        return torch.cat([embeddings, ref_emb], dim=0), torch.cat([labels, labels], dim=0)
+
+    def forward(self, embeddings, ref_emb, mixed_batch: Optional[MixedBatch] = None):
+        """PML's wrapper's loss, or ``clean + mix_weight * mixed`` with a MixedBatch drawn on :meth:`joined_views`."""
+        if mixed_batch is None:
+            return super().forward(embeddings, ref_emb)
+        if not isinstance(mixed_batch, MixedBatch):
+            raise ValueError(
+                "SelfSupervisedLoss labels the pairs itself (an item's two views are its positives), so it takes no "
+                f"indices tuple, got {type(mixed_batch).__name__}: pass a MixedBatch drawn on "
+                "SelfSupervisedLoss.joined_views(embeddings, ref_emb), or nothing"
+            )
+        if not self.symmetric:
+            raise ValueError(
+                "SelfSupervisedLoss(symmetric=False) takes no MixedBatch: its anchors are one view alone, with no "
+                "positive among them to mix with; use symmetric=True, whose batch is both views joined (joined_views)"
+            )
+        both, labels = self.joined_views(embeddings, ref_emb)
+        return self.loss(both, labels, mixed_batch)

@@ -97,13 +97,31 @@ def test_self_supervised_loss_around_a_metrix_loss_is_pml_s_around_its_twin(name
 
 
 @pytest.mark.parametrize("name", TWINS)
-def test_self_supervised_mixing_by_hand_adds_the_mixed_part_to_the_wrapper_s_loss(name):
-    """The recipe of SelfSupervisedLoss's docstring: the views concatenated, labelled by item."""
+def test_self_supervised_loss_with_a_mixed_batch_adds_the_joined_views_mixed_part(name):
+    """clean (the wrapper's loss without mixes) + mix_weight * (the joined views' anchors against
+    their mixes), and the same as the loss called by hand on the joined views, value and gradients."""
     loss_fn = TWINS[name][0](mix_weight=0.3)
+    views = SelfSupervisedLoss(loss_fn)
     (embeddings, _), (ref_emb, _) = steps(num_steps=2)
-    both, labels = torch.cat([embeddings, ref_emb]), torch.arange(len(embeddings)).repeat(2)
+    both, labels = SelfSupervisedLoss.joined_views(embeddings, ref_emb)
+    assert torch.equal(both, torch.cat([embeddings, ref_emb])) and torch.equal(labels, torch.arange(12).repeat(2))
     mixed_batch = pml_metrix.MixupMiner(seed=0)(both, labels)
     mixed = loss_fn(both, None, loss_fn.mixed_soft_pairs(mixed_batch, labels))
-    expected = SelfSupervisedLoss(loss_fn)(embeddings, ref_emb) + 0.3 * mixed
-    assert torch.equal(loss_fn(both, labels, mixed_batch), expected)
     assert mixed.item() > 0
+    assert torch.equal(views(embeddings, ref_emb, mixed_batch), views(embeddings, ref_emb) + 0.3 * mixed)
+
+    def by_hand(embeddings, ref_emb, mixed_batch):
+        return loss_fn(torch.cat([embeddings, ref_emb]), torch.arange(len(embeddings)).repeat(2), mixed_batch)
+
+    assert_same(step(views, embeddings, ref_emb, mixed_batch), step(by_hand, embeddings, ref_emb, mixed_batch),
+                torch.float64, bitwise=True)
+
+
+def test_self_supervised_loss_refuses_a_pml_tuple_and_mixes_without_symmetry():
+    (embeddings, _), (ref_emb, _) = steps(num_steps=2)
+    both, labels = SelfSupervisedLoss.joined_views(embeddings, ref_emb)
+    mixed_batch = pml_metrix.MixupMiner(seed=0)(both, labels)
+    with pytest.raises(ValueError, match="takes no indices tuple, got tuple"):
+        SelfSupervisedLoss(pml_metrix.MetrixSupConLoss())(embeddings, ref_emb, miners.BatchEasyHardMiner()(both, labels))
+    with pytest.raises(ValueError, match=r"symmetric=False\) takes no MixedBatch"):
+        SelfSupervisedLoss(pml_metrix.MetrixSupConLoss(), symmetric=False)(embeddings, ref_emb, mixed_batch)
