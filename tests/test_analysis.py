@@ -34,6 +34,7 @@ from pml_metrix.analysis import (
 
 NUM_CLASSES, DIM, BATCH = 4, 5, 24
 LOSS_NAMES = ["ms", "contrastive", "proxy_anchor"]
+SOFTMAX_NAMES = ["supcon", "ntxent"]
 
 
 def make_loss(name: str):
@@ -42,6 +43,10 @@ def make_loss(name: str):
         return pml_metrix.MetrixMSLoss()
     if name == "contrastive":
         return pml_metrix.MetrixContrastiveLoss()
+    if name == "supcon":
+        return pml_metrix.MetrixSupConLoss()
+    if name == "ntxent":
+        return pml_metrix.MetrixNTXentLoss()
     return pml_metrix.MetrixProxyAnchorLoss(NUM_CLASSES, DIM)
 
 
@@ -195,6 +200,31 @@ def test_one_row_per_masked_pair_with_its_plan_labels_and_sign(name):
         assert loss_fn.proxies.dtype == torch.float32  # the analysis ran on a copy
 
 
+@pytest.mark.parametrize("name", SOFTMAX_NAMES)
+def test_softmax_losses_analyse_every_pair_their_softmax_shows(name):
+    """SupCon and NT-Xent score each anchor's masked mixes in a softmax beside every pure negative
+    (y = 0) of the batch's mixes: those pairs are analysed too. A pure negative is only ever in the
+    denominators, so it is pushed away (here every anchor has a positive mix; an anchor without one
+    has no loss, and its pairs a zero gradient)."""
+    loss_fn = make_loss(name)
+    embeddings, labels = batch(seed=13)
+    g = torch.Generator().manual_seed(14)
+    source_index = torch.randint(0, BATCH, (30, 2), generator=g)
+    lam = torch.rand(30, generator=g)
+    mixed = lam[:, None] * embeddings[source_index[:, 0]] + (1 - lam[:, None]) * embeddings[source_index[:, 1]]
+    pair_mask = torch.rand(BATCH, 30, generator=g) < 0.3
+    mixed_batch = pml_metrix.MixedBatch(mixed, source_index, lam, pair_mask)
+    result = pair_positivity(loss_fn, embeddings, labels, mixed_batch)
+    soft_labels = pml_metrix.MetrixMSLoss().mixed_soft_pairs(mixed_batch, labels).soft_labels
+    anchor_index, mixed_index = (pair_mask | (soft_labels == 0)).nonzero(as_tuple=True)
+    assert torch.equal(result.anchor_index, anchor_index) and torch.equal(result.mixed_index, mixed_index)
+    assert torch.allclose(result.soft_label, soft_labels[anchor_index, mixed_index].double(), rtol=0, atol=1e-7)
+    assert result.is_inverted and torch.equal(result.is_positive, result.gradient <= 0)
+    pure_negative = result.soft_label == 0
+    assert pure_negative.any() and (result.gradient[pure_negative] > 0).all()
+    assert result.is_positive.any()
+
+
 @pytest.mark.parametrize("name", ["contrastive", "ms"])
 def test_label_sets_give_each_pair_its_mixed_set_similarity(name):
     """The positivity of mixes of multi-label items: each pair's soft label is
@@ -246,7 +276,7 @@ def hand_made_positivity(lam, is_positive):
     return PairPositivity(index, index, lam, lam, zeros, zeros, torch.tensor(is_positive), True)
 
 
-@pytest.mark.parametrize("name", LOSS_NAMES)
+@pytest.mark.parametrize("name", LOSS_NAMES + SOFTMAX_NAMES)
 def test_gradient_share_splits_the_loss_gradient_into_its_two_parts(name):
     """g_clean + g_mixed is the gradient of the loss's forward; the weight scales g_mixed alone."""
     torch.manual_seed(0)

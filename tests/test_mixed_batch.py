@@ -30,6 +30,8 @@ LOSSES = [
     lambda: pml_metrix.MetrixMSLoss(),
     lambda: pml_metrix.MetrixContrastiveLoss(),
     lambda: pml_metrix.MetrixProxyAnchorLoss(3, D),
+    lambda: pml_metrix.MetrixSupConLoss(),
+    lambda: pml_metrix.MetrixNTXentLoss(),
 ]
 
 
@@ -56,7 +58,7 @@ def test_mixed_batch_rejects(overrides, message):
         mixed(**overrides)
 
 
-@pytest.mark.parametrize("make_loss", LOSSES, ids=["ms", "contrastive", "proxy_anchor"])
+@pytest.mark.parametrize("make_loss", LOSSES, ids=["ms", "contrastive", "proxy_anchor", "supcon", "ntxent"])
 def test_losses_reject_bad_batches(make_loss):
     embeddings, labels = batch()
     loss_fn = make_loss()

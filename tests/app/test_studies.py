@@ -21,8 +21,10 @@ def test_each_variant_of_a_study_runs_a_step(path, small_font_list, tmp_path):
     assert study.base.description and study.base.select_split == "val"
     assert study.base.reproducible and study.base.device == "cpu"  # every committed study runs pinned
     for name in study.variants:
-        config = study.config(name, study.seeds[0]).replace(  # unpinned: pytest loaded torch (test_reproducible pins)
-            dataset_options={"font_list": font_list}, batch_size=24, model_width=8, embedding_size=16, reproducible=False
+        config = study.config(name, study.seeds[0])
+        config = config.replace(  # unpinned: pytest loaded torch (test_reproducible pins)
+            dataset_options={**config.dataset_options, "font_list": font_list}, batch_size=8, model_width=8,
+            embedding_size=16, reproducible=False,
         )
         run = Run(config)
         trainer = build_trainer(config, run.parts, run.device, 1, None, run.end_of_epoch)

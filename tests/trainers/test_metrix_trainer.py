@@ -82,6 +82,36 @@ def test_whole_epochs_with_hooks_and_tester_and_the_loss_goes_down(mix_level, tm
     assert not models["trunk"][1].training  # freeze_trunk_batchnorm still applies
 
 
+@pytest.mark.parametrize("mix_level", ["input", "feature", "embedding"])
+@pytest.mark.parametrize("loss_cls", [pml_metrix.MetrixSupConLoss, pml_metrix.MetrixNTXentLoss], ids=["supcon", "ntxent"])
+def test_the_softmax_losses_train_with_mixes_at_every_level(loss_cls, mix_level):
+    """SupCon and NT-Xent as the study trains them (MixupMiner without an inner miner): each step
+    has a mixed part, and the loss goes down."""
+    torch.manual_seed(0)
+    models = small_models()
+    loss_fn = loss_cls(collect_stats=True)
+    losses_seen, mixed_seen = [], []
+
+    def end_of_iteration(trainer):
+        losses_seen.append(trainer.losses["metric_loss"].item())
+        mixed_seen.append(loss_fn.mixed_loss)
+
+    trainer = MetrixTrainer(
+        models=models,
+        optimizers={f"{name}_optimizer": torch.optim.Adam(m.parameters(), lr=1e-2) for name, m in models.items()},
+        batch_size=40,
+        loss_funcs={"metric_loss": loss_fn},
+        mining_funcs={"tuple_miner": pml_metrix.MixupMiner(seed=0)},
+        dataset=TinyImages(),
+        dataloader_num_workers=0,
+        end_of_iteration_hook=end_of_iteration,
+        mix_level=mix_level,
+    )
+    trainer.train(num_epochs=6)
+    assert len(losses_seen) == 12 and all(mixed > 0 for mixed in mixed_seen)
+    assert sum(losses_seen[-3:]) < sum(losses_seen[:3])
+
+
 def test_feature_level_mixes_are_the_embedder_of_mixed_features():
     torch.manual_seed(0)
     models = small_models()
