@@ -33,7 +33,7 @@ TARGETS = {"embedding": 1.10, "feature": 1.10, "input": 2.1}
 LOSSES = ("MS", "SupCon", "NTXent")
 
 
-def loss_and_miners(loss_name):
+def baseline_and_metrix(loss_name):
     """(PML's loss, its miners, the Metrix loss, its MixupMiner) for a loss of LOSSES."""
     if loss_name == "MS":
         return (losses.MultiSimilarityLoss(), {"tuple_miner": miners.MultiSimilarityMiner()},
@@ -61,7 +61,7 @@ def make_trainer(trunk, channels, dataset, loss_name, variant):
     models = {"trunk": copy.deepcopy(trunk), "embedder": PoolingEmbedder(channels, 128)}
     optimizers = {f"{name}_optimizer": torch.optim.Adam(m.parameters(), lr=1e-4) for name, m in models.items()}
     common = dict(models=models, optimizers=optimizers, batch_size=100, dataset=dataset, dataloader_num_workers=0)
-    pml_loss, pml_miners, metrix_loss, mixup_miner = loss_and_miners(loss_name)
+    pml_loss, pml_miners, metrix_loss, mixup_miner = baseline_and_metrix(loss_name)
     if variant == "baseline":
         trainer = trainers.MetricLossOnly(loss_funcs={"metric_loss": pml_loss}, mining_funcs=pml_miners, **common)
     else:

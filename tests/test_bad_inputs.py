@@ -159,6 +159,12 @@ def _(ctx):
     SelfSupervisedLoss(MetrixSupConLoss())(embeddings, embeddings + 0.1, pairs)
 
 
+@case("wrapper-views-one-view-mixes")
+def _(ctx):
+    embeddings, labels = batch()
+    SelfSupervisedLoss(MetrixSupConLoss())(embeddings, embeddings + 0.1, MixupMiner(seed=0)(embeddings, labels))
+
+
 @case("wrapper-views-asymmetric-mixing")
 def _(ctx):
     embeddings, _ = batch()

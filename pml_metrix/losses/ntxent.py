@@ -19,11 +19,12 @@ class MetrixNTXentLoss(MetrixLossMixin, NTXentLoss):
         m(a, v) = -y_av log(exp(z_av) / (exp(z_av) + sum_{u in V(a), u != v} (1 - y_au) exp(z_au)))
 
     averaged likewise: a mix is a positive to degree y (its term's weight) and a negative to degree
-    1 - y (in its anchor's other denominators). Binary y gives l(a, p). i-Mix's
-    ``lam CE(x_mix, i) + (1 - lam) CE(x_mix, j)`` is read from the mixes' side, as in
-    ``MetrixSupConLoss``: mix v of (i, j) is a positive of weight lam for the anchors of i's class and
-    1 - lam for those of j's; the denominator differs from i-Mix's, leaving out, as PML's NT-Xent,
-    each positive's fellow positives (a mix in proportion y). A SoftPairs' V(a) is its
+    1 - y (in its anchor's other denominators). Binary y gives l(a, p). i-Mix scores a mix as the
+    anchor, ``lam CE(x_mix, i) + (1 - lam) CE(x_mix, j)``; here the batch items are the anchors and
+    the mixes the references, so the same targets are the weights y_av: lam for the anchors of i's
+    class, 1 - lam for those of j's. Unlike i-Mix's softmax, the denominator of m(a, v) weights each
+    other reference u by 1 - y_au, so an anchor's other pure positives (y_au = 1) are left out, as
+    PML's NT-Xent leaves them out. A SoftPairs' V(a) is its
     pair mask's alone. As in PML, no pair with y > 0 or none with y < 1 gives the zero loss. For a
     distance, ``s = -d``.
     """

@@ -73,8 +73,10 @@ class SelfSupervisedLoss(losses.SelfSupervisedLoss):
     ``clean + mix_weight * mixed`` over the two views as one batch of 2B items labelled by item
     (:meth:`joined_views`), its clean part this wrapper's loss without mixes. Draw the MixedBatch on
     that batch: ``both, labels = SelfSupervisedLoss.joined_views(embeddings, ref_emb)``, then
-    ``MixupMiner()(both, labels)``. With ``symmetric=False`` the anchors are one view alone, whose
-    items have no positive among themselves to mix with: a MixedBatch is refused.
+    ``MixupMiner()(both, labels)``; one drawn on another batch is refused by its pair mask's rows (a
+    MixedBatch without a pair mask indexes the joined views as it stands). With ``symmetric=False``
+    the anchors are one view alone, whose items have no positive among themselves to mix with: a
+    MixedBatch is refused, as is a PML tuple always.
     """
 
     @staticmethod
@@ -85,7 +87,7 @@ class SelfSupervisedLoss(losses.SelfSupervisedLoss):
     def joined_views(embeddings: Tensor, ref_emb: Tensor) -> Tuple[Tensor, Tensor]:
         """The two views as one batch, 2B x d, and its labels ``0, ..., B - 1`` twice (2B), as the
         symmetric wrapper joins them: item i's views share label i."""
-        labels = torch.arange(embeddings.shape[0])
+        labels = torch.arange(embeddings.shape[0])  # PML's forward joins them so too, inline
         return torch.cat([embeddings, ref_emb], dim=0), torch.cat([labels, labels], dim=0)
 
     def forward(self, embeddings, ref_emb, mixed_batch: Optional[MixedBatch] = None):
@@ -104,4 +106,10 @@ class SelfSupervisedLoss(losses.SelfSupervisedLoss):
                 "positive among them to mix with; use symmetric=True, whose batch is both views joined (joined_views)"
             )
         both, labels = self.joined_views(embeddings, ref_emb)
+        if mixed_batch.pair_mask is not None and mixed_batch.num_classes is None and len(mixed_batch.pair_mask) != len(both):
+            raise ValueError(
+                f"the MixedBatch's pair_mask has {len(mixed_batch.pair_mask)} rows, one per anchor of the batch it was "
+                f"drawn on, but the joined views have {len(both)}: draw it on "
+                "SelfSupervisedLoss.joined_views(embeddings, ref_emb), both views and their item labels"
+            )
         return self.loss(both, labels, mixed_batch)

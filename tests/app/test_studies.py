@@ -22,7 +22,9 @@ def test_each_variant_of_a_study_runs_a_step(path, small_font_list, tmp_path):
     assert study.base.reproducible and study.base.device == "cpu"  # every committed study runs pinned
     for name in study.variants:
         config = study.config(name, study.seeds[0])
-        config = config.replace(  # unpinned: pytest loaded torch (test_reproducible pins)
+        # unpinned: pytest loaded torch (test_reproducible pins); batch 8: a quarter of the small list's
+        # training families is 2 classes, 4 items each
+        config = config.replace(
             dataset_options={**config.dataset_options, "font_list": font_list}, batch_size=8, model_width=8,
             embedding_size=16, reproducible=False,
         )

@@ -110,17 +110,25 @@ def test_self_supervised_loss_with_a_mixed_batch_adds_the_joined_views_mixed_par
     assert mixed.item() > 0
     assert torch.equal(views(embeddings, ref_emb, mixed_batch), views(embeddings, ref_emb) + 0.3 * mixed)
 
-    def by_hand(embeddings, ref_emb, mixed_batch):
-        return loss_fn(torch.cat([embeddings, ref_emb]), torch.arange(len(embeddings)).repeat(2), mixed_batch)
+    def mixed_part(embeddings, ref_emb):  # the anchors of both views against the mixes (constants here)
+        return loss_fn(torch.cat([embeddings, ref_emb]), None, loss_fn.mixed_soft_pairs(mixed_batch, labels))
 
-    assert_same(step(views, embeddings, ref_emb, mixed_batch), step(by_hand, embeddings, ref_emb, mixed_batch),
-                torch.float64, bitwise=True)
+    (_, [total]), (_, [clean]), (_, [mixed_grad]) = (
+        step(views, embeddings, ref_emb, mixed_batch), step(views, embeddings, ref_emb), step(mixed_part, embeddings, ref_emb)
+    )
+    assert mixed_grad.abs().max() > 0
+    assert torch.allclose(total, clean + 0.3 * mixed_grad, rtol=1e-12, atol=1e-15)
 
 
-def test_self_supervised_loss_refuses_a_pml_tuple_and_mixes_without_symmetry():
+def test_self_supervised_loss_refuses_a_pml_tuple_mixes_of_one_view_and_mixes_without_symmetry():
     (embeddings, _), (ref_emb, _) = steps(num_steps=2)
     both, labels = SelfSupervisedLoss.joined_views(embeddings, ref_emb)
     mixed_batch = pml_metrix.MixupMiner(seed=0)(both, labels)
+    one_view = pml_metrix.MixupMiner(seed=0)(embeddings, torch.arange(12) % 4)
+    with pytest.raises(ValueError, match="pair_mask has 12 rows.*the joined views have 24: draw it on"):
+        SelfSupervisedLoss(pml_metrix.MetrixSupConLoss())(embeddings, ref_emb, one_view)
+    with pytest.raises(TypeError, match="MixedBatch is no PML indices tuple: pass it to a Metrix loss"):
+        SelfSupervisedLoss(losses.SupConLoss())(embeddings, ref_emb, mixed_batch)
     with pytest.raises(ValueError, match="takes no indices tuple, got tuple"):
         SelfSupervisedLoss(pml_metrix.MetrixSupConLoss())(embeddings, ref_emb, miners.BatchEasyHardMiner()(both, labels))
     with pytest.raises(ValueError, match=r"symmetric=False\) takes no MixedBatch"):
