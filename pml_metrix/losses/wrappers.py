@@ -33,16 +33,28 @@ def with_metrix_twins(supported: List[str]) -> List[str]:
     return supported + [cls.__name__ for cls in METRIX_LOSSES if pml_twin(cls).__name__ in supported]
 
 
+def references_in_memory(batch_tuple: tuple, memory_index: Tensor) -> tuple:
+    """A tuple mined on the batch alone (pairs ``(a1, p, a2, n)`` or triplets ``(a, p, n)``), its
+    references moved to where the batch sits in the memory: reference r becomes ``memory_index[r]``,
+    the anchors stay (they index the batch)."""
+    if len(batch_tuple) == 4:
+        pos_anchors, positives, neg_anchors, negatives = batch_tuple
+        return pos_anchors, memory_index[positives], neg_anchors, memory_index[negatives]
+    anchors, positives, negatives = batch_tuple
+    return anchors, memory_index[positives], memory_index[negatives]
+
+
 class CrossBatchMemory(losses.CrossBatchMemory):
     """PML's ``CrossBatchMemory``, also around the Metrix losses whose twin it supports (contrastive,
     multi-similarity, SupCon, NT-Xent; not proxy anchor). Same arguments and behaviour.
 
     ``indices_tuple`` a PML tuple or ``None``: PML's memory around the Metrix loss, i.e. the twin's
-    loss against batch plus memory, bit for bit. ``indices_tuple`` a :class:`~pml_metrix.MixedBatch`
-    drawn on the batch (``MixupMiner()(embeddings, labels)``): the loss's ``clean + mix_weight *
-    mixed``, the clean part against batch plus memory (the memory's own tuple, joined with
-    ``MixedBatch.indices_tuple`` as PML joins an ``indices_tuple``), the mixed part the batch anchors
-    against the batch's mixes. The memory stores the batch embeddings, never the mixes. A MixedBatch
+    loss against batch plus memory, bit for bit (PML reads a tuple's references as positions in the
+    memory). ``indices_tuple`` a :class:`~pml_metrix.MixedBatch` drawn on the batch
+    (``MixupMiner()(embeddings, labels)``): the loss's ``clean + mix_weight * mixed``, the clean part
+    against batch plus memory (the memory's own tuple, joined with ``MixedBatch.indices_tuple``, an
+    inner miner's pairs of the batch, as PML joins an ``indices_tuple``, their references moved to
+    where the batch sits in the memory), the mixed part the batch anchors against the batch's mixes. The memory stores the batch embeddings, never the mixes. A MixedBatch
     with ``enqueue_mask`` is refused, as PML refuses an ``indices_tuple`` with it.
     """
 
@@ -55,8 +67,11 @@ class CrossBatchMemory(losses.CrossBatchMemory):
             return super().create_indices_tuple(
                 embeddings, labels, E_mem, L_mem, input_indices_tuple, do_remove_self_comparisons
             )
+        batch_tuple = input_indices_tuple.indices_tuple
+        if batch_tuple is not None:
+            batch_tuple = references_in_memory(batch_tuple, self.curr_batch_idx)
         memory_tuple = super().create_indices_tuple(
-            embeddings, labels, E_mem, L_mem, input_indices_tuple.indices_tuple, do_remove_self_comparisons
+            embeddings, labels, E_mem, L_mem, batch_tuple, do_remove_self_comparisons
         )
         mixed_batch = copy.copy(input_indices_tuple)  # the same mixes and plan, the memory's tuple
         mixed_batch.indices_tuple = memory_tuple
