@@ -53,9 +53,10 @@ class CrossBatchMemory(losses.CrossBatchMemory):
     memory). ``indices_tuple`` a :class:`~pml_metrix.MixedBatch` drawn on the batch
     (``MixupMiner()(embeddings, labels)``): the loss's ``clean + mix_weight * mixed``, the clean part
     against batch plus memory (the memory's own tuple, joined with ``MixedBatch.indices_tuple``, an
-    inner miner's pairs of the batch, as PML joins an ``indices_tuple``, their references moved to
-    where the batch sits in the memory), the mixed part the batch anchors against the batch's mixes. The memory stores the batch embeddings, never the mixes. A MixedBatch
-    with ``enqueue_mask`` is refused, as PML refuses an ``indices_tuple`` with it.
+    inner miner's pairs or triplets of the batch, as PML joins an ``indices_tuple``, their
+    references moved to where the batch sits in the memory), the mixed part the batch anchors against
+    the batch's mixes. The memory stores the batch embeddings, never the mixes. A MixedBatch with
+    ``enqueue_mask`` is refused, as PML refuses an ``indices_tuple`` with it.
     """
 
     @staticmethod

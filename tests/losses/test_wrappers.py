@@ -59,7 +59,7 @@ def test_cross_batch_memory_around_a_metrix_loss_is_pml_s_around_its_twin(name, 
 
 
 @pytest.mark.parametrize("name", TWINS)
-@pytest.mark.parametrize("mined", ["all_pairs", "inner_miner", "memory_miner", "both_miners"])
+@pytest.mark.parametrize("mined", ["all_pairs", "inner_miner", "inner_triplets", "memory_miner", "both_miners"])
 def test_cross_batch_memory_with_a_mixed_batch_adds_the_batch_s_mixed_part(name, mined):
     """clean (against batch plus memory, as without mixes, with the MixedBatch's inner-miner tuple
     or the memory's own miner where given) + mix_weight * (the batch anchors against the batch's
@@ -68,7 +68,10 @@ def test_cross_batch_memory_with_a_mixed_batch_adds_the_batch_s_mixed_part(name,
     memory_miner = miners.MultiSimilarityMiner(0.1) if mined in ("memory_miner", "both_miners") else None
     with_mixes = CrossBatchMemory(loss_fn, DIM, memory_size=32, miner=copy.deepcopy(memory_miner))
     without = CrossBatchMemory(loss_fn, DIM, memory_size=32, miner=copy.deepcopy(memory_miner))
-    inner_miner = miners.MultiSimilarityMiner(0.2) if mined in ("inner_miner", "both_miners") else None
+    inner_miner = {
+        "inner_miner": miners.MultiSimilarityMiner(0.2), "both_miners": miners.MultiSimilarityMiner(0.2),
+        "inner_triplets": miners.TripletMarginMiner(margin=1.0, type_of_triplets="all"),
+    }.get(mined)
     miner = pml_metrix.MixupMiner(inner_miner=inner_miner, seed=0)
     for embeddings, labels in steps(seed=1):
         mixed_batch = miner(embeddings, labels)
@@ -76,7 +79,8 @@ def test_cross_batch_memory_with_a_mixed_batch_adds_the_batch_s_mixed_part(name,
         batch_tuple = mixed_batch.indices_tuple
         if batch_tuple is not None:  # PML reads a tuple's references as memory positions: the batch's, this step
             place = (without.queue_idx + torch.arange(len(embeddings))) % 32
-            batch_tuple = tuple(place[index] if position % 2 else index for position, index in enumerate(batch_tuple))
+            references = (1, 3) if len(batch_tuple) == 4 else (1, 2)  # (a1, p, a2, n) or (a, p, n)
+            batch_tuple = tuple(place[index] if position in references else index for position, index in enumerate(batch_tuple))
         total = with_mixes(embeddings, labels, mixed_batch)
         mixed = loss_fn(embeddings, None, loss_fn.mixed_soft_pairs(mixed_batch, labels))
         assert torch.equal(total, without(embeddings, labels, batch_tuple) + 0.3 * mixed)
