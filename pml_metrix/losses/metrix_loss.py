@@ -29,7 +29,7 @@ class MetrixLossMixin:
     ``ref_emb`` and ``ref_labels`` with a MixedBatch reach its clean part only.
 
     ``labels`` are B class labels, or B x C multi-hot label sets (0 and 1) for multi-label data
-    (contrastive and multi-similarity; proxy anchor takes class labels). With label sets, the pair
+    (every loss but proxy anchor, which takes class labels). With label sets, the pair
     (a, r) of two batch items has the soft label ``s(L_a, L_r)``, ``s`` the set similarity named
     ``label_similarity`` (:mod:`pml_metrix.label_sets`), and the clean part, which PML's loss cannot
     give, is the soft loss over the batch's own pairs with these labels
@@ -44,7 +44,9 @@ class MetrixLossMixin:
 
     A subclass implements :meth:`soft_loss`, the loss dict (PML's sub-loss names and reduction types)
     over soft-labelled references, from :mod:`pml_metrix.functional`, and routes its clean loss
-    through the same function with binary labels.
+    through the same function with binary labels. The mixed part (and a SoftPairs call) goes through
+    :meth:`mixed_soft_loss`, which is :meth:`soft_loss` unless a subclass gives its mixes another form
+    (``MetrixMSLoss(mixed_form="attract")``); the clean part on label sets is :meth:`soft_loss`.
     """
 
     def __init__(self, *args, mix_weight: MixWeight = 0.4, label_similarity: str = "jaccard", **kwargs):
@@ -170,8 +172,8 @@ class MetrixLossMixin:
         return SoftPairs.from_label_sets(embeddings, label_sets, self.label_similarity)
 
     def reduced_soft_loss(self, embeddings: Tensor, labels: Optional[Tensor], soft_pairs: SoftPairs) -> Tensor:
-        """:meth:`soft_loss` reduced by the loss's reducer (``labels``: the anchors', for reducers that use them)."""
-        return self.reducer(self.soft_loss(embeddings, soft_pairs), embeddings, labels)
+        """:meth:`mixed_soft_loss` reduced by the loss's reducer (``labels``: the anchors', for reducers that use them)."""
+        return self.reducer(self.mixed_soft_loss(embeddings, soft_pairs), embeddings, labels)
 
     def mixed_soft_pairs(
         self, mixed_batch: MixedBatch, labels: Tensor, batch_soft_labels: Optional[Tensor] = None
@@ -184,6 +186,10 @@ class MetrixLossMixin:
     def soft_loss(self, embeddings: Tensor, soft_pairs: SoftPairs) -> Dict[str, dict]:
         """The loss dict over soft-labelled references, PML's sub-loss names and reduction types."""
         raise NotImplementedError
+
+    def mixed_soft_loss(self, embeddings: Tensor, soft_pairs: SoftPairs) -> Dict[str, dict]:
+        """The loss dict of the mixed part (and of a SoftPairs call): :meth:`soft_loss`."""
+        return self.soft_loss(embeddings, soft_pairs)
 
     def selected_anchors(self, losses: Tensor, pair_mask: Optional[Tensor], num_references: int) -> dict:
         """Loss info for the anchors (``losses``: A) that have at least one pair in ``pair_mask`` (A x R,

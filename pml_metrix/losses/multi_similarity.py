@@ -28,8 +28,9 @@ class MetrixMSLoss(MetrixLossMixin, MultiSimilarityLoss):
 
         m(a) = 1/alpha log(1 + sum_{v in V(a)} y_av exp(-alpha (s_av - base)))
 
-    averaged over the anchors with at least one mix. PML's sign convention holds for distances
-    (``distance.margin``).
+    averaged over the anchors with at least one mix. ``mixed_form`` is the mixes' alone: the clean
+    part on label sets is the two-sided soft form either way. PML's sign convention holds for
+    distances (``distance.margin``).
     """
 
     MIXED_FORMS = names.MS_MIXED_FORMS
@@ -45,16 +46,23 @@ class MetrixMSLoss(MetrixLossMixin, MultiSimilarityLoss):
         return {"loss": {"losses": losses, "indices": c_f.torch_arange_from_size(mat), "reduction_type": "element"}}
 
     def soft_loss(self, embeddings, soft_pairs):
+        return self._soft_loss(embeddings, soft_pairs, self._loss)
+
+    def mixed_soft_loss(self, embeddings, soft_pairs):
+        if self.mixed_form == "soft_labels":
+            return self.soft_loss(embeddings, soft_pairs)
+        return self._soft_loss(embeddings, soft_pairs, self._attract_loss)
+
+    def _soft_loss(self, embeddings, soft_pairs, loss):
         soft_pairs.check_anchors(embeddings.shape[0], "one per embedding")
         mat = self.distance(embeddings, soft_pairs.embeddings)
-        if self.mixed_form == "attract":
-            losses = F.multi_similarity_pos(
-                mat, soft_pairs.soft_labels, soft_pairs.pair_mask,
-                alpha=self.alpha, base=self.base, inverted=self.distance.is_inverted,
-            )
-        else:
-            losses = self._loss(mat, soft_pairs.soft_labels, soft_pairs.pair_mask)
+        losses = loss(mat, soft_pairs.soft_labels, soft_pairs.pair_mask)
         return {"loss": self.selected_anchors(losses.squeeze(1), soft_pairs.pair_mask, mat.shape[1])}
+
+    def _attract_loss(self, mat, soft_labels, pair_mask):
+        return F.multi_similarity_pos(
+            mat, soft_labels, pair_mask, alpha=self.alpha, base=self.base, inverted=self.distance.is_inverted
+        )
 
     def _loss(self, mat, soft_labels, pair_mask=None):
         return F.multi_similarity_loss(

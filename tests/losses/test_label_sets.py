@@ -119,6 +119,20 @@ def test_a_mixed_batch_of_label_sets_is_clean_plus_weighted_mixed(batch, name):
     assert total.item() == pytest.approx(clean.item() + 0.3 * mixed.item(), rel=1e-12)
 
 
+@settings(max_examples=20, deadline=None)
+@given(batch=label_set_batches())
+def test_the_attracting_ms_form_changes_the_mixed_part_alone_on_label_sets(batch):
+    """mixed_form="attract" is the mixes' form: the clean part on label sets stays two-sided (with one
+    label per item, PML's loss), and the mixed part is the attracting term."""
+    embeddings, sets, seed = batch
+    attract, two_sided = pml_metrix.MetrixMSLoss(mixed_form="attract"), pml_metrix.MetrixMSLoss()
+    assert torch.equal(attract(embeddings, sets), two_sided(embeddings, sets))
+    mixed_batch = pml_metrix.MixupMiner(strategies=["positive_negative", "anchor_negative"], seed=seed)(embeddings, sets)
+    mixed = attract(embeddings, None, attract.mixed_soft_pairs(mixed_batch, sets))
+    expected = two_sided(embeddings, sets) + 0.4 * mixed
+    assert attract(embeddings, sets, mixed_batch).item() == pytest.approx(expected.item(), rel=1e-12)
+
+
 def test_gradcheck_through_the_label_set_loss():
     g = torch.Generator().manual_seed(0)
     embeddings = torch.randn(8, 4, generator=g, dtype=torch.float64, requires_grad=True)
