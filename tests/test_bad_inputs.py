@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from pytorch_metric_learning import losses
+from pytorch_metric_learning import losses, miners
 from torch.utils.data import TensorDataset
 
 from pml_metrix import (
@@ -165,6 +165,14 @@ def _(ctx):
     SelfSupervisedLoss(MetrixSupConLoss())(embeddings, embeddings + 0.1, MixupMiner(seed=0)(embeddings, labels))
 
 
+@case("wrapper-views-inner-miner")
+def _(ctx):
+    embeddings, _ = batch()
+    both, labels = SelfSupervisedLoss.joined_views(embeddings, embeddings + 0.1)
+    mixed_batch = MixupMiner(inner_miner=miners.MultiSimilarityMiner(), seed=0)(both, labels)
+    SelfSupervisedLoss(MetrixSupConLoss())(embeddings, embeddings + 0.1, mixed_batch)
+
+
 @case("wrapper-views-asymmetric-mixing")
 def _(ctx):
     embeddings, _ = batch()
@@ -226,8 +234,6 @@ def _(ctx):
 
 @case("labelsets-miner-inner-miner")
 def _(ctx):
-    from pytorch_metric_learning import miners
-
     embeddings, _ = batch()
     MixupMiner(seed=0, inner_miner=miners.MultiSimilarityMiner())(embeddings, label_sets())
 

@@ -92,7 +92,8 @@ class SelfSupervisedLoss(losses.SelfSupervisedLoss):
     ``MixupMiner()(both, labels)``; one drawn on another batch is refused by its pair mask's rows (a
     MixedBatch without a pair mask indexes the joined views as it stands). With ``symmetric=False``
     the anchors are one view alone, whose items have no positive among themselves to mix with: a
-    MixedBatch is refused, as is a PML tuple always.
+    MixedBatch is refused, as is a PML tuple always, and a MixedBatch carrying one (its miner's
+    ``inner_miner``).
     """
 
     @staticmethod
@@ -120,6 +121,11 @@ class SelfSupervisedLoss(losses.SelfSupervisedLoss):
             raise ValueError(
                 "SelfSupervisedLoss(symmetric=False) takes no MixedBatch: its anchors are one view alone, with no "
                 "positive among them to mix with; use symmetric=True, whose batch is both views joined (joined_views)"
+            )
+        if mixed_batch.indices_tuple is not None:
+            raise ValueError(
+                "SelfSupervisedLoss labels the pairs itself, so the clean part takes no mined tuple, but the MixedBatch "
+                "carries one (its MixupMiner's inner_miner): build the MixupMiner without inner_miner"
             )
         both, labels = self.joined_views(embeddings, ref_emb)
         if mixed_batch.pair_mask is not None and mixed_batch.num_classes is None and len(mixed_batch.pair_mask) != len(both):

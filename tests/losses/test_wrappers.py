@@ -133,7 +133,7 @@ def test_self_supervised_loss_with_a_mixed_batch_adds_the_joined_views_mixed_par
     assert torch.allclose(total, clean + 0.3 * mixed_grad, rtol=1e-12, atol=1e-15)
 
 
-def test_self_supervised_loss_refuses_a_pml_tuple_mixes_of_one_view_and_mixes_without_symmetry():
+def test_self_supervised_loss_refuses_a_pml_tuple_mixes_of_one_view_mixes_with_a_tuple_and_mixes_without_symmetry():
     (embeddings, _), (ref_emb, _) = steps(num_steps=2)
     both, labels = SelfSupervisedLoss.joined_views(embeddings, ref_emb)
     mixed_batch = pml_metrix.MixupMiner(seed=0)(both, labels)
@@ -146,3 +146,7 @@ def test_self_supervised_loss_refuses_a_pml_tuple_mixes_of_one_view_and_mixes_wi
         SelfSupervisedLoss(pml_metrix.MetrixSupConLoss())(embeddings, ref_emb, miners.BatchEasyHardMiner()(both, labels))
     with pytest.raises(ValueError, match=r"symmetric=False\) takes no MixedBatch"):
         SelfSupervisedLoss(pml_metrix.MetrixSupConLoss(), symmetric=False)(embeddings, ref_emb, mixed_batch)
+    with_tuple = pml_metrix.MixupMiner(inner_miner=miners.MultiSimilarityMiner(), seed=0)(both, labels)
+    assert with_tuple.indices_tuple is not None
+    with pytest.raises(ValueError, match="takes no mined tuple.*build the MixupMiner without inner_miner"):
+        SelfSupervisedLoss(pml_metrix.MetrixNTXentLoss())(embeddings, ref_emb, with_tuple)
