@@ -31,7 +31,7 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
         if is_label_sets(labels):
             raise ValueError(
                 f"MetrixProxyAnchorLoss takes class labels (one proxy per class), got label sets of shape "
-                f"{tuple(labels.shape)}: for multi-label data use MetrixContrastiveLoss or MetrixMSLoss"
+                f"{tuple(labels.shape)}: for multi-label data use MetrixContrastiveLoss, MetrixMSLoss, MetrixSupConLoss or MetrixNTXentLoss"
             )
         super().check_batch_labels(labels, num_items)
         if labels is None or not labels.numel():

@@ -180,7 +180,7 @@ class MixupMiner(BaseMiner):
         if self.num_classes is not None and is_label_sets(labels):
             raise ValueError(
                 "num_classes gives one anchor per class (proxy anchor's proxies), which label sets do not have: "
-                "build the MixupMiner without num_classes and use MetrixContrastiveLoss or MetrixMSLoss"
+                "build the MixupMiner without num_classes and use MetrixContrastiveLoss, MetrixMSLoss, MetrixSupConLoss or MetrixNTXentLoss"
             )
         batch_size, device = labels.shape[0], labels.device
         generator = self._generator(device)

@@ -31,7 +31,9 @@ class MetrixTrainer(trainers.MetricLossOnly):
     spans every process's batch, at every level (:meth:`mix`).
 
     Every other PML trainer feature (samplers, loss weights, gradient clippers,
-    freeze_trunk_batchnorm, lr schedulers, hooks, record-keeper) is PML's, untouched.
+    freeze_trunk_batchnorm, lr schedulers, hooks, record-keeper) is PML's, untouched. For B x C label
+    sets (multi-label data) pass ``label_hierarchy_level="all"``: PML's default, 0, hands the loss and
+    the miner column 0 of them alone, as class labels.
     """
 
     MIX_LEVELS = names.MIX_LEVELS
