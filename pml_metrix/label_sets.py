@@ -9,7 +9,8 @@ labels.
 Each similarity takes ``... x A x C`` and ``... x R x C`` label sets and returns the ``... x A x R``
 similarities ``s(L_a, L_r)`` of every pair, from the pair's shared labels ``|L_a & L_r|`` (one matrix
 product) and the set sizes. Float results are in the promoted floating dtype of the inputs (float32
-for integer or bool sets): pass the sets in float64 for float64 similarities.
+for integer or bool sets), under ``torch.autocast`` too: pass the sets in float64 for float64
+similarities.
 
 - ``jaccard``: ``|L_a & L_r| / |L_a | L_r|``;
 - ``dice``: ``2 |L_a & L_r| / (|L_a| + |L_r|)``;
@@ -21,6 +22,7 @@ The three ratios are 0/0 at an empty set (for Jaccard, at two empty sets), so th
 sets with an empty row; ``shares_any`` takes them (an item with no label shares none).
 """
 
+from contextlib import nullcontext
 from typing import Callable, Dict, Tuple
 
 import torch
@@ -129,7 +131,11 @@ def shared_counts(label_sets: Tensor, ref_label_sets: Tensor, name: str) -> Tupl
             f"label sets over {sets.shape[-1]} and {ref_sets.shape[-1]} labels cannot be compared: give both "
             "one column per label of one label set"
         )
-    return sets @ ref_sets.transpose(-1, -2), sizes.unsqueeze(-1), ref_sizes.unsqueeze(-2)
+    device_type = sets.device.type
+    # under torch.autocast the product would run in half precision, which rounds the counts and the ratios
+    with torch.autocast(device_type, enabled=False) if torch.amp.is_autocast_available(device_type) else nullcontext():
+        shared = sets @ ref_sets.transpose(-1, -2)
+    return shared, sizes.unsqueeze(-1), ref_sizes.unsqueeze(-2)
 
 
 def check_label_set_values(label_sets: Tensor, name: str = "labels") -> None:

@@ -134,3 +134,18 @@ def test_batch_similarities_are_checked_as_given_then_cast():
     off[0, 0] = 1 + 1e-12  # float32 would round it to 1
     with pytest.raises(ValueError, match="hold only 0 and 1"):
         label_sets.batch_similarities(off, "jaccard", torch.float32, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name", ["jaccard", "dice", "cosine"])
+def test_similarities_keep_their_dtype_and_exact_counts_under_autocast(name):
+    """torch.autocast would run the count product in bfloat16, whose 8-bit mantissa rounds 299 shared
+    labels of 300 (and the ratios); the similarities are computed as without it."""
+    sets = torch.zeros(3, 600)
+    sets[:, :300] = 1
+    sets[1, 299], sets[1, 300] = 0, 1
+    sets[2, :] = torch.arange(600) % 3 == 0
+    expected = get_label_similarity(name)(sets, sets)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = get_label_similarity(name)(sets, sets)
+    assert got.dtype == torch.float32 and torch.equal(got, expected)
+    assert expected[0, 1].item() != 1.0
