@@ -180,6 +180,12 @@ def _(ctx):
     SelfSupervisedLoss(MetrixSupConLoss(), symmetric=False)(embeddings, embeddings + 0.1, MixupMiner(seed=0)(both, labels))
 
 
+@case("labelsets-one-column")
+def _(ctx):
+    embeddings, _ = batch()
+    MetrixMSLoss(label_similarity="shares_any")(embeddings, torch.tensor([[0], [0], [1], [1], [0], [1]]))
+
+
 @case("labelsets-not-binary")
 def _(ctx):
     embeddings, _ = batch()

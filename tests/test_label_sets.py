@@ -112,10 +112,12 @@ def test_label_sets_of_the_wrong_length_are_refused():
         label_sets.check_label_sets(torch.ones(5, 3), 6)
     label_sets.check_labels_or_label_sets(torch.ones(6, 3), 6)
     label_sets.check_labels_or_label_sets(torch.arange(6), 6)
-    column = torch.arange(6)[:, None]  # class labels as a column: label sets by shape, not by their values
-    label_sets.check_labels_or_label_sets(column, 6)  # the rows only: the similarity checks the values, once
+    column = torch.arange(6)[:, None]  # class labels as a column: label sets by shape, refused for their 0
+    with pytest.raises(ValueError, match=r"labels of shape \(6, 1\) are read as label sets over one label.*flatten"):
+        label_sets.check_labels_or_label_sets(column, 6)
     with pytest.raises(ValueError, match=r"labels of shape \(6, 1\) are read as multi-hot label sets"):
-        label_sets.jaccard(column, column)
+        label_sets.jaccard(column, column)  # the values: the similarity checks them
+    label_sets.check_labels_or_label_sets(torch.ones(6, 1), 6)  # one label each: one class either way
 
 
 def test_the_torch_free_names_are_the_registry_s():
