@@ -31,7 +31,7 @@ from pml_metrix.app.datasets.font_attributes import FontAttributes
 from pml_metrix.app.datasets.fonts import FontGlyphs, split_families
 from pml_metrix.app.datasets.pml_benchmarks import load_benchmark
 from pml_metrix.app.models import backbone
-from pml_metrix.losses import SelfSupervisedLoss
+from pml_metrix.losses import CrossBatchMemory, SelfSupervisedLoss
 from pml_metrix.samplers import DistributedMPerClassSampler
 from pml_metrix.testers import MetrixAccuracyCalculator, UtilizationTester, alignment, utilization
 
@@ -152,6 +152,12 @@ def label_sets():
     return torch.tensor([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]])
 
 
+@case("wrapper-memory-label-sets")
+def _(ctx):
+    embeddings, _ = batch()
+    CrossBatchMemory(MetrixMSLoss(), D, memory_size=12)(embeddings, label_sets())
+
+
 @case("wrapper-views-pml-tuple")
 def _(ctx):
     embeddings, _ = batch()
@@ -229,6 +235,12 @@ def _(ctx):
 def _(ctx):
     embeddings, _ = batch()
     MetrixProxyAnchorLoss(3, D)(embeddings, label_sets())
+
+
+@case("labelsets-with-ref-emb")
+def _(ctx):
+    embeddings, _ = batch()
+    MetrixMSLoss()(embeddings, label_sets(), ref_emb=embeddings[:5], ref_labels=label_sets()[:5])
 
 
 @case("labelsets-with-a-pml-tuple")

@@ -105,6 +105,11 @@ class MetrixLossMixin:
         if ref_emb is not None:
             check_embeddings(ref_emb, "ref_emb", allow_empty=True)
             check_references(embeddings, ref_emb, "ref_emb")
+            if is_label_sets(labels):
+                raise ValueError(
+                    "label sets label every pair of the batch itself: ref_emb and ref_labels (PML's references, with "
+                    "class labels) cannot be used with them; call loss(embeddings, label_sets)"
+                )
             check_labels(ref_labels, ref_emb.shape[0], "ref_labels")
             if ref_labels is None and indices_tuple is None:
                 raise ValueError("ref_emb needs ref_labels (or an indices_tuple saying which pairs are positive)")
@@ -125,7 +130,7 @@ class MetrixLossMixin:
         # label sets: the batch's pairs labelled once, for the clean part and the mixes' soft labels
         batch_pairs = batch_soft_labels = None
         if is_label_sets(labels):
-            batch_pairs = self.label_set_pairs(embeddings, labels, mixed_batch.indices_tuple, ref_emb)
+            batch_pairs = self.label_set_pairs(embeddings, labels, mixed_batch.indices_tuple)
             batch_soft_labels = batch_pairs.soft_labels
         # the mixed part first, so that the reducer's own stats are the clean part's, as in PML
         mixed = self.reduced_soft_loss(embeddings, labels, self.mixed_soft_pairs(mixed_batch, labels, batch_soft_labels))
@@ -152,22 +157,22 @@ class MetrixLossMixin:
         if not is_label_sets(labels):
             return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
         if batch_pairs is None:
-            batch_pairs = self.label_set_pairs(embeddings, labels, indices_tuple, ref_emb)
+            batch_pairs = self.label_set_pairs(embeddings, labels, indices_tuple)
         self.reset_stats()
         loss_dict = self.soft_loss(embeddings, batch_pairs)
         self.add_embedding_regularization_to_loss_dict(loss_dict, embeddings)
         return self.reducer(loss_dict, embeddings, labels)
 
-    def label_set_pairs(self, embeddings, label_sets, indices_tuple, ref_emb) -> SoftPairs:
+    def label_set_pairs(self, embeddings, label_sets, indices_tuple) -> SoftPairs:
         """The batch's own pairs labelled by the similarity of their label sets,
         :meth:`SoftPairs.from_label_sets(embeddings, label_sets, label_similarity)
-        <pml_metrix.SoftPairs.from_label_sets>`; PML's tuples and ``ref_emb`` take class labels, so
-        they are refused."""
-        if indices_tuple is not None or ref_emb is not None:
+        <pml_metrix.SoftPairs.from_label_sets>`; PML's tuples take class labels, so they are refused
+        (``ref_emb`` is, by :meth:`forward`)."""
+        if indices_tuple is not None:
             raise ValueError(
-                "label sets label every pair of the batch: a PML indices_tuple (an inner_miner's) or ref_emb, "
-                "which take class labels, cannot be used with them; call loss(embeddings, label_sets) or pass "
-                "a MixupMiner built without inner_miner"
+                "label sets label every pair of the batch: a PML indices_tuple (an inner_miner's), which takes class "
+                "labels, cannot be used with them; call loss(embeddings, label_sets) or pass a MixupMiner built "
+                "without inner_miner"
             )
         return SoftPairs.from_label_sets(embeddings, label_sets, self.label_similarity)
 

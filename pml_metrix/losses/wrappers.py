@@ -13,6 +13,7 @@ import torch
 from pytorch_metric_learning import losses
 from torch import Tensor
 
+from ..label_sets import is_label_sets
 from ..mixed_batch import MixedBatch
 from .contrastive import MetrixContrastiveLoss
 from .multi_similarity import MetrixMSLoss
@@ -56,12 +57,21 @@ class CrossBatchMemory(losses.CrossBatchMemory):
     inner miner's pairs or triplets of the batch, as PML joins an ``indices_tuple``, their
     references moved to where the batch sits in the memory), the mixed part the batch anchors against
     the batch's mixes. The memory stores the batch embeddings, never the mixes. A MixedBatch with
-    ``enqueue_mask`` is refused, as PML refuses an ``indices_tuple`` with it.
+    ``enqueue_mask`` is refused, as PML refuses an ``indices_tuple`` with it. Label sets are refused:
+    the memory keeps one class label per item.
     """
 
     @staticmethod
     def supported_losses():
         return with_metrix_twins(losses.CrossBatchMemory.supported_losses())
+
+    def forward(self, embeddings, labels, indices_tuple=None, enqueue_mask=None):
+        if is_label_sets(labels):
+            raise ValueError(
+                f"CrossBatchMemory keeps one class label per item in its memory, but got label sets of shape "
+                f"{tuple(labels.shape)}: call the Metrix loss on the batch alone, loss(embeddings, label_sets)"
+            )
+        return super().forward(embeddings, labels, indices_tuple, enqueue_mask)
 
     def create_indices_tuple(self, embeddings, labels, E_mem, L_mem, input_indices_tuple, do_remove_self_comparisons):
         if not isinstance(input_indices_tuple, MixedBatch):
