@@ -86,7 +86,7 @@ def pair_type_masks(
         positive: A x B bool, batch item b is a positive of anchor a (class labels: of a's class,
             a itself included; label sets: ``s(L_a, L_b) >= positive_threshold``).
         negative: A x B bool, b is a negative of a (class labels: of another class; label sets:
-            ``s(L_a, L_b) <= negative_threshold``, by default no shared label).
+            ``s(L_a, L_b) <= negative_threshold``, by default no shared label), never a itself.
         source_index: K x 2, the mixed items (i, j); i is the anchor-side item.
         anchor_index: A batch positions of the anchors, or ``None`` for proxies, which are no batch
             item: for a proxy an item of its class is on its ``anchor`` side as on its ``positive``
@@ -98,6 +98,7 @@ def pair_type_masks(
         if anchor_index is None:  # a proxy: an item of its class is all it can tell
             sides.append({"anchor": positive[:, items], "positive": positive[:, items], "negative": negative[:, items]})
         else:
-            is_item = anchor_index[:, None] == items[None, :]
-            sides.append({"anchor": is_item, "positive": positive[:, items] & ~is_item, "negative": negative[:, items]})
+            is_item, item_positive = anchor_index[:, None] == items[None, :], positive[:, items]
+            # the anchor itself, where it is its own positive (an empty label set under shares_any is not)
+            sides.append({"anchor": is_item & item_positive, "positive": item_positive & ~is_item, "negative": negative[:, items]})
     return {strategy: sides[0][first] & sides[1][second] for strategy, (first, second) in STRATEGY_SIDES.items()}

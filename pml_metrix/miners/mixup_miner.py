@@ -190,7 +190,8 @@ class MixupMiner(BaseMiner):
         if self.negatives == "hardest":
             mat = self.distance(embeddings)
             hardness = mat if self.distance.is_inverted else -mat
-        sides = {"anchor": identity, "positive": positive & ~identity, "negative": negatives}  # the anchor's rows
+        # the anchor's rows; an item is its own positive but for an empty label set under shares_any
+        sides = {"anchor": identity & positive, "positive": positive & ~identity, "negative": negatives}
         strategies = self.strategies
         if self.strategy_per_step:
             strategies = (strategies[int(torch.randint(len(strategies), (1,), generator=generator, device=device))],)
@@ -218,12 +219,13 @@ class MixupMiner(BaseMiner):
 
     def pair_relations(self, labels: Tensor) -> Tuple[Tensor, Tensor]:
         """B x B bool ``(positive, negative)``: b is a positive of a (a itself included), b is a
-        negative of a. Class labels: the same class, another class. Label sets:
+        negative of a (never a itself). Class labels: the same class, another class. Label sets:
         ``s(L_a, L_b) >= positive_threshold`` and ``s(L_a, L_b) <= negative_threshold``, ``s`` the
-        ``label_similarity``."""
+        ``label_similarity``; an item with no label (``shares_any`` alone takes one) is neither to
+        itself, as it shares no label with itself, so no mix is drawn with it as the anchor's own side."""
         if is_label_sets(labels):
             similarity = get_label_similarity(self.label_similarity)(labels, labels)
-            return similarity >= self.positive_threshold, similarity <= self.negative_threshold
+            return similarity >= self.positive_threshold, (similarity <= self.negative_threshold).fill_diagonal_(False)
         same = labels[:, None] == labels[None, :]
         return same, ~same
 

@@ -281,10 +281,12 @@ def test_drawing_lam_leaves_the_global_generators_alone(monkeypatch):
 def label_set_miner_cases(draw):
     embeddings, _, kwargs = draw(miner_cases())
     g = torch.Generator().manual_seed(kwargs["seed"])
-    num_labels = draw(st.integers(1, 6))
-    sets = torch.rand(len(embeddings), num_labels, generator=g) < draw(st.sampled_from([0.2, 0.5]))
-    sets[:, 0] |= ~sets.any(1)  # none empty
     kwargs["label_similarity"] = draw(st.sampled_from(["jaccard", "dice", "cosine", "shares_any"]))
+    allow_empty = kwargs["label_similarity"] == "shares_any" and draw(st.booleans())  # the one that takes them
+    num_labels = draw(st.integers(2 if allow_empty else 1, 6))
+    sets = torch.rand(len(embeddings), num_labels, generator=g) < draw(st.sampled_from([0.2, 0.5]))
+    if not allow_empty:
+        sets[:, 0] |= ~sets.any(1)
     kwargs["positive_threshold"] = draw(st.sampled_from([0.3, 0.5, 1.0]))
     kwargs["negative_threshold"] = draw(st.sampled_from([0.0, 0.25]))
     return embeddings, sets, kwargs
@@ -295,20 +297,21 @@ def label_set_miner_cases(draw):
 def test_label_set_plans_keep_their_promises(case):
     """Every (anchor, mix) pair of the mask is of a promised type, by brute force on the sets:
     a positive shares s >= positive_threshold with the anchor, a negative no label (threshold 0) or
-    s <= negative_threshold."""
+    s <= negative_threshold and is never the anchor itself; an item with no label (shares_any) is
+    not its own positive, so it is no anchor-negative mix's anchor side."""
     embeddings, sets, kwargs = case
     plan = MixupMiner(**kwargs).plan(embeddings, sets)
     similarity = pml_metrix.label_sets.get_label_similarity(kwargs["label_similarity"])(sets, sets).double()
     positive = (similarity >= kwargs["positive_threshold"]).tolist()
     shares_none = ~(sets.long() @ sets.long().T).bool()
     threshold = kwargs["negative_threshold"]
-    negative = (shares_none if threshold == 0 else similarity <= threshold).tolist()
+    negative = (shares_none if threshold == 0 else similarity <= threshold).fill_diagonal_(False).tolist()
     assert (plan.source_index[:, 0] != plan.source_index[:, 1]).all()
     for a in range(len(sets)):
         for k, (i, j) in enumerate(plan.source_index.tolist()):
             types = {
                 "positive_negative": positive[a][i] and i != a and negative[a][j],
-                "anchor_negative": i == a and negative[a][j],
+                "anchor_negative": i == a and positive[a][a] and negative[a][j],
                 "negative_negative": negative[a][i] and negative[a][j],
                 "positive_positive": positive[a][i] and positive[a][j] and a not in (i, j),
             }
