@@ -37,6 +37,7 @@ __all__ = [
     "cosine",
     "dice",
     "get_label_similarity",
+    "graded_relevance",
     "is_label_sets",
     "jaccard",
     "share_a_label",
@@ -94,6 +95,16 @@ def batch_similarities(
     sets = label_sets.to(device=device, dtype=torch.promote_types(label_sets.dtype, dtype))
     similarities = get_label_similarity(label_similarity)(sets, sets)
     return similarities.to(dtype) if similarities.is_floating_point() else similarities
+
+
+def graded_relevance(label_sets: Tensor, ref_label_sets: Tensor, label_similarity: str) -> Tensor:
+    """The gain of every pair for a graded retrieval metric, ``... x A x R`` float64: ``s(L_a, L_r)``,
+    the similarity named ``label_similarity``, and 0 for a pair with an empty set, which shares no
+    label (where the ratios are 0/0). Empty sets take a placeholder row of 1s, whose gains are then
+    set to 0."""
+    empty, ref_empty = (~sets.bool().any(dim=-1, keepdim=True) for sets in (label_sets, ref_label_sets))
+    similarity = get_label_similarity(label_similarity)(label_sets.masked_fill(empty, 1), ref_label_sets.masked_fill(ref_empty, 1))
+    return similarity.double().masked_fill_(empty | ref_empty.transpose(-1, -2), 0)
 
 
 def share_a_label(label_sets: Tensor, ref_label_sets: Tensor) -> Tensor:

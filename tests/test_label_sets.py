@@ -151,3 +151,14 @@ def test_similarities_keep_their_dtype_and_exact_counts_under_autocast(name):
         got = get_label_similarity(name)(sets, sets)
     assert got.dtype == torch.float32 and torch.equal(got, expected)
     assert expected[0, 1].item() != 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), name=st.sampled_from(sorted(LABEL_SIMILARITIES)), num_labels=st.integers(1, 6),
+       dtype=st.sampled_from([torch.bool, torch.long, torch.float64]))
+def test_graded_relevance_is_the_similarity_and_zero_at_an_empty_set(data, name, num_labels, dtype):
+    sets = data.draw(label_set_rows(num_labels, allow_empty=True))
+    ref_sets = data.draw(label_set_rows(num_labels, allow_empty=True))
+    got = label_sets.graded_relevance(multi_hot(sets, num_labels, dtype), multi_hot(ref_sets, num_labels, dtype), name)
+    expected = [[float(BRUTE_FORCE[name](a, b)) if a and b else 0.0 for b in ref_sets] for a in sets]
+    assert got.dtype == torch.float64 and torch.allclose(got, torch.tensor(expected, dtype=torch.float64), rtol=1e-6, atol=0)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..checks import check_embeddings
-from ..label_sets import check_label_set_values, get_label_similarity, share_a_label
+from ..label_sets import check_label_set_values, get_label_similarity, graded_relevance, share_a_label
 from .alignment_uniformity import alignment, uniformity
 from .utilization import nearest_sq_distances
 
@@ -61,7 +61,7 @@ class MetrixAccuracyCalculator(AccuracyCalculator):
     score the sets. And for each K in ``recall_at_k``:
 
     - ``ndcg_at_<K>``: the gain of the neighbour at rank r is ``s(L_q, L_r)``, the set similarity
-      named ``label_similarity``, and ``nDCG@K = DCG@K / IDCG@K`` with
+      named ``label_similarity`` (0 where either set is empty: it shares no label), and ``nDCG@K = DCG@K / IDCG@K`` with
       ``DCG@K = sum_{r <= K} s_r / log2(r + 1)`` over the K nearest references and ``IDCG@K`` the same
       over the K references of largest gain (the query itself left out when ``ref_includes_query``).
       Queries with no reference of positive gain (sharing no label with any) are left out, as PML
@@ -186,8 +186,7 @@ class MetrixAccuracyCalculator(AccuracyCalculator):
         **kwargs: Any,
     ) -> Accuracy:
         """nDCG@k of label sets from the Q x k' x C neighbour label sets (k' >= k, or all references)."""
-        similarity = get_label_similarity(self.label_similarity)
-        gains = similarity(query_labels[:, None], knn_labels[:, :k]).squeeze(1).double()  # Q x k
+        gains = graded_relevance(query_labels[:, None], knn_labels[:, :k], self.label_similarity).squeeze(1)  # Q x k
         ideal = self.ideal_gains(query_labels, reference_labels, ref_includes_query, k)
         discounts = 1 / torch.log2(torch.arange(2, k + 2, device=gains.device, dtype=torch.float64))
         dcg = (gains * discounts[: gains.shape[1]]).sum(1)
@@ -204,11 +203,10 @@ class MetrixAccuracyCalculator(AccuracyCalculator):
         """Q x min(k, R'): each query's k largest gains ``s(L_q, L_r)`` over the R' references (the
         query's own row left out when ``ref_includes_query``), in descending order; queries taken
         ``chunk`` at a time."""
-        similarity = get_label_similarity(self.label_similarity)
         num_ideal = min(k, len(reference_labels) - int(ref_includes_query))
         rows = []
         for start in range(0, len(query_labels), chunk):
-            gains = similarity(query_labels[start : start + chunk], reference_labels).double()
+            gains = graded_relevance(query_labels[start : start + chunk], reference_labels, self.label_similarity)
             if ref_includes_query:  # query q is reference q: below every gain
                 own = torch.arange(start, start + len(gains), device=gains.device)
                 gains[torch.arange(len(gains), device=gains.device), own] = -math.inf

@@ -26,7 +26,8 @@ def label_set_problems(draw):
     total = num_query + num_other
     embeddings = torch.randn(total, draw(st.integers(1, 5)), generator=g)
     sets = torch.rand(total, draw(st.integers(1, 6)), generator=g) < draw(st.sampled_from([0.15, 0.4]))
-    sets[:, 0] |= ~sets.any(1)  # no empty set
+    if not draw(st.booleans()):  # else some items may have no label: gain 0, no relevant reference
+        sets[:, 0] |= ~sets.any(1)
     if ref_includes_query:
         return embeddings[:num_query], sets[:num_query], embeddings, sets, True
     return embeddings[:num_query], sets[:num_query], embeddings[num_query:], sets[num_query:], False
@@ -45,12 +46,13 @@ def brute_force(problem, name):
     query, query_sets, reference, reference_sets, ref_includes_query = problem
     as_sets = lambda rows: [set(torch.where(row)[0].tolist()) for row in rows]
     qs, rs = as_sets(query_sets), as_sets(reference_sets)
-    similarity = {
+    ratio = {
         "jaccard": lambda a, b: len(a & b) / len(a | b),
         "dice": lambda a, b: 2 * len(a & b) / (len(a) + len(b)),
         "cosine": lambda a, b: len(a & b) / math.sqrt(len(a) * len(b)),
         "shares_any": lambda a, b: float(bool(a & b)),
     }[name]
+    similarity = lambda a, b: ratio(a, b) if a and b else 0.0  # an empty set shares no label
     recall, ndcg, map_at_r = {k: [] for k in KS}, {k: [] for k in KS}, []
     for q, ranked in enumerate(ranked_references(query, reference, ref_includes_query)):
         relevant = [bool(qs[q] & rs[r]) for r in ranked]
