@@ -287,6 +287,14 @@ def _(ctx):
     MetrixAccuracyCalculator(label_similarity="jaccard", device=torch.device("cpu")).get_accuracy(embeddings, sets)
 
 
+@case("loss-per-anchor-reducer-more-mixes")
+def _(ctx):
+    from pytorch_metric_learning.reducers import PerAnchorReducer
+
+    embeddings, labels = batch()
+    MetrixContrastiveLoss(reducer=PerAnchorReducer())(embeddings, labels, MixupMiner(num_mixes=2, seed=0)(embeddings, labels))
+
+
 @case("loss-2d-labels")
 def _(ctx):
     embeddings, labels = batch()

@@ -3,6 +3,7 @@ from numbers import Real
 from typing import Dict, Mapping, Optional, Union
 
 import torch
+from pytorch_metric_learning import reducers
 from pytorch_metric_learning.utils import common_functions as c_f
 from torch import Tensor
 
@@ -177,8 +178,24 @@ class MetrixLossMixin:
         return SoftPairs.from_label_sets(embeddings, label_sets, self.label_similarity)
 
     def reduced_soft_loss(self, embeddings: Tensor, labels: Optional[Tensor], soft_pairs: SoftPairs) -> Tensor:
-        """:meth:`mixed_soft_loss` reduced by the loss's reducer (``labels``: the anchors', for reducers that use them)."""
-        return self.reducer(self.mixed_soft_loss(embeddings, soft_pairs), embeddings, labels)
+        """:meth:`mixed_soft_loss` reduced by the loss's reducer (``labels``: the anchors', for reducers that use them).
+
+        PML's ``PerAnchorReducer`` tables pair losses in a B x B array (B the embeddings), so pairs
+        whose references (the mixes) outnumber the anchors are refused before it fails on an index."""
+        loss_dict = self.mixed_soft_loss(embeddings, soft_pairs)
+        pairs = any(info["reduction_type"] in ("pos_pair", "neg_pair") for info in loss_dict.values())
+        if pairs and soft_pairs.embeddings.shape[0] > embeddings.shape[0] and self.reduces_per_anchor():
+            raise ValueError(
+                f"PML's PerAnchorReducer puts each pair's loss in a B x B table, but {soft_pairs.embeddings.shape[0]} "
+                f"mixes (references) are more than the {embeddings.shape[0]} anchors: draw at most one mix per batch "
+                "item (MixupMiner(num_mixes=1), the default), or use another reducer"
+            )
+        return self.reducer(loss_dict, embeddings, labels)
+
+    def reduces_per_anchor(self) -> bool:
+        """Whether the reducer, or one of a ``MultipleReducers``' sub-loss reducers, is a ``PerAnchorReducer``."""
+        sub_reducers = self.reducer.reducers.values() if isinstance(self.reducer, reducers.MultipleReducers) else [self.reducer]
+        return any(isinstance(reducer, reducers.PerAnchorReducer) for reducer in sub_reducers)
 
     def mixed_soft_pairs(
         self, mixed_batch: MixedBatch, labels: Tensor, batch_soft_labels: Optional[Tensor] = None
