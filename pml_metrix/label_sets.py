@@ -156,6 +156,8 @@ def check_label_set_values(label_sets: Tensor, name: str = "labels") -> None:
             f"{name} must be label sets, an N x C tensor of 0 and 1 (one row per item, one column per label), "
             f"got {type(label_sets).__name__} of shape {tuple(getattr(label_sets, 'shape', ()))}"
         )
+    if label_sets.layout != torch.strided:
+        raise ValueError(f"{name} must be a dense tensor, got layout {label_sets.layout}: pass {name}.to_dense()")
     # x (x - 1) = 0 only for 0 and 1: NaN and +-inf fail (inf * inf is inf), and integers wrapping too
     # (x (x - 1) = 0 mod 2^bits needs x or x - 1 to be 0 mod 2^bits, as the two are coprime)
     if label_sets.dtype != torch.bool and has_data(label_sets) and bool(label_sets.mul(label_sets - 1).ne_(0).any()):

@@ -192,6 +192,12 @@ def _(ctx):
     MetrixMSLoss(label_similarity="shares_any")(embeddings, torch.tensor([[0], [0], [1], [1], [0], [1]]))
 
 
+@case("labelsets-sparse")
+def _(ctx):
+    embeddings, _ = batch()
+    MetrixMSLoss()(embeddings, label_sets().to_sparse())
+
+
 @case("labelsets-not-binary")
 def _(ctx):
     embeddings, _ = batch()

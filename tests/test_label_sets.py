@@ -96,6 +96,8 @@ def test_bad_label_sets_are_refused():
         label_sets.jaccard(torch.tensor([[1, 0], [0, 255]], dtype=torch.uint8), good)
     with pytest.raises(ValueError, match="N x C tensor"):
         label_sets.jaccard(torch.tensor([1, 0]), good)
+    with pytest.raises(ValueError, match=r"must be a dense tensor, got layout torch.sparse_coo: pass labels.to_dense\(\)"):
+        label_sets.jaccard(good.to_sparse(), good)
     with pytest.raises(ValueError, match="over 2 and 3 labels"):
         label_sets.cosine(good, torch.tensor([[1, 0, 0]]))
     empty = torch.tensor([[1, 0], [0, 0]])
