@@ -275,11 +275,20 @@ class MixupMiner(BaseMiner):
         return {str(device): generator.get_state() for device, generator in self._generators.items()}
 
     def set_extra_state(self, state: dict) -> None:
-        """Restore the generators' states from :meth:`get_extra_state` (``load_state_dict``)."""
+        """Restore the generators' states from :meth:`get_extra_state` (``load_state_dict``). A state
+        is a CPU byte tensor whatever its generator's device, so one that ``torch.load(map_location=...)``
+        moved (PML's ``load_latest_saved_models`` maps to the GPU) is moved back."""
         if state and self.seed is None:
             raise ValueError("this state holds a seeded miner's generators: build the MixupMiner with a seed")
         for device, generator_state in state.items():
-            self._generator(torch.device(device)).set_state(generator_state)
+            try:
+                generator = self._generator(torch.device(device))
+            except RuntimeError as error:
+                raise ValueError(
+                    f"this state holds the generator of device {device}, which this machine cannot make ({error}): "
+                    "load it where that device exists, or build a new MixupMiner (its draws start afresh)"
+                ) from error
+            generator.set_state(generator_state.cpu())
 
 
 def _draw_random(candidates: Tensor, generator) -> Tensor:

@@ -260,6 +260,9 @@ def test_the_state_dict_resumes_the_draws():
     assert torch.equal(again.source_index, expected.source_index) and torch.equal(again.lam, expected.lam)
     with pytest.raises(ValueError, match="build the MixupMiner with a seed"):
         MixupMiner().load_state_dict(state)
+    elsewhere = dict(state, _extra_state={"cuda:99": state["_extra_state"]["cpu"]})  # a device no machine here has
+    with pytest.raises(ValueError, match="generator of device cuda:99, which this machine cannot make"):
+        MixupMiner(seed=4).load_state_dict(elsewhere)
 
 
 def test_integer_batches_are_refused_not_rounded():
