@@ -40,3 +40,7 @@ LABEL_SIMILARITIES = ("jaccard", "dice", "cosine", "shares_any")
 POSITIVE_LOSS_OPTIONS = ("alpha", "beta", "temperature")
 """The PML losses' options that a loss divides by: each must be > 0 (the Metrix losses check it,
 and the application's config for the PML twins, which take them as given)."""
+
+MIN_MIX_ALPHA = 0.01
+"""The smallest Beta parameter of lam: below about 0.005 torch's float32 Beta sampler draws lam
+towards 0.5 (at 0.001 a variance of 0.19, where Beta(alpha, alpha) has 0.25), not towards 0 and 1."""

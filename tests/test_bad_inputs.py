@@ -1169,9 +1169,9 @@ def _(ctx):
     FontGlyphs("train", font_list=str(ctx.root / "fonts.txt"), cache_dir=str(ctx.root))
 
 
-@case("miner-alpha-underflow")
+@case("miner-alpha-too-small")
 def _(ctx):
-    MixupMiner(alpha=1e-50)
+    MixupMiner(alpha=0.001)
 
 
 @case("data-fonts-val-fraction-out-of-range")

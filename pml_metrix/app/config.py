@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import yaml
 
-from ..names import LABEL_SIMILARITIES, LAM_PER, MS_MIXED_FORMS, POSITIVE_LOSS_OPTIONS, SHOWN_TO, STRATEGIES
+from ..names import LABEL_SIMILARITIES, LAM_PER, MIN_MIX_ALPHA, MS_MIXED_FORMS, POSITIVE_LOSS_OPTIONS, SHOWN_TO, STRATEGIES
 from ..names import MIX_LEVELS as LIBRARY_MIX_LEVELS
 from .files import write_text
 from .yaml_input import YAMLInputError, clipped, read_yaml_file
@@ -84,7 +84,7 @@ class RunConfig:
     miner_epsilon: Optional[float] = option(0.1, "epsilon of the clean-pair MultiSimilarityMiner; none: no miner", minimum=0)
     mix_level: str = option("none", "where Metrix mixes (none: the baseline)", choices=MIX_LEVELS)
     strategies: List[str] = option(["positive_negative"], "which pairs are mixed", choices=STRATEGIES)
-    mix_alpha: float = option(2.0, "lam ~ Beta(mix_alpha, mix_alpha)", above=0)
+    mix_alpha: float = option(2.0, "lam ~ Beta(mix_alpha, mix_alpha)", minimum=MIN_MIX_ALPHA)
     mix_weight: Union[float, Dict[str, float]] = option(
         0.4, "weight of the mixed loss; or one per strategy (strategy=weight ...) with --strategy-per-step", minimum=0
     )

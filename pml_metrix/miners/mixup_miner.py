@@ -33,7 +33,7 @@ class MixupMiner(BaseMiner):
         strategies: one or more of ``positive_negative`` (i a positive of the anchor, j a negative;
             the paper's default), ``anchor_negative`` (i the anchor), ``negative_negative``,
             ``positive_positive``.
-        alpha: the Beta parameter of lam.
+        alpha: the Beta parameter of lam, at least 0.01 (:data:`~pml_metrix.names.MIN_MIX_ALPHA`).
         mixes: ``per_anchor`` (``num_mixes`` per eligible anchor and strategy) or ``per_batch``
             (``num_mixes`` per strategy, at anchors drawn uniformly, with replacement, among the
             eligible ones).
@@ -101,8 +101,11 @@ class MixupMiner(BaseMiner):
             raise ValueError(f"strategies must not repeat, got {self.strategies}")
         if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0 < alpha < float("inf"):
             raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
-        if alpha < torch.finfo(torch.float32).tiny:
-            raise ValueError(f"alpha {alpha!r} rounds to 0 in float32, where lam is drawn: make it at least 1e-30")
+        if alpha < names.MIN_MIX_ALPHA:
+            raise ValueError(
+                f"alpha must be at least {names.MIN_MIX_ALPHA}, got {alpha!r}: below it torch's float32 Beta sampler draws lam "
+                "towards 0.5, not towards 0 and 1 as Beta(alpha, alpha) does"
+            )
         if mixes not in ("per_anchor", "per_batch"):
             raise ValueError(f"mixes must be 'per_anchor' or 'per_batch', got {mixes!r}")
         if isinstance(num_mixes, bool) or not isinstance(num_mixes, Integral) or num_mixes < 1:
