@@ -22,6 +22,10 @@ class MetrixTrainer(trainers.MetricLossOnly):
       :func:`pml_metrix.app.models.metrix_resnet50`, the last convolutional map before pooling);
     - ``input``: the inputs are mixed and go through trunk and embedder (one extra forward).
 
+    At the feature and input levels the mixes pass through the models as a batch of their own, so
+    a BatchNorm layer there (in training mode) needs at least 2 mixes per step: draw them per anchor
+    (the miner's default) or with ``num_mixes >= 2``.
+
     With ``keep_mixed_embeddings=True`` the mixed embeddings of each step are kept, detached, in
     ``mixed_embeddings_seen`` on the CPU (clear it when read), e.g. for
     :attr:`~pml_metrix.testers.UtilizationTester.mixed_embeddings`.
@@ -75,10 +79,12 @@ class MetrixTrainer(trainers.MetricLossOnly):
         """
         miner = self.mining_funcs["tuple_miner"]
         embed_features, embed_inputs = self.get_final_embeddings, self.compute_embeddings
+        if self.mix_level == "input":  # PML's device and dtype for the inputs, as get_trunk_output gives them
+            data = c_f.to_device(data, device=self.data_device, dtype=self.dtype)
         if isinstance(miner, DistributedMixupMiner):
             trunk, embedder = (without_parameter_gradients(self.models[name]) for name in ("trunk", "embedder"))
             if self.mix_level == "input":
-                data = gather_rows(c_f.to_device(data, device=self.data_device, dtype=self.dtype))
+                data = gather_rows(data)
             if self.mix_level == "feature":
                 trunk_output = gather_rows(trunk_output)
             embeddings, labels = gather_rows(embeddings), gather_rows(labels)

@@ -169,3 +169,35 @@ def test_the_miner_records_its_mixes_and_the_inner_miner_s_pairs_at_every_level(
     assert miner.num_mixed == 40  # one positive-negative mix per anchor
     assert miner.num_pos_pairs > 0 and miner.num_neg_pairs > 0  # the inner miner's tuple, as PML's miners record
     assert mixed.requires_grad
+
+
+class ByteImages(TinyImages):
+    """TinyImages as uint8 pixels, which PML's trainer turns into its ``dtype`` before the trunk."""
+
+    def __getitem__(self, idx):
+        image, label = super().__getitem__(idx)
+        return (image.clamp(-2, 2) * 60 + 128).to(torch.uint8), label
+
+
+@pytest.mark.parametrize("mix_level", ["input", "feature", "embedding"])
+def test_byte_inputs_are_mixed_in_the_trainer_s_dtype_at_every_level(mix_level):
+    """PML's trainer converts the inputs to its ``dtype`` before the trunk; the input level mixes
+    them after that conversion, as the trunk sees them."""
+    torch.manual_seed(0)
+    models = small_models()
+    plans = []
+    miner = pml_metrix.MixupMiner(seed=0)
+    trainer = MetrixTrainer(
+        models=models,
+        optimizers={"trunk_optimizer": torch.optim.SGD(models["trunk"].parameters(), lr=0.01)},
+        batch_size=40,
+        loss_funcs={"metric_loss": pml_metrix.MetrixMSLoss()},
+        mining_funcs={"tuple_miner": miner},
+        dataset=ByteImages(),
+        dataloader_num_workers=0,
+        dtype=torch.float32,
+        mix_level=mix_level,
+        end_of_iteration_hook=lambda trainer: plans.append(miner.num_mixed),
+    )
+    trainer.train(num_epochs=1)
+    assert len(plans) == 2 and all(num_mixed > 0 for num_mixed in plans)
