@@ -3,7 +3,8 @@ that keeps a second process out, and the one rule for "is this the same run?".
 
 Files: ``config.yaml`` (resolved), ``checkpoint.pth`` (the last epoch), ``best.pth`` (the epoch of best
 validation Recall@1), ``results.json`` (every evaluation, the selected epoch and its test metrics),
-``logs/`` (record-keeper CSV and SQLite), ``tensorboard/`` and ``.lock``.
+``logs/`` (record-keeper CSV and SQLite), ``tensorboard/``, ``.lock``, and ``eval/`` where ``pml-metrix eval``
+scored one of its checkpoints (removed with the run's other files when it is replaced).
 
 Each file is written atomically, in one order whose every kill point leaves a run that resumes to
 the result of an uninterrupted one: at the end of an epoch ``checkpoint.pth`` (the commit point: its
@@ -36,7 +37,8 @@ from .selection import Selection
 from ..distributed import from_rank0
 
 CHECKPOINT, BEST, RESULTS, CONFIG, LOCK = "checkpoint.pth", "best.pth", "results.json", "config.yaml", ".lock"
-RUN_FILES = (RESULTS, CHECKPOINT, BEST, CONFIG, "logs", "tensorboard")  # results first: a half-removed run is unfinished
+# results first: a half-removed run is unfinished; eval/ holds pml-metrix eval's scores of this run's checkpoints
+RUN_FILES = (RESULTS, CHECKPOINT, BEST, CONFIG, "logs", "tensorboard", "eval")
 # settings that say where a run's files and data are and how fast it goes: they never change its result
 PLACE = frozenset({"description", "output", "device", "num_workers", "data_root", "eval_batch_size"})
 # settings that say how long it trains: a resumed run continues under new ones; an ended run only with more epochs

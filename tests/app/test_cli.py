@@ -80,6 +80,7 @@ def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
     assert "on fashion_mnist/test" in capsys.readouterr().out
     assert main([*args, "--overwrite", "--epochs", "1"]) == 0  # replaced: a run of one epoch again
     assert load_checkpoint(out / "checkpoint.pth")["epoch"] == 1 and len(list((out / "tensorboard").iterdir())) == 1
+    assert not (out / "eval").exists()  # the replaced run's scores went with it
 
 
 def assert_logged(out):
