@@ -988,6 +988,21 @@ def _(ctx):
     return train(ctx, "--select-split", "test")
 
 
+@case("cli-recall-at-k-without-1")
+def _(ctx):
+    return train(ctx, "--recall-at-k", "4")
+
+
+@case("cli-patience-without-selection")
+def _(ctx):
+    return train(ctx, "--select-split", "none", "--patience", "2")
+
+
+@case("cli-pretrained-small-cnn")
+def _(ctx):
+    return train(ctx, "--pretrained")
+
+
 @case("cli-one-sample-per-class")
 def _(ctx):
     return train(ctx, "--samples-per-class", "1", "--batch-size", "10")
@@ -1111,6 +1126,17 @@ def _(ctx):
 @case("cli-compare-variant-sets-reproducible")
 def _(ctx):
     return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  pinned: {mix_level: feature, reproducible: true}\n")
+
+
+@case("cli-compare-variant-sets-eval-split")
+def _(ctx):
+    return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  metrix: {mix_level: feature, eval_split: val}\n")
+
+
+@case("cli-compare-into-a-training-run")
+def _(ctx):
+    save_checkpoint(ctx.root / "compare" / "checkpoint.pth", {"epoch": 1, "config": {}, "models": {}})
+    return compare(ctx, "--resume")
 
 
 @case("loss-alpha-zero")

@@ -185,6 +185,13 @@ class RunConfig:
             )
         if self.select_split in ("test", "query", "gallery"):
             raise ConfigError(f"select_split {self.select_split} would pick the epoch on a test split: select on val")
+        if 1 not in self.recall_at_k:
+            raise ConfigError(f"recall_at_k must include 1 (runs are selected and reported on Recall@1); got {shown(self.recall_at_k)}")
+        if self.patience is not None and self.select_split == "none":
+            raise ConfigError("patience counts epochs since the best one on select_split, which none does not evaluate: "
+                              "give a select_split, or leave patience out")
+        if self.pretrained and self.model == "small_cnn":
+            raise ConfigError("pretrained: the small CNN has no pretrained weights; choose a torchvision model, or leave it out")
         from .datasets.registry import SPLITS  # lazy: the CLI's --help does not need the readers
 
         splits = SPLITS[self.dataset]

@@ -23,6 +23,9 @@ DEFAULT_VARIANTS: Dict[str, Dict[str, Any]] = {
 DEFAULT_SEEDS = [0, 1, 2]
 
 
+# how each run is selected and scored: the same for every run of a study, whose scores are paired by seed
+SCORED_ALIKE = ("select_split", "select_metric", "eval_split", "eval_reference", "recall_at_k")
+
 @dataclass
 class Study:
     """What ``pml-metrix compare`` runs: a base config, its variants (the first a baseline) and seeds."""
@@ -42,6 +45,10 @@ class Study:
             for key in ("seed", "output", "reproducible"):  # reproducible: pinned once, when the command starts
                 if key in overrides:
                     raise ConfigError(f"variant {name} may not set {key}: compare sets it for every run")
+            for key in SCORED_ALIKE:
+                if key in overrides:
+                    raise ConfigError(f"variant {name} may not set {key}: a study selects and scores every run alike, so "
+                                      "that their scores pair; set it for the whole study")
             self.config(name, self.seeds[0])  # every variant's options valid before any training
         baseline = next(iter(self.variants))
         if self.config(baseline, self.seeds[0]).mix_level != "none":

@@ -53,7 +53,7 @@ def test_bad_configuration_is_one_clear_line(values, message):
 
 
 def test_yaml_spellings_are_converted_not_coerced():
-    config = RunConfig(freeze_bn="no", pretrained="Yes", lr="1e-3", epochs="7", patience="none", grad_clip="None",
+    config = RunConfig(model="resnet18", freeze_bn="no", pretrained="Yes", lr="1e-3", epochs="7", patience="none", grad_clip="None",
                        recall_at_k=["1", 10], strategies="anchor_negative")
     assert (config.freeze_bn, config.pretrained, config.lr, config.epochs) == (False, True, 0.001, 7)
     assert (config.patience, config.grad_clip, config.recall_at_k) == (None, None, [1, 10])
