@@ -302,7 +302,7 @@ def reference_lines(comparison: Comparison) -> List[str]:
     (:func:`~pml_metrix.app.reference.reference_rows`): each live seed's test Recall@1 beside the
     same seed's committed one, the committed means and paired difference, their verdict and where
     they came from."""
-    reference = reference_rows(comparison.study.base)
+    reference = reference_rows(comparison.study)
     if reference is None:
         return []
     provenance, seeds = reference["provenance"], reference["seeds"]
