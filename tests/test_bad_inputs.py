@@ -948,6 +948,11 @@ def _(ctx):
     return fonts(ctx, "--batch-size", "24")
 
 
+@case("cli-resume-and-overwrite")
+def _(ctx):
+    return train(ctx, "--resume", "--overwrite")
+
+
 @case("cli-bool-misspelled")
 def _(ctx):
     return config_file(ctx, "bool.yaml", "freeze_bn: maybe\n")
@@ -1137,6 +1142,11 @@ def _(ctx):
 def _(ctx):
     save_checkpoint(ctx.root / "compare" / "checkpoint.pth", {"epoch": 1, "config": {}, "models": {}})
     return compare(ctx, "--resume")
+
+
+@case("cli-compare-seed-in-study-file")
+def _(ctx):
+    return compare(ctx, study="seed: 5\nvariants:\n  baseline: {mix_level: none}\n")
 
 
 @case("loss-alpha-zero")

@@ -250,8 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="one training run", description=(
         "Train one model; pick its epoch on --select-split, evaluate that model on --eval-split once."))
     add_config_flags(train)
-    train.add_argument("--resume", action="store_true", help="continue the run in --output (its config.yaml)")
-    train.add_argument("--overwrite", action="store_true", help=f"replace the run in --output ({run_files})")
+    folder = train.add_mutually_exclusive_group()  # argparse refuses the two together
+    folder.add_argument("--resume", action="store_true", help="continue the run in --output (its config.yaml)")
+    folder.add_argument("--overwrite", action="store_true", help=f"replace the run in --output ({run_files})")
     train.set_defaults(func=cmd_train)
     comp = commands.add_parser("compare", help="baseline and Metrix variants over seeds, with a report", description=(
         "Train every variant at every seed (a study file gives variants: name -> options, and seeds; the first "
@@ -262,8 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--variants", nargs="+", metavar="NAME",
                       help="run these of the study's variants (default: all; without a study: baseline, "
                            "metrix_embedding, metrix_feature)")
-    comp.add_argument("--resume", action="store_true", help="read back finished runs, continue unfinished ones")
-    comp.add_argument("--overwrite", action="store_true", help=f"replace runs found in the output folder ({run_files})")
+    folder = comp.add_mutually_exclusive_group()
+    folder.add_argument("--resume", action="store_true", help="read back finished runs, continue unfinished ones")
+    folder.add_argument("--overwrite", action="store_true", help=f"replace runs found in the output folder ({run_files})")
     comp.set_defaults(func=cmd_compare)
     evaluate = commands.add_parser("eval", help="a checkpoint against a dataset")
     evaluate.add_argument("checkpoint", help="a checkpoint.pth or best.pth")

@@ -107,6 +107,8 @@ def load_study(path: Optional[str] = None, seeds: Optional[Sequence[int]] = None
     """The study of a YAML file (run options, ``variants``, ``seeds``), the default study without
     one; ``seeds``, a subset of ``variants`` by name and option ``overrides`` replace the file's."""
     values = read_yaml_mapping(path) if path is not None else {}
+    if "seed" in values:  # one run's option: compare sets it for every run from seeds
+        raise ConfigError(f"a study file gives seeds, a list, not seed (one run's); got seed: {shown(values['seed'])}")
     study_variants = values.pop("variants", DEFAULT_VARIANTS)
     study_seeds = values.pop("seeds", DEFAULT_SEEDS)
     if not isinstance(study_variants, dict):
