@@ -97,6 +97,11 @@ class Run:
                 self.record_keeper, _, _ = logging_presets.get_record_keeper(
                     str(self.folder.path / "logs"), str(self.folder.path / "tensorboard"))
                 self.hooks = logging_presets.get_hook_container(self.record_keeper, primary_metric=self.config.select_metric)
+            last = self.last_epoch  # resumed with fewer epochs, up to one not evaluated then (it was not the last)
+            if last == self.config.epochs and self.selection.due(last) and not self.selection.evaluated(last):
+                is_best = self.select(last)
+                if self.rank == 0:
+                    self.folder.save_epoch(self.state(last), is_best, self.record_keeper)
             if self.last_epoch < self.config.epochs and not self.selection.stopped(self.last_epoch):
                 logging.getLogger("PML").setLevel(logging.WARNING)
                 trainer = build_trainer(self.config, self.parts, self.device, self.last_epoch + 1,
@@ -112,10 +117,7 @@ class Run:
         if self.mixes_drawn is not None and mixed_embeddings is not None:
             self.mixes_drawn += len(mixed_embeddings)
         mixed.clear()
-        is_best = False
-        if self.selection.due(epoch):
-            metrics = self.evaluate(self.config.select_split, epoch, mixed_embeddings=mixed_embeddings) if self.rank == 0 else None
-            is_best = self.selection.add(from_rank0(metrics), epoch)
+        is_best = self.selection.due(epoch) and self.select(epoch, mixed_embeddings)
         if is_best or self.config.select_split == "none":  # without selection, the last epoch is the one tested
             self.best_mixed_embeddings = mixed_embeddings
         self.last_epoch = epoch
@@ -127,6 +129,12 @@ class Run:
         if self.rank == 0:
             self.folder.save_epoch(self.state(epoch), is_best, self.record_keeper)
         return not self.selection.stopped(epoch)
+
+    def select(self, epoch: int, mixed_embeddings: Optional[torch.Tensor] = None) -> bool:
+        """Evaluate the selection split after ``epoch`` (rank 0; the others wait for its metrics) and
+        record it; whether ``epoch`` is the best so far."""
+        metrics = self.evaluate(self.config.select_split, epoch, mixed_embeddings=mixed_embeddings) if self.rank == 0 else None
+        return self.selection.add(from_rank0(metrics), epoch)
 
     def finish(self) -> RunResult:
         """Load the selected epoch's model and loss (e.g. proxies) and evaluate it on the evaluation

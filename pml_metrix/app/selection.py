@@ -36,8 +36,11 @@ class Selection:
         """The epoch whose model is tested: the best one, or the last without a selection split."""
         return last_epoch if self.config.select_split == "none" else self.best_epoch()
 
+    def evaluated(self, epoch: int) -> bool:
+        """Whether the last evaluation recorded is ``epoch``'s."""
+        return bool(self.history) and self.history[-1]["epoch"] == epoch
+
     def stopped(self, epoch: int) -> bool:
         """Whether ``patience`` epochs have passed since the best one at ``epoch``, if it was evaluated."""
-        best, patience = self.best_epoch(), self.config.patience
-        evaluated = bool(self.history) and self.history[-1]["epoch"] == epoch
-        return evaluated and patience is not None and epoch - best > patience
+        patience = self.config.patience
+        return self.evaluated(epoch) and patience is not None and epoch - self.best_epoch() > patience

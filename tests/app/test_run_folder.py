@@ -140,6 +140,26 @@ def test_mixes_are_counted_across_a_resume_and_an_ended_run_is_evaluated_again_a
     assert (on_val.history, on_val.best_epoch, on_val.mixes_drawn) == (reference.history, 2, reference.mixes_drawn)
 
 
+def test_a_run_resumed_with_fewer_epochs_evaluates_its_last_one(tmp_path, monkeypatch):
+    """Killed after epoch 1 of 3 with an evaluation every 5th epoch (none yet), resumed to 1 epoch:
+    epoch 1 is now the last, so it is evaluated, selected and tested (there was no best.pth)."""
+    config = tiny_fashion(tmp_path, test_interval=5)
+    save_epoch = RunFolder.save_epoch
+
+    def killed_after_one(self, state, *args):
+        save_epoch(self, state, *args)
+        raise Killed
+
+    with monkeypatch.context() as killing:
+        killing.setattr(RunFolder, "save_epoch", killed_after_one)
+        with pytest.raises(Killed):
+            experiment.Run(config).train()
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pth")["history"] == []
+    result = experiment.Run(config.replace(epochs=1)).train(resume=True)
+    assert result.best_epoch == 1 and [m["epoch"] for m in result.history] == [1]
+    assert load_checkpoint(tmp_path / "run" / BEST)["epoch"] == 1
+
+
 # SIGINT's default handler set anew: a process started in the background inherits SIGINT ignored
 LOCK_HOLDER = "import signal, sys, time; from pml_metrix.app.run_folder import RunFolder; " \
               "signal.signal(signal.SIGINT, signal.default_int_handler); " \
