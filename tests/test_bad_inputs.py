@@ -1008,6 +1008,11 @@ def _(ctx):
     return train(ctx, "--pretrained")
 
 
+@case("cli-image-size-as-dataset-option")
+def _(ctx):
+    return train(ctx, "--dataset-options", "image_size=3")
+
+
 @case("cli-one-sample-per-class")
 def _(ctx):
     return train(ctx, "--samples-per-class", "1", "--batch-size", "10")

@@ -156,6 +156,8 @@ class RunConfig:
                 f"loss_params may not set {', '.join(taken)}: the run sets it (its own option, or the dataset and "
                 "embedding_size); give the run's option instead"
             )
+        if "image_size" in self.dataset_options:  # the run's own option, checked as one
+            raise ConfigError("dataset_options may not set image_size: give the run's image_size option instead")
         for name in POSITIVE_LOSS_OPTIONS:
             if name in self.loss_params and self.loss_params[name] <= 0:
                 raise ConfigError(f"loss_params[{name}] must be > 0 (the loss divides by it); got {self.loss_params[name]}")
