@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .checkpoints import FORMAT, load_checkpoint, save_checkpoint
-from .config import ConfigError, RunConfig
+from .config import MIXING_OPTIONS, ConfigError, RunConfig
 from .evaluation import collapsed
 from .files import metrics_from_json, strict_json, write_json
 from .selection import Selection
@@ -259,16 +259,18 @@ class RunFolder:
         evaluated (``EVALUATION``), and in how long it trains (``SCHEDULE``) unless the run has ended
         (then only more epochs continue it, and it has not ended at those). Else a ConfigError naming
         what differs. An option that ``saved`` does not hold (written before the option existed) had
-        its default."""
+        its default. A run without mixing may differ in the mixing options too, which act on nothing there."""
         current, saved = config.to_dict(), {**RunConfig().to_dict(), **saved}
         allowed = PLACE | EVALUATION if ended else PLACE | EVALUATION | SCHEDULE
+        if saved["mix_level"] == current["mix_level"] == "none":  # a run without mixing: they act on nothing
+            allowed = allowed | set(MIXING_OPTIONS)
         changed = sorted(name for name, value in saved.items() if name not in allowed and current.get(name) != value)
         if changed and ended:
             raise ConfigError(f"the run in {self.path} has ended with other settings ({', '.join(changed)}): only "
                               "more epochs continue it; start it again with --overwrite")
         if changed:
-            raise ConfigError(f"the checkpoint was trained with other settings ({', '.join(changed)}): resume with its "
-                              f"{CONFIG}")
+            raise ConfigError(f"the checkpoint in {self.path} was trained with other settings ({', '.join(changed)}): "
+                              f"resume with its {CONFIG}")
 
     def check_logs(self) -> None:
         """Refuse a logs folder that record-keeper cannot append to (a damaged SQLite database or CSV)."""

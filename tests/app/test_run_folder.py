@@ -42,10 +42,15 @@ def test_the_same_run_rule_allows_place_and_schedule_changes_only_where_they_kee
         folder.check_same_run(saved, config.replace(patience=2, test_interval=3), ended=True)
     with pytest.raises(ConfigError, match=r"trained with other settings \(lr, seed\)"):
         folder.check_same_run(saved, config.replace(lr=0.1, seed=3), ended=False)
-    older = {name: value for name, value in saved.items() if name != "negative_threshold"}  # before the option
-    folder.check_same_run(older, config, ended=True)  # it had the default
+    for ended in (False, True):  # a run without mixing: the mixing options act on nothing
+        folder.check_same_run(saved, config.replace(mix_weight=0.2, strategies=["anchor_negative"]), ended)
+    metrix = config.replace(mix_level="feature")
+    older = {name: value for name, value in metrix.to_dict().items() if name != "negative_threshold"}  # before the option
+    folder.check_same_run(older, metrix, ended=True)  # it had the default
     with pytest.raises(ConfigError, match=r"has ended with other settings \(negative_threshold\)"):
-        folder.check_same_run(older, config.replace(negative_threshold=0.25), ended=True)
+        folder.check_same_run(older, metrix.replace(negative_threshold=0.25), ended=True)
+    with pytest.raises(ConfigError, match=r"in .* was trained with other settings \(mix_weight\)"):
+        folder.check_same_run(metrix.to_dict(), metrix.replace(mix_weight=0.2), ended=False)
 
 
 def test_the_fingerprint_follows_the_items_and_labels_and_leaves_the_generators_alone(tmp_path):
