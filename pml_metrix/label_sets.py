@@ -188,7 +188,7 @@ def check_label_set_rows(label_sets: Tensor, num_items: int, name: str = "labels
         raise ValueError(
             f"{name} must have shape ({num_items}, C), one label set per embedding, got shape {tuple(getattr(label_sets, 'shape', ()))}"
         )
-    if label_sets.shape[1] == 1 and has_data(label_sets) and not bool(label_sets.all()):
+    if label_sets.shape[1] == 1 and label_sets.layout == torch.strided and has_data(label_sets) and not bool(label_sets.all()):
         raise ValueError(
             f"{name} of shape {tuple(label_sets.shape)} are read as label sets over one label, some items without it: "
             f"for class labels pass shape ({num_items},) ({name}.flatten()); for label sets give a column per label"

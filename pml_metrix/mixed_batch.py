@@ -67,7 +67,8 @@ class SoftPairs:
         (:data:`~pml_metrix.label_sets.LABEL_SIMILARITIES`), and ``pair_mask`` all pairs but each
         anchor's own, so that ``loss(embeddings, None, SoftPairs.from_label_sets(embeddings, label_sets))``
         trains a Metrix loss whose anchors are the batch items (contrastive, multi-similarity) on
-        multi-label data. It is the clean part of ``loss(embeddings, label_sets)``.
+        multi-label data. It is the clean part of ``loss(embeddings, label_sets)`` (but for
+        ``MetrixMSLoss(mixed_form="attract")``, whose SoftPairs call takes the mixes' form).
 
         Args:
             embeddings: B x d batch embeddings, the anchors and the references.

@@ -173,7 +173,7 @@ def cmd_eval(args) -> None:
     if changes.get("dataset", saved.get("dataset")) != saved.get("dataset"):
         changes["dataset_options"] = {}  # the saved options belong to the saved dataset
     changes["device"] = args.device or "auto"  # where it trained does not matter here
-    changes["select_split"] = "none"  # eval picks no epoch: only eval_split is read
+    changes["select_split"], changes["patience"] = "none", None  # eval picks no epoch: only eval_split is read
     changes["reproducible"] = False  # eval pins nothing: its scores are this machine's arithmetic's
     changes["pretrained"] = False  # the checkpoint holds the weights: nothing to download
     try:

@@ -30,12 +30,12 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
     if present and not (resume or overwrite):
         raise ConfigError(f"{output} holds a study or a run ({', '.join(present)}): continue it with --resume, "
                           "replace it with --overwrite, or choose another --output")
-    with RunFolder(output).locked() as folder:
-        if folder.started():  # a training run's own folder (a study's runs lie in folders below it)
+    with RunFolder(output).locked() as study_folder:
+        if study_folder.started():  # a training run's own folder (a study's runs lie in folders below it)
             if not overwrite:
                 raise ConfigError(f"{output} holds a training run ({CHECKPOINT}), not a study: choose another --output, "
                                   "or replace the run with --overwrite")
-            folder.claim(overwrite=True)
+            study_folder.claim(overwrite=True)
         for seed in study.seeds:
             base = study.base.replace(seed=seed, mix_level="none")
             settings = {"": base}  # the study's own, then each other data and network the variants have

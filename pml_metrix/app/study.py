@@ -84,8 +84,8 @@ class Study:
 
     def save(self, path: Path) -> None:
         """The resolved study as a YAML file that ``pml-metrix compare --config`` runs again."""
-        write_text(path, yaml.safe_dump({**self.base.to_dict(), "seeds": self.seeds, "variants": self.variants},
-                                        sort_keys=False))
+        options = {name: value for name, value in self.base.to_dict().items() if name != "seed"}  # seeds say
+        write_text(path, yaml.safe_dump({**options, "seeds": self.seeds, "variants": self.variants}, sort_keys=False))
 
     def config(self, name: str, seed: int) -> RunConfig:
         """The config of variant ``name`` at ``seed``, written into ``<output>/<name>/seed<seed>``."""
@@ -107,7 +107,9 @@ def load_study(path: Optional[str] = None, seeds: Optional[Sequence[int]] = None
     """The study of a YAML file (run options, ``variants``, ``seeds``), the default study without
     one; ``seeds``, a subset of ``variants`` by name and option ``overrides`` replace the file's."""
     values = read_yaml_mapping(path) if path is not None else {}
-    if "seed" in values:  # one run's option: compare sets it for every run from seeds
+    # one run's option, which compare sets for every run from seeds (files saved before Study.save left it
+    # out hold the default, 0, and still load)
+    if values.get("seed", 0) != 0:
         raise ConfigError(f"a study file gives seeds, a list, not seed (one run's); got seed: {shown(values['seed'])}")
     study_variants = values.pop("variants", DEFAULT_VARIANTS)
     study_seeds = values.pop("seeds", DEFAULT_SEEDS)

@@ -193,8 +193,11 @@ class MetrixLossMixin:
         return self.reducer(loss_dict, embeddings, labels)
 
     def reduces_per_anchor(self) -> bool:
-        """Whether the reducer, or one of a ``MultipleReducers``' sub-loss reducers, is a ``PerAnchorReducer``."""
-        sub_reducers = self.reducer.reducers.values() if isinstance(self.reducer, reducers.MultipleReducers) else [self.reducer]
+        """Whether the reducer, or one of a ``MultipleReducers``' sub-loss or default reducers, is a ``PerAnchorReducer``."""
+        if isinstance(self.reducer, reducers.MultipleReducers):
+            sub_reducers = [*self.reducer.reducers.values(), self.reducer.default_reducer]
+        else:
+            sub_reducers = [self.reducer]
         return any(isinstance(reducer, reducers.PerAnchorReducer) for reducer in sub_reducers)
 
     def mixed_soft_pairs(

@@ -49,7 +49,8 @@ def finite_metrics(metrics):
 def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
     font_list, _ = small_font_list
     out = tmp_path / "run"
-    args = ["train", *options(font_list), *TINY, "--mix-level", "feature", "--output", str(out)]
+    # patience: the run's own, which eval (selecting nothing) leaves out
+    args = ["train", *options(font_list), *TINY, "--mix-level", "feature", "--patience", "8", "--output", str(out)]
     assert main(args) == 0
     state = load_checkpoint(out / "checkpoint.pth")
     assert state["epoch"] == 1 and finite_metrics(state["history"][0])

@@ -54,3 +54,17 @@ def test_a_metrix_variant_without_its_own_baseline_is_paired_with_the_first(tmp_
     assert Study(RunConfig(output=str(tmp_path)), variants, [0]).baseline_of("large_metrix") == "large"
     with pytest.raises(ValueError, match="small is the first variant"):
         study.baseline_of("small")
+
+
+def test_a_saved_study_loads_again_and_a_study_file_s_own_seed_is_refused(tmp_path):
+    from pml_metrix.app.config import ConfigError
+
+    study = load_study("configs/main.yaml", seeds=[3, 4], output=str(tmp_path / "study"))
+    study.save(tmp_path / "saved.yaml")
+    again = load_study(str(tmp_path / "saved.yaml"))
+    assert (again.base, again.variants, again.seeds) == (study.base, study.variants, study.seeds)
+    (tmp_path / "older.yaml").write_text((tmp_path / "saved.yaml").read_text() + "seed: 0\n")  # as saved before
+    assert load_study(str(tmp_path / "older.yaml")).seeds == [3, 4]
+    (tmp_path / "seed.yaml").write_text("seed: 5\nvariants:\n  baseline: {mix_level: none}\n")
+    with pytest.raises(ConfigError, match="a study file gives seeds, a list, not seed"):
+        load_study(str(tmp_path / "seed.yaml"))

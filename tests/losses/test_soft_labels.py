@@ -287,3 +287,17 @@ def test_a_reducer_that_does_not_reduce_is_refused_with_a_mixed_batch():
     assert isinstance(loss_fn(embeddings, labels), dict)  # PML's behaviour, untouched
     with pytest.raises(ValueError, match="returns no loss tensor"):
         loss_fn(embeddings, labels, random_mixed_batch(embeddings, 0, 6))
+
+
+def test_per_anchor_reduction_of_more_mixes_than_anchors_is_refused_however_the_reducer_is_given():
+    from pytorch_metric_learning.reducers import MeanReducer, MultipleReducers, PerAnchorReducer
+
+    embeddings, labels = torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
+    mixed_batch = pml_metrix.MixupMiner(num_mixes=2, seed=0)(embeddings, labels)
+    for reducer in (PerAnchorReducer(), MultipleReducers({"neg_loss": PerAnchorReducer()}),
+                    MultipleReducers({}, default_reducer=PerAnchorReducer())):
+        with pytest.raises(ValueError, match="PerAnchorReducer puts each pair's loss in a B x B table"):
+            pml_metrix.MetrixContrastiveLoss(reducer=reducer)(embeddings, labels, mixed_batch)
+    assert pml_metrix.MetrixContrastiveLoss(reducer=MeanReducer())(embeddings, labels, mixed_batch).isfinite()
+    one_each = pml_metrix.MixupMiner(seed=0)(embeddings, labels)  # K = B: PML's table holds them
+    assert pml_metrix.MetrixContrastiveLoss(reducer=PerAnchorReducer())(embeddings, labels, one_each).isfinite()
