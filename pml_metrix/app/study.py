@@ -26,6 +26,7 @@ DEFAULT_SEEDS = [0, 1, 2]
 # how each run is selected and scored: the same for every run of a study, whose scores are paired by seed
 SCORED_ALIKE = ("select_split", "select_metric", "eval_split", "eval_reference", "recall_at_k")
 
+
 @dataclass
 class Study:
     """What ``pml-metrix compare`` runs: a base config, its variants (the first a baseline) and seeds."""

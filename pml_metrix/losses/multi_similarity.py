@@ -49,9 +49,7 @@ class MetrixMSLoss(MetrixLossMixin, MultiSimilarityLoss):
         return self._soft_loss(embeddings, soft_pairs, self._loss)
 
     def mixed_soft_loss(self, embeddings, soft_pairs):
-        if self.mixed_form == "soft_labels":
-            return self.soft_loss(embeddings, soft_pairs)
-        return self._soft_loss(embeddings, soft_pairs, self._attract_loss)
+        return self._soft_loss(embeddings, soft_pairs, self._attract_loss if self.mixed_form == "attract" else self._loss)
 
     def _soft_loss(self, embeddings, soft_pairs, loss):
         soft_pairs.check_anchors(embeddings.shape[0], "one per embedding")
