@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from pml_metrix import analysis
-from pml_metrix.app.checkpoints import load_checkpoint
+from pml_metrix.app.checkpoints import load_checkpoint, load_weights
 from pml_metrix.app.positivity import trained_mixed_batch, trained_pair_positivity
 from pml_metrix.app.config import RunConfig
 from pml_metrix.app.experiment import Run
@@ -123,7 +123,7 @@ def trained_run(root: Path, study: str, variant: str, seed: int = 0) -> Run:
     folder = root / study / variant / f"seed{seed}"
     config = RunConfig(**json.loads((folder / "results.json").read_text())["config"])
     run = Run(config.replace(output=str(folder / "positivity")))
-    run.load_weights(load_checkpoint(folder / ("best.pth" if (folder / "best.pth").is_file() else "checkpoint.pth")))
+    load_weights(run.parts.models, load_checkpoint(folder / ("best.pth" if (folder / "best.pth").is_file() else "checkpoint.pth")))
     return run
 
 
@@ -169,7 +169,7 @@ def gradient_shares(root: Path) -> None:
             continue
         run = trained_run(root, study, variant, seed)
         embeddings, labels, mixed_batch = trained_mixed_batch(run)
-        parameters = [p for model in run.models.values() for p in model.parameters()]
+        parameters = [p for model in run.parts.models.values() for p in model.parameters()]
         share = analysis.gradient_share(run.parts.loss, embeddings, labels, mixed_batch, parameters)
         print(f"gradient, {label}: mixed share {share.mixed_share:.3f}, cos(clean, mixed) {share.cosine:.3f}, "
               f"mix_weight {run.config.mix_weight}")

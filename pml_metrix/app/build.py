@@ -234,6 +234,14 @@ def build_trainer(config: RunConfig, parts: Components, device: torch.device, st
     return MetrixTrainer(mix_level=config.mix_level, keep_mixed_embeddings=True, **kwargs)
 
 
+def end_warmup(trainer: trainers.MetricLossOnly, trunk: torch.nn.Module, device: torch.device) -> None:
+    """The head's warm-up ends: the trunk trains too, from the next epoch on (in DDP in a process group)."""
+    trainer.freeze_these = ()
+    for p in trunk.parameters():
+        p.requires_grad_(True)
+    trainer.models["trunk"] = parallel(trunk, device)
+
+
 def parallel(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``model`` in DDP in a process group (each process keeps its own BatchNorm statistics, as
     they normalise its share of the batch; rank 0's are evaluated and saved), else itself."""

@@ -56,6 +56,12 @@ def load_fitting(module: torch.nn.Module, states: Dict[str, Any], name: str) -> 
         ) from None
 
 
+def load_weights(models: Dict[str, torch.nn.Module], state: Dict[str, Any]) -> None:
+    """Load a checkpoint's model weights (trunk and embedder) only, e.g. to evaluate it."""
+    for name, m in models.items():
+        load_fitting(m, state["models"], name)
+
+
 def rng_state() -> Dict[str, Any]:
     """The global generators' states (torch, numpy, Python) as tensors, numbers and lists."""
     _, keys, pos, has_gauss, cached = np.random.get_state()

@@ -162,7 +162,7 @@ def cmd_compare(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from .checkpoints import load_checkpoint
+    from .checkpoints import load_checkpoint, load_weights
     from .evaluation import collapsed
     from .experiment import Run
     from .files import write_json
@@ -185,7 +185,7 @@ def cmd_eval(args) -> None:
         config = config.replace(batch_size=2 * config.samples_per_class)
     run = Run(config)
     try:
-        run.load_weights(state)
+        load_weights(run.parts.models, state)
     except ValueError as error:
         if config.dataset == saved.get("dataset"):
             raise

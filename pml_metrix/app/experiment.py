@@ -11,8 +11,8 @@ from typing import Dict, Optional
 import torch
 from pytorch_metric_learning.utils import logging_presets
 
-from .build import build, build_trainer, load_dataset, parallel, resolve_device
-from .checkpoints import load_fitting, load_model_state, load_training_state, training_state
+from .build import build, build_trainer, end_warmup, load_dataset, resolve_device
+from .checkpoints import load_model_state, load_training_state, training_state
 from .config import ConfigError, RunConfig
 from ..distributed import from_rank0, get_rank, get_world_size
 from .evaluation import check_evaluations, evaluate
@@ -58,10 +58,6 @@ class Run:
         self.best_mixed_embeddings: Optional[torch.Tensor] = None  # the best epoch's mixes, for utilization
         self.record_keeper = self.hooks = None
 
-    @property
-    def models(self) -> Dict[str, torch.nn.Module]:
-        return self.parts.models
-
     def evaluate(self, split: str, epoch: int, reference: Optional[str] = None, trunk: Optional[torch.nn.Module] = None,
                  embedder: Optional[torch.nn.Module] = None, mixed_embeddings: Optional[torch.Tensor] = None) -> Dict[str, float]:
         """:func:`~pml_metrix.app.evaluation.evaluate` of the run's model (or ``trunk`` and ``embedder``)
@@ -69,7 +65,7 @@ class Run:
         for name in (split, reference):
             if name is not None and name not in self.datasets:
                 self.datasets[name] = load_dataset(self.config, name)
-        trunk, embedder = (self.models[name] if m is None else m for name, m in (("trunk", trunk), ("embedder", embedder)))
+        trunk, embedder = (self.parts.models[name] if m is None else m for name, m in (("trunk", trunk), ("embedder", embedder)))
         return evaluate(self.config, self.datasets, split, reference, epoch, trunk, embedder, self.device,
                         mixed_embeddings, self.hooks and self.hooks.end_of_testing_hook)
 
@@ -121,11 +117,8 @@ class Run:
         if is_best or self.config.select_split == "none":  # without selection, the last epoch is the one tested
             self.best_mixed_embeddings = mixed_embeddings
         self.last_epoch = epoch
-        if epoch == self.config.warmup_epochs:  # the head's warm-up ends: train the trunk too
-            trainer.freeze_these = ()
-            for p in self.models["trunk"].parameters():
-                p.requires_grad_(True)
-            trainer.models["trunk"] = parallel(self.models["trunk"], self.device)
+        if epoch == self.config.warmup_epochs:
+            end_warmup(trainer, self.parts.models["trunk"], self.device)
         if self.rank == 0:
             self.folder.save_epoch(self.state(epoch), is_best, self.record_keeper)
         return not self.selection.stopped(epoch)
@@ -157,8 +150,3 @@ class Run:
     def state(self, epoch: int) -> Dict:
         return {"epoch": epoch, "config": self.config.to_dict(), "history": self.selection.history,
                 "train_data": self.fingerprint, "mixes_drawn": self.mixes_drawn, **training_state(self.parts)}
-
-    def load_weights(self, state: Dict) -> None:
-        """Load a checkpoint's model weights (trunk and embedder) only."""
-        for name, m in self.models.items():
-            load_fitting(m, state["models"], name)

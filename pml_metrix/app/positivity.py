@@ -27,7 +27,7 @@ def trained_mixed_batch(run: "Run", num_items: int = 200) -> Tuple[torch.Tensor,
     index = torch.cat([torch.where(drawn_by == c)[0][:per_class] for c in classes])
     images = torch.stack([dataset[int(i)][0] for i in index]).to(run.device)
     labels = dataset.labels[index].to(run.device)
-    trunk, embedder = run.models["trunk"].eval(), run.models["embedder"].eval()
+    trunk, embedder = run.parts.models["trunk"].eval(), run.parts.models["embedder"].eval()
     features = trunk(images)
     embeddings = embedder(features)
     miner = build_miner(config, int(dataset.num_classes), has_label_sets(dataset)).to(run.device)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pml_metrix.app import experiment, run_folder
-from pml_metrix.app.checkpoints import load_checkpoint
+from pml_metrix.app.checkpoints import load_checkpoint, load_weights
 from pml_metrix.app.config import RunConfig
 
 pytestmark = pytest.mark.slow  # trains models for several epochs
@@ -64,7 +64,7 @@ def test_the_epoch_is_picked_on_val_and_test_is_read_once_at_the_end(small_font_
     assert best["epoch"] == result.best_epoch and best["history"][-1]["recall_at_1"] == max(val_r1.values())
     # the reported test metrics are the picked epoch's model's
     picked = experiment.Run(tiny_config(font_list, tmp_path / "again", mix_level="embedding"))
-    picked.load_weights(best)
+    load_weights(picked.parts.models, best)
     again = picked.evaluate("test", result.best_epoch)
     for name in ("recall_at_1", "recall_at_2", "mean_average_precision_at_r", "alignment", "uniformity"):
         assert again[name] == pytest.approx(result.final[name], abs=1e-6), name
@@ -123,7 +123,7 @@ def test_an_ended_run_asked_for_another_evaluation_split_is_evaluated_there_with
     run = experiment.Run(config.replace(output=str(tmp_path / "again"), eval_split="test"))
     assert events.count("read test") == len(run.datasets["test"]), "the test split was not read exactly once"
     assert (on_test.history, on_test.best_epoch) == (first.history, first.best_epoch)
-    run.load_weights(load_checkpoint(tmp_path / run_folder.BEST))
+    load_weights(run.parts.models, load_checkpoint(tmp_path / run_folder.BEST))
     again = run.evaluate("test", first.best_epoch)
     for name in ("recall_at_1", "mean_average_precision_at_r", "alignment", "uniformity"):
         assert again[name] == pytest.approx(on_test.final[name], abs=1e-6), name
@@ -132,3 +132,25 @@ def test_an_ended_run_asked_for_another_evaluation_split_is_evaluated_there_with
     del events[:]
     read_back = experiment.Run(config.replace(eval_split="test")).train(resume=True)
     assert read_back.final == on_test.final and "read test" not in events  # evaluated there: read back
+
+
+def test_the_trunk_stays_frozen_during_the_warm_up_and_trains_after_it(small_font_list, tmp_path, monkeypatch):
+    font_list, _ = small_font_list
+    run = experiment.Run(tiny_config(font_list, tmp_path, epochs=2, warmup_epochs=1, select_split="none"))
+    snapshots = [{name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in run.parts.models.items()}]
+    end_of_epoch = experiment.Run.end_of_epoch
+
+    def snapshot_end_of_epoch(self, trainer):
+        snapshots.append({name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in self.parts.models.items()})
+        return end_of_epoch(self, trainer)
+
+    monkeypatch.setattr(experiment.Run, "end_of_epoch", snapshot_end_of_epoch)
+    run.train()
+    assert len(snapshots) == 3
+
+    def changed(model, before, after):
+        return [k for k, v in snapshots[before][model].items() if not torch.equal(v, snapshots[after][model][k])]
+
+    assert changed("embedder", 0, 1), "the embedder did not train during the warm-up"
+    assert not changed("trunk", 0, 1), "the trunk trained during the warm-up"
+    assert changed("trunk", 1, 2) and all(p.requires_grad for p in run.parts.models["trunk"].parameters())

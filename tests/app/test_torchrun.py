@@ -20,7 +20,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from pml_metrix.app.checkpoints import load_checkpoint
+from pml_metrix.app.checkpoints import load_checkpoint, load_weights
 from pml_metrix.app.cli import main
 from pml_metrix.app.config import RunConfig
 from pml_metrix.app.experiment import Run
@@ -83,7 +83,7 @@ def test_two_processes_train_and_resume_like_one(tmp_path):
         for index, moments in optimizer["state"].items():
             difference = two["optimizers"][name]["state"][index]["exp_avg"] - moments["exp_avg"]
             assert difference.norm() <= 1e-2 * moments["exp_avg"].norm(), (name, index)
-    Run(RunConfig(**{**two["config"], "output": str(tmp_path / "loaded")})).load_weights(two)  # no DDP "module."
+    load_weights(Run(RunConfig(**{**two["config"], "output": str(tmp_path / "loaded")})).parts.models, two)  # no DDP "module."
 
     resumed = torchrun("train", "--output", str(out), "--resume", "--epochs", "2")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
