@@ -4,7 +4,7 @@ Data: a seeded synthetic retrieval task (class centres on a random low-dimension
 observed through a fixed random nonlinear map, plus strong class-independent nuisance
 variation that raw-input retrieval cannot ignore), 60 training classes and 40 unseen test
 classes. It shows the wiring: the MixupMiner wraps the clean-pair miner and returns a MixedBatch
-(its ``mix`` argument mixes images or features instead of embeddings: see docs/migrating.md), and
+(``miner.plan(embeddings, labels).mix(x)`` mixes images or features instead: see docs/migrating.md), and
 the Metrix loss takes it where PML takes the miner's tuple. Scores are Recall@1 on the unseen
 classes, with raw inputs and the untrained network beside the trained ones.
 """

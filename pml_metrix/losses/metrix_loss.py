@@ -187,8 +187,9 @@ class MetrixLossMixin:
         if pairs and soft_pairs.embeddings.shape[0] > embeddings.shape[0] and self.reduces_per_anchor():
             raise ValueError(
                 f"PML's PerAnchorReducer puts each pair's loss in a B x B table, but {soft_pairs.embeddings.shape[0]} "
-                f"mixes (references) are more than the {embeddings.shape[0]} anchors: draw at most one mix per batch "
-                "item (MixupMiner(num_mixes=1), the default), or use another reducer"
+                f"mixes (references) are more than the {embeddings.shape[0]} anchors: draw at most as many mixes as batch "
+                "items (MixupMiner with num_mixes=1 and one strategy, or strategy_per_step=True; or mixes='per_batch' with "
+                "num_mixes at most the batch size), or use another reducer"
             )
         return self.reducer(loss_dict, embeddings, labels)
 

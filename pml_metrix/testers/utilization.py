@@ -30,7 +30,9 @@ def nearest_sq_distances(query: Tensor, *references: Tensor) -> Tensor:
     """
     check_embeddings(query, "query")
     if not references:
-        raise ValueError("nearest_sq_distances needs at least one reference tensor after the query")
+        raise ValueError(
+            "no reference tensor after the query: pass the references to search, e.g. utilization(query, train_embeddings)"
+        )
     dim = query.shape[1]
     for i, reference in enumerate(references):
         check_embeddings(reference, f"references[{i}]", allow_empty=True)
