@@ -948,6 +948,14 @@ def _(ctx):
     return fonts(ctx, "--batch-size", "24")
 
 
+@case("cli-overwrite-not-a-run")
+def _(ctx):
+    (ctx.root / "run" / "logs").mkdir(parents=True)
+    (ctx.root / "run" / "logs" / "notes.txt").write_text("my notes")
+    (ctx.root / "run" / "config.yaml").write_text("seeds: [0]\nvariants: {baseline: {}}\n")  # a study's file
+    return fonts(ctx, "--batch-size", "24", "--overwrite")
+
+
 @case("cli-resume-and-overwrite")
 def _(ctx):
     return train(ctx, "--resume", "--overwrite")

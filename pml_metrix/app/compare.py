@@ -13,6 +13,7 @@ from .config import ConfigError
 from .experiment import Run
 from .files import write_json
 from .positivity import positive_shares
+from .report import remove_report
 from .reproducible import arithmetic_record
 from .run_folder import CHECKPOINT, CONFIG, RESULTS, RunFolder
 from .study import Study
@@ -36,6 +37,9 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
                 raise ConfigError(f"{output} holds a training run ({CHECKPOINT}), not a study: choose another --output, "
                                   "or replace the run with --overwrite")
             study_folder.claim(overwrite=True)
+        (output / RESULTS).unlink(missing_ok=True)  # from now on the study's files would describe runs that may change
+        remove_report(output)
+        (output / CONFIG).unlink(missing_ok=True)
         for seed in study.seeds:
             base = study.base.replace(seed=seed, mix_level="none")
             settings = {"": base}  # the study's own, then each other data and network the variants have

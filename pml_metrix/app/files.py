@@ -4,6 +4,7 @@ import errno
 import json
 import math
 import os
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Dict
@@ -33,11 +34,25 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None], remove_stale
         os.replace(tmp_name, path)
     except BaseException as error:
         Path(tmp_name).unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        if out_of_space(error):  # torch.save raises a RuntimeError while handling the OSError
             kept = f"{path} is the previous one, intact" if path.exists() else "nothing was written"
             raise OSError(errno.ENOSPC, f"no space left on the device writing {path} ({kept}): free some space "
                           "and run again (--resume continues from the last checkpoint)") from None
         raise
+
+
+def out_of_space(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from or while handling, is a full disk: an
+    ``ENOSPC`` OSError, or SQLite's "database or disk is full"."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        if isinstance(error, sqlite3.OperationalError) and "disk is full" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def write_text(path: Path, text: str) -> None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 REFERENCE_FILE = Path(__file__).with_name("main_reference.yaml")
 # options a study may set otherwise and still be read against the rows: where files go, what is
 # written down, how fast it runs, how its arithmetic is pinned (the rows' provenance says theirs)
-REFERENCE_IGNORES = {"description", "output", "seed", "num_workers", "data_root", "eval_batch_size", "device",
+REFERENCE_IGNORES = {"description", "output", "seed", "data_root", "eval_batch_size", "device",
                      "deterministic", "reproducible"}
 
 

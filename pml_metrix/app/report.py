@@ -13,12 +13,22 @@ from ..analysis import PositiveShare
 from .comparison import Comparison
 from .evaluation import collapsed
 from .stats import mean_std
-from .files import write_text
+from .files import write_atomically, write_text
 from .reference import reference_rows
+from .reproducible import arithmetic_summary
 
 MIN_SEEDS_FOR_STATISTICS = 3
 CONCENTRATED_UNIFORMITY = -0.1  # above: the embeddings lie close together (mean exp(-2 d^2) above 0.9)
 TRIVIALLY_LOW = ("utilization", "alignment")  # what concentrated embeddings make small
+PER_EPOCH_METRICS = ("recall_at_1", "utilization")
+# every file write_report may write: a study that runs again removes them first (remove_report)
+REPORT_FILES = ("report.md", *(f"{metric}.png" for metric in PER_EPOCH_METRICS), "positivity.png", "gain_against_gap.png")
+
+
+def remove_report(output: Path) -> None:
+    """Remove the report and plots in ``output``: from now on they would describe runs that may change."""
+    for name in REPORT_FILES:
+        (output / name).unlink(missing_ok=True)
 
 
 def plot_positive_share(shares: Mapping[str, PositiveShare], path: Union[str, os.PathLike],
@@ -55,7 +65,7 @@ def plot_positive_share(shares: Mapping[str, PositiveShare], path: Union[str, os
     axes.set_title("Positivity of mixed embeddings")
     axes.grid(alpha=0.3)
     axes.legend()
-    canvas.print_png(path)
+    write_atomically(Path(path), canvas.print_png)
     return path
 
 
@@ -91,7 +101,7 @@ def plot_per_epoch(comparison: Comparison, metric: str, path: Path) -> Optional[
     axes.set(xlabel="epoch", ylabel=metric, title=f"{metric} on the {comparison.study.base.select_split} split")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
-    canvas.print_png(path)
+    write_atomically(Path(path), canvas.print_png)
     return path
 
 
@@ -213,7 +223,7 @@ def plot_gains_against_gaps(comparison: Comparison, gains: Dict[str, Dict[str, A
              ylabel=f"gain in {base.select_metric} on {base.eval_split}", title="Metrix's gain against its baseline's overfitting")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
-    canvas.print_png(path)
+    write_atomically(Path(path), canvas.print_png)
     return path
 
 
@@ -253,7 +263,8 @@ def verdict_lines(comparison: Comparison) -> List[str]:
 def warning_lines(comparison: Comparison) -> List[str]:
     """What the reader must know before the scores: variants that do not beat raw pixels or their
     network untrained, on their data (:meth:`Comparison.references_of`), on the selection metric (mean
-    over seeds), and runs whose embeddings collapsed."""
+    over seeds), runs whose embeddings collapsed, drew no mixes or count them at some seeds only, and
+    runs finished under different arithmetic."""
     lines, metric = [], comparison.study.base.select_metric
     for name, results in comparison.runs.items():
         references = {label if label.startswith("raw") else f"the {label}": scores
@@ -280,6 +291,11 @@ def warning_lines(comparison: Comparison) -> List[str]:
                          f"{', '.join(seeds_utilization_without_mixes)} and counts them at the others (a run evaluated "
                          "again after it ended, or resumed after its best epoch, no longer holds that epoch's mixes): "
                          "its mean utilization mixes the two.")
+    by_arithmetic = runs_by_arithmetic(comparison)
+    if len(by_arithmetic) > 1:
+        lines.append("- **The runs were finished under different arithmetic** (other processes, machines or versions), so "
+                     "two runs can differ by more than their seed: " + "; ".join(
+                         f"{summary}: {', '.join(runs)}" for summary, runs in by_arithmetic.items()) + ".")
     return lines
 
 
@@ -340,14 +356,22 @@ def reference_lines(comparison: Comparison) -> List[str]:
 
 
 def arithmetic_line(comparison: Comparison) -> str:
-    """What decided the arithmetic of this comparison's process (:func:`~pml_metrix.app.reproducible.arithmetic_record`)."""
-    record = comparison.arithmetic
-    if not record:
+    """What decided the arithmetic of this comparison's process (:func:`~pml_metrix.app.reproducible.arithmetic_record`);
+    each run's own is in its results.json, and :func:`warning_lines` says where they differ."""
+    if not comparison.arithmetic:
         return "Arithmetic: not recorded."
-    state = "pinned (reproducible mode)" if record["pinned"] else "unpinned (this machine's own kernels)"
-    return (f"Arithmetic: {state}; torch CPU capability {record['torch_cpu_capability']}, faiss "
-            f"{record['faiss_simd_level']}, {record['threads']} thread(s), processor "
-            f"{record['processor'].get('model', 'unknown')}.")
+    return f"Arithmetic of this comparison's process: {arithmetic_summary(comparison.arithmetic)}."
+
+
+def runs_by_arithmetic(comparison: Comparison) -> Dict[str, List[str]]:
+    """:func:`~pml_metrix.app.reproducible.arithmetic_summary` -> the runs (``variant seed N``) whose
+    process finished them under it (runs written before it was recorded are left out)."""
+    runs: Dict[str, List[str]] = {}
+    for name, results in comparison.runs.items():
+        for r in results:
+            if r.arithmetic:
+                runs.setdefault(arithmetic_summary(r.arithmetic), []).append(f"{name} seed {r.config.seed}")
+    return runs
 
 
 def write_report(comparison: Comparison, command: str) -> Path:
@@ -356,7 +380,7 @@ def write_report(comparison: Comparison, command: str) -> Path:
     output = Path(base.output)
     output.mkdir(parents=True, exist_ok=True)
     per_epoch_parts = []
-    for metric in ("recall_at_1", "utilization"):
+    for metric in PER_EPOCH_METRICS:
         plot = plot_per_epoch(comparison, metric, output / f"{metric}.png")
         per_epoch_parts += ([f"![{metric}]({plot.name})"] if plot else [f"{metric} (one evaluated epoch: a table, not a plot)", "",
                                                                         *per_epoch_table(comparison, metric)]) + [""]

@@ -118,7 +118,10 @@ def arithmetic_record() -> Dict[str, Any]:
     force (``pinned``), the pinned variables as they are, torch's and faiss's instruction sets,
     threads, deterministic algorithms, the versions, and the processor."""
     import faiss
+    import pytorch_metric_learning
     import torch
+
+    from .. import __version__
 
     return {
         "pinned": not unpinned(),
@@ -130,8 +133,20 @@ def arithmetic_record() -> Dict[str, Any]:
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "torch": torch.__version__,
         "faiss": faiss.__version__,
+        "pytorch_metric_learning": pytorch_metric_learning.__version__,
+        "pml_metrix": __version__,
         "processor": {**processor(), "flags": [f for f in RECORDED_FLAGS if f in processor()["flags"]]},
     }
+
+
+def arithmetic_summary(record: Dict[str, Any]) -> str:
+    """One line of what in an :func:`arithmetic_record` decides a run's digits (versions not recorded
+    by an older pml_metrix are left out)."""
+    state = "pinned (reproducible mode)" if record["pinned"] else "unpinned (the machine's own kernels)"
+    versions = ", ".join(f"{name} {record[name]}" for name in ("torch", "faiss", "pytorch_metric_learning", "pml_metrix")
+                         if name in record)
+    return (f"{state}; torch CPU capability {record['torch_cpu_capability']}, faiss {record['faiss_simd_level']}, "
+            f"{record['threads']} thread(s); {versions}; processor {record['processor'].get('model', 'unknown')}")
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,9 +12,12 @@ history names the best epoch), then ``best.pth`` if that epoch is the best (so t
 stays until its replacement is committed; a resume rewrites ``best.pth`` from a checkpoint that is the
 best and was not copied yet), then the logs; at the end ``results.json`` (a finished run), then the
 logs. A checkpoint of a continued run removes ``results.json`` first: a results file always belongs to
-the checkpoint beside it.
+the checkpoint beside it. The logs (record-keeper's CSV and SQLite, and tensorboard's) are appended,
+not replaced: after a kill between an epoch's checkpoint and its logs they lack that epoch's rows, and
+after a kill within an epoch tensorboard holds the steps trained again twice.
 """
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -30,9 +33,9 @@ import torch
 from torch.utils.data import Dataset
 
 from .checkpoints import FORMAT, load_checkpoint, save_checkpoint
-from .config import MIXING_OPTIONS, ConfigError, RunConfig
+from .config import MIXING_OPTIONS, ConfigError, RunConfig, load_config
 from .evaluation import collapsed
-from .files import metrics_from_json, strict_json, write_json
+from .files import metrics_from_json, out_of_space, strict_json, write_json
 from .selection import Selection
 from ..distributed import from_rank0
 
@@ -40,7 +43,9 @@ CHECKPOINT, BEST, RESULTS, CONFIG, LOCK = "checkpoint.pth", "best.pth", "results
 # results first: a half-removed run is unfinished; eval/ holds pml-metrix eval's scores of this run's checkpoints
 RUN_FILES = (RESULTS, CHECKPOINT, BEST, CONFIG, "logs", "tensorboard", "eval")
 # settings that say where a run's files and data are and how fast it goes: they never change its result
-PLACE = frozenset({"description", "output", "device", "num_workers", "data_root", "eval_batch_size"})
+# (not num_workers: DataLoader workers draw a run's random transforms from their own seeds, and their
+# seeds from the global generator)
+PLACE = frozenset({"description", "output", "device", "data_root", "eval_batch_size"})
 # settings that say how long it trains: a resumed run continues under new ones; an ended run only with more epochs
 SCHEDULE = frozenset({"epochs", "test_interval", "patience"})
 # settings that say where the picked model is evaluated once training has ended: a resumed run takes new ones,
@@ -201,16 +206,32 @@ class RunFolder:
         self.unlock()
 
     def claim(self, overwrite: bool) -> Optional[str]:
-        """Why the folder may not take a new run (it holds a run's files, and not ``overwrite``), or
-        ``None``; with ``overwrite`` the files are removed (``results.json`` first)."""
+        """Why the folder may not take a new run (it holds a run's files, and not ``overwrite``; or files
+        of those names that are not a training run's), or ``None``; with ``overwrite`` a run's files are
+        removed (``results.json`` first)."""
         present = [name for name in RUN_FILES if (self.path / name).exists()]
         if present and not overwrite:
             return (f"{self.path} holds a run ({', '.join(present)}): continue it with --resume, replace it with "
                     "--overwrite, or choose another --output")
+        if present and not self.holds_a_run():
+            return (f"{self.path} holds {', '.join(present)} but no training run of pml_metrix (no {CHECKPOINT}, and its "
+                    f"{CONFIG} is not a run's settings: a study's folder, or another program's files?): --overwrite "
+                    "replaces only a run's files; choose another --output")
         for name in present:
             path = self.path / name
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         return None
+
+    def holds_a_run(self) -> bool:
+        """Whether the folder's files are a training run's: its checkpoint, or, before the first epoch
+        ends, a ``config.yaml`` of a run's settings (a run writes it first)."""
+        if (self.path / CHECKPOINT).is_file():
+            return True
+        try:
+            load_config(str(self.path / CONFIG))
+        except (ConfigError, OSError):
+            return False
+        return True
 
     def resume(self, config: RunConfig, fingerprint: str, writer: bool) -> Tuple[Dict[str, Any], Optional[RunResult]]:
         """The checkpoint to continue ``config``'s run from, and its result when it has ended with
@@ -265,12 +286,14 @@ class RunFolder:
         if saved["mix_level"] == current["mix_level"] == "none":  # a run without mixing: they act on nothing
             allowed = allowed | set(MIXING_OPTIONS)
         changed = sorted(name for name, value in saved.items() if name not in allowed and current.get(name) != value)
+        remedy = (f"give it the settings its {CONFIG} holds (in a study: the variant's old options, and a new variant "
+                  f"name for the new ones), or delete {self.path} (train: --overwrite) to train it again")
         if changed and ended:
             raise ConfigError(f"the run in {self.path} has ended with other settings ({', '.join(changed)}): only "
-                              "more epochs continue it; start it again with --overwrite")
+                              f"more epochs continue it; {remedy}")
         if changed:
             raise ConfigError(f"the checkpoint in {self.path} was trained with other settings ({', '.join(changed)}): "
-                              f"resume with its {CONFIG}")
+                              f"{remedy}")
 
     def check_logs(self) -> None:
         """Refuse a logs folder that record-keeper cannot append to (a damaged SQLite database or CSV)."""
@@ -301,8 +324,19 @@ class RunFolder:
         save_checkpoint(self.path / CHECKPOINT, state)
         if is_best:
             save_checkpoint(self.path / BEST, state)
-        record_keeper.save_records()
+        self.save_logs(record_keeper)
 
     def save_result(self, result: RunResult, record_keeper) -> None:
         write_json(self.path / RESULTS, result.to_dict())
-        record_keeper.save_records()
+        self.save_logs(record_keeper)
+
+    def save_logs(self, record_keeper) -> None:
+        """record-keeper's records since the last save, appended to the logs; a full disk says what it left."""
+        try:
+            record_keeper.save_records()
+        except Exception as error:  # noqa: BLE001 - the CSV writer's OSError or SQLite's OperationalError
+            if not out_of_space(error):
+                raise
+            raise OSError(errno.ENOSPC, f"no space left on the device writing the logs in {self.path / 'logs'} (the "
+                          "run's checkpoint and results are written, these log rows are not): free some space and run "
+                          "again (--resume continues from the last checkpoint)") from None

@@ -72,3 +72,20 @@ def test_a_checkpoint_without_its_parts_is_refused(tmp_path):
     save_checkpoint(tmp_path / "checkpoint.pth", {"epoch": 1, "config": {}})
     with pytest.raises(ValueError, match="damaged pml_metrix checkpoint \\(no models\\)"):
         load_checkpoint(tmp_path / "checkpoint.pth")
+
+
+def test_a_full_disk_that_torch_save_reports_as_a_runtime_error_is_the_same_clear_error(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pth"
+    save_checkpoint(path, {"epoch": 1, **MINIMAL})
+
+    def full(*args, **kwargs):  # as torch.save does: its zip writer fails while handling the OSError
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OSError, match="no space left on the device writing .*checkpoint.pth \\(.*previous one, intact"):
+        save_checkpoint(path, {"epoch": 2, **MINIMAL})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["epoch"] == 1 and [p.name for p in tmp_path.iterdir()] == ["checkpoint.pth"]

@@ -105,6 +105,27 @@ def test_a_metrix_variant_that_drew_no_mixes_is_flagged(tmp_path):
     ]
 
 
+def test_runs_finished_under_different_arithmetic_are_flagged(tmp_path):
+    import dataclasses
+
+    from pml_metrix.app.report import warning_lines
+    from pml_metrix.app.reproducible import arithmetic_record, arithmetic_summary
+    from tests.app.test_stats import made_comparison
+
+    comparison = made_comparison(tmp_path, {"baseline": [0.7, 0.72], "metrix": [0.7, 0.72]})
+    record = arithmetic_record()
+    for results in comparison.runs.values():
+        results[:] = [dataclasses.replace(r, arithmetic=record) for r in results]
+    assert warning_lines(comparison) == []  # one arithmetic: nothing to say
+    assert comparison.to_dict()["runs"]["metrix"][0]["arithmetic"] == record
+    other = {**record, "threads": record["threads"] + 1}
+    comparison.runs["metrix"][1] = dataclasses.replace(comparison.runs["metrix"][1], arithmetic=other)
+    (line,) = warning_lines(comparison)
+    assert line.startswith("- **The runs were finished under different arithmetic**")
+    assert f"{arithmetic_summary(record)}: baseline seed 0, baseline seed 1, metrix seed 0" in line
+    assert f"{arithmetic_summary(other)}: metrix seed 1" in line and f"{record['threads'] + 1} thread(s)" in line
+
+
 def test_the_main_job_s_report_shows_the_committed_final_rows_beside_its_seed(tmp_path):
     from pml_metrix.app.comparison import Comparison, Study
     from pml_metrix.app.config import load_config

@@ -34,9 +34,11 @@ def tiny_fashion(tmp_path, **changes):
 
 def test_the_same_run_rule_allows_place_and_schedule_changes_only_where_they_keep_the_run(tmp_path):
     folder, config = RunFolder(tmp_path), RunConfig(output=str(tmp_path))
-    saved = config.replace(output="elsewhere", description="first", num_workers=2, device="cpu").to_dict()
+    saved = config.replace(output="elsewhere", description="first", eval_batch_size=7, device="cpu").to_dict()
     for ended in (False, True):
         folder.check_same_run(saved, config, ended)  # where files are and how fast: the same run
+    with pytest.raises(ConfigError, match=r"trained with other settings \(num_workers\)"):  # workers draw the transforms
+        folder.check_same_run(saved, config.replace(num_workers=2), ended=False)
     folder.check_same_run(saved, config.replace(patience=2, test_interval=3), ended=False)
     with pytest.raises(ConfigError, match=r"has ended with other settings \(patience, test_interval\)"):
         folder.check_same_run(saved, config.replace(patience=2, test_interval=3), ended=True)
@@ -51,6 +53,28 @@ def test_the_same_run_rule_allows_place_and_schedule_changes_only_where_they_kee
         folder.check_same_run(older, metrix.replace(negative_threshold=0.25), ended=True)
     with pytest.raises(ConfigError, match=r"in .* was trained with other settings \(mix_weight\)"):
         folder.check_same_run(metrix.to_dict(), metrix.replace(mix_weight=0.2), ended=False)
+
+
+def test_overwrite_replaces_a_run_and_refuses_files_that_are_not_one(tmp_path):
+    from pml_metrix.app.run_folder import CHECKPOINT, CONFIG
+
+    def made(name, config_text=None, checkpoint=False):
+        folder = tmp_path / name
+        (folder / "logs").mkdir(parents=True)
+        (folder / "logs" / "notes.txt").write_text("kept")
+        if config_text is not None:
+            (folder / CONFIG).write_text(config_text)
+        if checkpoint:
+            (folder / CHECKPOINT).write_bytes(b"damaged")  # a run's, however damaged
+        return RunFolder(folder)
+
+    run_config = tmp_path / "run.yaml"
+    RunConfig(epochs=3).save(run_config)
+    for folder in (made("notes"), made("study", "seeds: [0]\nvariants: {baseline: {}}\n"), made("other", "a: 1\n")):
+        assert "no training run of pml_metrix" in folder.claim(overwrite=True)
+        assert (folder.path / "logs" / "notes.txt").read_text() == "kept"
+    for folder in (made("started", run_config.read_text()), made("epoch", "seeds: [0]\n", checkpoint=True)):
+        assert folder.claim(overwrite=True) is None and not any(folder.path.iterdir())
 
 
 def test_the_fingerprint_follows_the_items_and_labels_and_leaves_the_generators_alone(tmp_path):
