@@ -117,7 +117,8 @@ class Comparison:
                            "other_raw_pixels": self.other_raw_pixels, "other_untrained": self.other_untrained},
             "runs": {
                 name: [{"seed": r.config.seed, "best_epoch": r.best_epoch, "final": r.final, "collapsed": collapsed(r.final),
-                        "train": r.train_metrics, "mixes_drawn": r.mixes_drawn, "arithmetic": r.arithmetic, "history": r.history}
+                        "train": r.train_metrics, "mixes_drawn": r.mixes_drawn, "arithmetic": r.arithmetic,
+                        "trained_under": r.trained_under, "history": r.history}
                        for r in results]
                 for name, results in self.runs.items()
             },

@@ -6,7 +6,7 @@ one final read of the test split, a checkpoint every epoch and exact resume (the
 """
 
 import logging
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 from pytorch_metric_learning.utils import logging_presets
@@ -16,7 +16,7 @@ from .checkpoints import load_model_state, load_training_state, training_state
 from .config import ConfigError, RunConfig
 from ..distributed import from_rank0, get_rank, get_world_size
 from .evaluation import check_evaluations, evaluate
-from .reproducible import arithmetic_record, check_pinned
+from .reproducible import arithmetic_record, set_arithmetic, with_this_process
 from .run_folder import CONFIG, RunFolder, RunResult, data_fingerprint
 from .selection import Selection
 
@@ -37,13 +37,7 @@ class Run:
         self.config, self.folder, self.selection = config, RunFolder(config.output), Selection(config)
         self.rank, self.world_size = get_rank(), get_world_size()
         self.device = resolve_device(config.device)
-        if config.reproducible:
-            if self.device.type != "cpu":
-                raise ConfigError(f"the reproducible mode pins the CPU's arithmetic, and this run would train on "
-                                  f"{self.device}: give --device cpu, or --no-reproducible")
-            check_pinned()  # pin() set it when the command started: refused, never run unpinned, if not
-        if config.deterministic:  # e.g. CPU index backward accumulates in thread order otherwise
-            torch.use_deterministic_algorithms(True)
+        set_arithmetic(config, self.device)
         self.parts = build(config, self.device, self.rank, self.world_size)
         self.datasets = {"train": self.parts.train_set}
         for split in {config.select_split, config.eval_split, config.eval_reference} - {None, "none"}:
@@ -56,6 +50,7 @@ class Run:
         self.last_epoch = 0
         self.mixes_drawn: Optional[int] = None if config.mix_level == "none" else 0  # over the run, counted by rank 0
         self.best_mixed_embeddings: Optional[torch.Tensor] = None  # the best epoch's mixes, for utilization
+        self.trained_under: List[Dict] = []  # the arithmetic records of the processes that trained it, in order
         self.record_keeper = self.hooks = None
 
     def evaluate(self, split: str, epoch: int, reference: Optional[str] = None, trunk: Optional[torch.nn.Module] = None,
@@ -83,6 +78,7 @@ class Run:
                     return ended
                 load_training_state(self.parts, state)
                 self.selection.history, self.last_epoch = list(state["history"]), int(state["epoch"])
+                self.trained_under = state.get("arithmetic", [])  # none: a checkpoint that did not record it
                 self.mixes_drawn = state.get("mixes_drawn")  # None: a checkpoint that did not count them
             else:  # rank 0 decides, every process raises alike (a lone raise would leave the others waiting)
                 refusal = from_rank0(self.folder.claim(overwrite) if self.rank == 0 else None)
@@ -100,6 +96,7 @@ class Run:
                     self.folder.save_epoch(self.state(last), is_best, self.record_keeper)
             if self.last_epoch < self.config.epochs and not self.selection.stopped(self.last_epoch):
                 logging.getLogger("PML").setLevel(logging.WARNING)
+                self.trained_under = with_this_process(self.trained_under)
                 trainer = build_trainer(self.config, self.parts, self.device, self.last_epoch + 1,
                                         self.hooks and self.hooks.end_of_iteration_hook, self.end_of_epoch)
                 trainer.train(start_epoch=self.last_epoch + 1, num_epochs=self.config.epochs)
@@ -142,11 +139,12 @@ class Run:
             train = self.evaluate("train", best_epoch)
         result = RunResult(self.config, self.selection.history, best_epoch, from_rank0(final), self.folder.path,
                            self.best_mixed_embeddings is not None, arithmetic_record(), from_rank0(train),
-                           from_rank0(self.mixes_drawn))
+                           from_rank0(self.mixes_drawn), self.trained_under)
         if self.rank == 0:
             self.folder.save_result(result, self.record_keeper)
         return result
 
     def state(self, epoch: int) -> Dict:
         return {"epoch": epoch, "config": self.config.to_dict(), "history": self.selection.history,
-                "train_data": self.fingerprint, "mixes_drawn": self.mixes_drawn, **training_state(self.parts)}
+                "train_data": self.fingerprint, "mixes_drawn": self.mixes_drawn, "arithmetic": self.trained_under,
+                **training_state(self.parts)}

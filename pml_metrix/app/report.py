@@ -264,7 +264,7 @@ def warning_lines(comparison: Comparison) -> List[str]:
     """What the reader must know before the scores: variants that do not beat raw pixels or their
     network untrained, on their data (:meth:`Comparison.references_of`), on the selection metric (mean
     over seeds), runs whose embeddings collapsed, drew no mixes or count them at some seeds only, and
-    runs finished under different arithmetic."""
+    runs trained or evaluated under different arithmetic."""
     lines, metric = [], comparison.study.base.select_metric
     for name, results in comparison.runs.items():
         references = {label if label.startswith("raw") else f"the {label}": scores
@@ -293,7 +293,8 @@ def warning_lines(comparison: Comparison) -> List[str]:
                          "its mean utilization mixes the two.")
     by_arithmetic = runs_by_arithmetic(comparison)
     if len(by_arithmetic) > 1:
-        lines.append("- **The runs were finished under different arithmetic** (other processes, machines or versions), so "
+        lines.append("- **The runs were trained or evaluated under different arithmetic** (other processes, machines or "
+                     "versions), so "
                      "two runs can differ by more than their seed: " + "; ".join(
                          f"{summary}: {', '.join(runs)}" for summary, runs in by_arithmetic.items()) + ".")
     return lines
@@ -364,13 +365,19 @@ def arithmetic_line(comparison: Comparison) -> str:
 
 
 def runs_by_arithmetic(comparison: Comparison) -> Dict[str, List[str]]:
-    """:func:`~pml_metrix.app.reproducible.arithmetic_summary` -> the runs (``variant seed N``) whose
-    process finished them under it (runs written before it was recorded are left out)."""
+    """The arithmetic a run was trained and then evaluated under (the
+    :func:`~pml_metrix.app.reproducible.arithmetic_summary` of each process that trained it, then of the
+    one that finished it, each change once, joined by "then") -> the runs (``variant seed N``) that have
+    it; runs written before it was recorded are left out."""
     runs: Dict[str, List[str]] = {}
     for name, results in comparison.runs.items():
         for r in results:
-            if r.arithmetic:
-                runs.setdefault(arithmetic_summary(r.arithmetic), []).append(f"{name} seed {r.config.seed}")
+            summaries: List[str] = []
+            for record in [*r.trained_under, r.arithmetic]:
+                if record and arithmetic_summary(record) not in summaries[-1:]:
+                    summaries.append(arithmetic_summary(record))
+            if summaries:
+                runs.setdefault(" then ".join(summaries), []).append(f"{name} seed {r.config.seed}")
     return runs
 
 

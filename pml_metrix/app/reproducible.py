@@ -20,9 +20,14 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
 from .config import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+    from .config import RunConfig
 
 PINNED_ENVIRONMENT = {
     "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN: convolutions (forward and backward)
@@ -131,7 +136,7 @@ def arithmetic_record() -> Dict[str, Any]:
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a TorchVersion, which a checkpoint loaded with weights_only refuses
         "faiss": faiss.__version__,
         "pytorch_metric_learning": pytorch_metric_learning.__version__,
         "pml_metrix": __version__,
@@ -147,6 +152,30 @@ def arithmetic_summary(record: Dict[str, Any]) -> str:
                          if name in record)
     return (f"{state}; torch CPU capability {record['torch_cpu_capability']}, faiss {record['faiss_simd_level']}, "
             f"{record['threads']} thread(s); {versions}; processor {record['processor'].get('model', 'unknown')}")
+
+
+def set_arithmetic(config: "RunConfig", device: "torch.device") -> None:
+    """What a run's config asks of this process's arithmetic: the reproducible mode (on the CPU, and
+    in force since the command started: :func:`check_pinned` refuses it otherwise, never running
+    unpinned) and deterministic algorithms (e.g. the CPU's index backward accumulates in thread order
+    without them)."""
+    import torch
+
+    if config.reproducible:
+        if device.type != "cpu":
+            raise ConfigError(f"the reproducible mode pins the CPU's arithmetic, and this run would train on {device}: "
+                              "give --device cpu, or --no-reproducible")
+        check_pinned()
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True)
+
+
+def with_this_process(records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The arithmetic records of the processes that trained a run, in order, with this process's
+    (:func:`arithmetic_record`) appended unless the last one already has its summary."""
+    record = arithmetic_record()
+    same = bool(records) and arithmetic_summary(records[-1]) == arithmetic_summary(record)
+    return list(records) if same else [*records, record]
 
 
 @functools.lru_cache(maxsize=None)

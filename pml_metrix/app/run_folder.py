@@ -93,7 +93,10 @@ class RunResult:
             draw); ``None`` without mixing, or for a run whose checkpoints did not count them.
         arithmetic: what decided the arithmetic of the process that finished the run
             (:func:`~pml_metrix.app.reproducible.arithmetic_record`: pinned or not, instruction sets,
-            threads, processor); empty for a run written before it was recorded.
+            threads, versions, processor); empty for a run written before it was recorded.
+        trained_under: the arithmetic records of the processes that trained its epochs, in order (one
+            per change: several for a run resumed under other arithmetic); empty for a run whose
+            checkpoints did not record them.
     """
 
     config: RunConfig
@@ -105,6 +108,7 @@ class RunResult:
     arithmetic: Dict[str, Any] = field(default_factory=dict)
     train_metrics: Dict[str, float] = field(default_factory=dict)
     mixes_drawn: Optional[int] = None
+    trained_under: List[Dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> Dict[str, Any]:
         """What results.json holds, with ``digest`` (:func:`results_digest`) of the rest, so that a
@@ -118,6 +122,7 @@ class RunResult:
             "train": {"metrics": self.train_metrics},
             "mixes_drawn": self.mixes_drawn,
             "arithmetic": self.arithmetic,
+            "trained_under": self.trained_under,
         }
         return {**body, "digest": results_digest(strict_json(body))}
 
@@ -139,7 +144,7 @@ class RunResult:
             result = cls(config, history, saved["selection"]["best_epoch"],
                          metrics_from_json(final["metrics"]), Path(output), final["utilization_with_mixed_embeddings"],
                          saved.get("arithmetic", {}), metrics_from_json(saved.get("train", {}).get("metrics", {})),
-                         saved.get("mixes_drawn"))
+                         saved.get("mixes_drawn"), saved.get("trained_under", []))
             drawn = result.mixes_drawn
             if drawn is not None and (isinstance(drawn, bool) or not isinstance(drawn, int) or drawn < 0):
                 raise ValueError(f"mixes_drawn {drawn!r} is not a count")

@@ -121,9 +121,13 @@ def test_runs_finished_under_different_arithmetic_are_flagged(tmp_path):
     other = {**record, "threads": record["threads"] + 1}
     comparison.runs["metrix"][1] = dataclasses.replace(comparison.runs["metrix"][1], arithmetic=other)
     (line,) = warning_lines(comparison)
-    assert line.startswith("- **The runs were finished under different arithmetic**")
+    assert line.startswith("- **The runs were trained or evaluated under different arithmetic**")
     assert f"{arithmetic_summary(record)}: baseline seed 0, baseline seed 1, metrix seed 0" in line
     assert f"{arithmetic_summary(other)}: metrix seed 1" in line and f"{record['threads'] + 1} thread(s)" in line
+    resumed = dataclasses.replace(comparison.runs["metrix"][1], arithmetic=record, trained_under=[other, record])
+    comparison.runs["metrix"][1] = resumed  # trained under the other, resumed under this process's
+    (line,) = warning_lines(comparison)
+    assert f"{arithmetic_summary(other)} then {arithmetic_summary(record)}: metrix seed 1" in line
 
 
 def test_the_main_job_s_report_shows_the_committed_final_rows_beside_its_seed(tmp_path):

@@ -2,6 +2,7 @@
 whose every kill point resumes to an uninterrupted run's result, and a lock a second process meets."""
 
 import itertools
+import json
 import signal
 import subprocess
 import sys
@@ -167,6 +168,20 @@ def test_mixes_are_counted_across_a_resume_and_an_ended_run_is_evaluated_again_a
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pth")["epoch"] == 3  # nothing trained
     assert on_val.final["recall_at_1"] == selection[2]  # the best epoch's model, not the last one's
     assert (on_val.history, on_val.best_epoch, on_val.mixes_drawn) == (reference.history, 2, reference.mixes_drawn)
+
+
+def test_a_run_records_the_arithmetic_of_each_process_that_trained_it(tmp_path, monkeypatch):
+    from pml_metrix.app import reproducible
+
+    config = tiny_fashion(tmp_path, epochs=2)
+    (first,) = experiment.Run(config).train().trained_under
+    assert reproducible.arithmetic_summary(first) == reproducible.arithmetic_summary(reproducible.arithmetic_record())
+    other = {**first, "threads": first["threads"] + 1}
+    monkeypatch.setattr(reproducible, "arithmetic_record", lambda: other)
+    resumed = experiment.Run(config.replace(epochs=3)).train(resume=True)  # another process trains epoch 3
+    assert resumed.trained_under == [first, other] == load_checkpoint(tmp_path / "run" / "checkpoint.pth")["arithmetic"]
+    assert experiment.Run(config.replace(epochs=4)).train(resume=True).trained_under == [first, other]  # no change
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["trained_under"] == [first, other]
 
 
 def test_a_run_resumed_with_fewer_epochs_evaluates_its_last_one(tmp_path, monkeypatch):
