@@ -20,7 +20,7 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence
 
 from .config import ConfigError
 
@@ -144,12 +144,14 @@ def arithmetic_record() -> Dict[str, Any]:
     }
 
 
-def arithmetic_summary(record: Dict[str, Any]) -> str:
-    """One line of what in an :func:`arithmetic_record` decides a run's digits (versions not recorded
-    by an older pml_metrix are left out)."""
+VERSIONS = ("torch", "faiss", "pytorch_metric_learning", "pml_metrix")  # of an arithmetic record
+
+
+def arithmetic_summary(record: Dict[str, Any], versions: Sequence[str] = VERSIONS) -> str:
+    """One line of what in an :func:`arithmetic_record` decides a run's digits, with the ``versions``
+    it holds (an older pml_metrix recorded torch's and faiss's only)."""
     state = "pinned (reproducible mode)" if record["pinned"] else "unpinned (the machine's own kernels)"
-    versions = ", ".join(f"{name} {record[name]}" for name in ("torch", "faiss", "pytorch_metric_learning", "pml_metrix")
-                         if name in record)
+    versions = ", ".join(f"{name} {record[name]}" for name in versions if name in record)
     return (f"{state}; torch CPU capability {record['torch_cpu_capability']}, faiss {record['faiss_simd_level']}, "
             f"{record['threads']} thread(s); {versions}; processor {record['processor'].get('model', 'unknown')}")
 

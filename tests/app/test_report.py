@@ -128,6 +128,9 @@ def test_runs_finished_under_different_arithmetic_are_flagged(tmp_path):
     comparison.runs["metrix"][1] = resumed  # trained under the other, resumed under this process's
     (line,) = warning_lines(comparison)
     assert f"{arithmetic_summary(other)} then {arithmetic_summary(record)}: metrix seed 1" in line
+    older = {k: v for k, v in record.items() if k not in ("pytorch_metric_learning", "pml_metrix")}  # an older record
+    comparison.runs["metrix"][1] = dataclasses.replace(resumed, arithmetic=older, trained_under=[])
+    assert warning_lines(comparison) == []  # the same arithmetic: versions one record lacks are not compared
 
 
 def test_the_main_job_s_report_shows_the_committed_final_rows_beside_its_seed(tmp_path):
