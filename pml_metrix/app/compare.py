@@ -37,9 +37,8 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
                 raise ConfigError(f"{output} holds a training run ({CHECKPOINT}), not a study: choose another --output, "
                                   "or replace the run with --overwrite")
             study_folder.claim(overwrite=True)
-        (output / RESULTS).unlink(missing_ok=True)  # from now on the study's files would describe runs that may change
-        remove_report(output)
-        (output / CONFIG).unlink(missing_ok=True)
+        (output / RESULTS).unlink(missing_ok=True)  # from now on they would describe runs that may change: written
+        remove_report(output)  # again at the end (the study's config.yaml, which may be the file given, is kept)
         for seed in study.seeds:
             base = study.base.replace(seed=seed, mix_level="none")
             settings = {"": base}  # the study's own, then each other data and network the variants have

@@ -50,7 +50,7 @@ class Run:
         self.last_epoch = 0
         self.mixes_drawn: Optional[int] = None if config.mix_level == "none" else 0  # over the run, counted by rank 0
         self.best_mixed_embeddings: Optional[torch.Tensor] = None  # the best epoch's mixes, for utilization
-        self.trained_under: List[Dict] = []  # the arithmetic records of the processes that trained it, in order
+        self.trained_under: Optional[List[Dict]] = []  # the arithmetic records of the processes that trained it
         self.record_keeper = self.hooks = None
 
     def evaluate(self, split: str, epoch: int, reference: Optional[str] = None, trunk: Optional[torch.nn.Module] = None,
@@ -78,7 +78,7 @@ class Run:
                     return ended
                 load_training_state(self.parts, state)
                 self.selection.history, self.last_epoch = list(state["history"]), int(state["epoch"])
-                self.trained_under = state.get("arithmetic", [])  # none: a checkpoint that did not record it
+                self.trained_under = state.get("arithmetic")  # None: a checkpoint that did not record it
                 self.mixes_drawn = state.get("mixes_drawn")  # None: a checkpoint that did not count them
             else:  # rank 0 decides, every process raises alike (a lone raise would leave the others waiting)
                 refusal = from_rank0(self.folder.claim(overwrite) if self.rank == 0 else None)
@@ -96,7 +96,7 @@ class Run:
                     self.folder.save_epoch(self.state(last), is_best, self.record_keeper)
             if self.last_epoch < self.config.epochs and not self.selection.stopped(self.last_epoch):
                 logging.getLogger("PML").setLevel(logging.WARNING)
-                self.trained_under = with_this_process(self.trained_under)
+                self.trained_under = with_this_process(self.trained_under, self.device)
                 trainer = build_trainer(self.config, self.parts, self.device, self.last_epoch + 1,
                                         self.hooks and self.hooks.end_of_iteration_hook, self.end_of_epoch)
                 trainer.train(start_epoch=self.last_epoch + 1, num_epochs=self.config.epochs)
@@ -138,8 +138,8 @@ class Run:
                                   mixed_embeddings=self.best_mixed_embeddings)
             train = self.evaluate("train", best_epoch)
         result = RunResult(self.config, self.selection.history, best_epoch, from_rank0(final), self.folder.path,
-                           self.best_mixed_embeddings is not None, arithmetic_record(), from_rank0(train),
-                           from_rank0(self.mixes_drawn), self.trained_under)
+                           self.best_mixed_embeddings is not None, arithmetic_record(self.device), from_rank0(train),
+                           from_rank0(self.mixes_drawn), self.trained_under or [])
         if self.rank == 0:
             self.folder.save_result(result, self.record_keeper)
         return result

@@ -15,7 +15,7 @@ from .evaluation import collapsed
 from .stats import mean_std
 from .files import write_atomically, write_text
 from .reference import reference_rows
-from .reproducible import VERSIONS, arithmetic_summary
+from .reproducible import DETAILS, arithmetic_summary
 
 MIN_SEEDS_FOR_STATISTICS = 3
 CONCENTRATED_UNIFORMITY = -0.1  # above: the embeddings lie close together (mean exp(-2 d^2) above 0.9)
@@ -368,17 +368,17 @@ def runs_by_arithmetic(comparison: Comparison) -> Dict[str, List[str]]:
     """The arithmetic a run was trained and then evaluated under (the
     :func:`~pml_metrix.app.reproducible.arithmetic_summary` of each process that trained it, then of the
     one that finished it, each change once, joined by "then") -> the runs (``variant seed N``) that have
-    it; runs written before it was recorded are left out. Versions that some records lack (written by
+    it; runs written before it was recorded are left out. Details that some records lack (written by
     an older pml_metrix) are left out of all."""
     records = {name: [[rec for rec in (*r.trained_under, r.arithmetic) if rec] for r in results]
                for name, results in comparison.runs.items()}
     every = [rec for per_run in records.values() for run_records in per_run for rec in run_records]
-    versions = [version for version in VERSIONS if all(version in rec for rec in every)]
+    details = [detail for detail in DETAILS if all(detail in rec for rec in every)]
     runs: Dict[str, List[str]] = {}
     for name, results in comparison.runs.items():
         for r, run_records in zip(results, records[name]):
             summaries: List[str] = []
-            for summary in (arithmetic_summary(rec, versions) for rec in run_records):
+            for summary in (arithmetic_summary(rec, details) for rec in run_records):
                 if summary not in summaries[-1:]:
                     summaries.append(summary)
             if summaries:

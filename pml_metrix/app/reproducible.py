@@ -20,7 +20,7 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from .config import ConfigError
 
@@ -118,15 +118,21 @@ def environment_problems() -> List[str]:
     return problems
 
 
-def arithmetic_record() -> Dict[str, Any]:
+def arithmetic_record(device: Optional["torch.device"] = None) -> Dict[str, Any]:
     """What decided this process's arithmetic, for results.json: whether the pinned settings are in
     force (``pinned``), the pinned variables as they are, torch's and faiss's instruction sets,
-    threads, deterministic algorithms, the versions, and the processor."""
+    threads, deterministic algorithms, the versions, the processor, and, for a run, its ``device``
+    (with the GPU's name) and the number of processes that share its batches (``world_size``)."""
     import faiss
     import pytorch_metric_learning
     import torch
 
     from .. import __version__
+    from ..distributed import get_world_size
+
+    run = {} if device is None else {"device": str(device), "world_size": get_world_size()}
+    if device is not None and device.type == "cuda":
+        run["device"] = f"{device} ({torch.cuda.get_device_name(device)})"
 
     return {
         "pinned": not unpinned(),
@@ -141,17 +147,19 @@ def arithmetic_record() -> Dict[str, Any]:
         "pytorch_metric_learning": pytorch_metric_learning.__version__,
         "pml_metrix": __version__,
         "processor": {**processor(), "flags": [f for f in RECORDED_FLAGS if f in processor()["flags"]]},
+        **run,
     }
 
 
-VERSIONS = ("torch", "faiss", "pytorch_metric_learning", "pml_metrix")  # of an arithmetic record
+# of an arithmetic record, beside what every record holds (an older pml_metrix recorded torch's and faiss's only)
+DETAILS = ("torch", "faiss", "pytorch_metric_learning", "pml_metrix", "device", "world_size")
 
 
-def arithmetic_summary(record: Dict[str, Any], versions: Sequence[str] = VERSIONS) -> str:
-    """One line of what in an :func:`arithmetic_record` decides a run's digits, with the ``versions``
-    it holds (an older pml_metrix recorded torch's and faiss's only)."""
+def arithmetic_summary(record: Dict[str, Any], details: Sequence[str] = DETAILS) -> str:
+    """One line of what in an :func:`arithmetic_record` decides a run's digits, with the ``details``
+    it holds."""
     state = "pinned (reproducible mode)" if record["pinned"] else "unpinned (the machine's own kernels)"
-    versions = ", ".join(f"{name} {record[name]}" for name in versions if name in record)
+    versions = ", ".join(f"{name} {record[name]}" for name in details if name in record)
     return (f"{state}; torch CPU capability {record['torch_cpu_capability']}, faiss {record['faiss_simd_level']}, "
             f"{record['threads']} thread(s); {versions}; processor {record['processor'].get('model', 'unknown')}")
 
@@ -172,10 +180,13 @@ def set_arithmetic(config: "RunConfig", device: "torch.device") -> None:
         torch.use_deterministic_algorithms(True)
 
 
-def with_this_process(records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def with_this_process(records: Optional[List[Dict[str, Any]]], device: "torch.device") -> Optional[List[Dict[str, Any]]]:
     """The arithmetic records of the processes that trained a run, in order, with this process's
-    (:func:`arithmetic_record`) appended unless the last one already has its summary."""
-    record = arithmetic_record()
+    (:func:`arithmetic_record` on ``device``) appended unless the last one already has its summary;
+    ``None`` (a run whose earlier epochs were trained before they were recorded) stays ``None``."""
+    if records is None:
+        return None
+    record = arithmetic_record(device)
     same = bool(records) and arithmetic_summary(records[-1]) == arithmetic_summary(record)
     return list(records) if same else [*records, record]
 

@@ -96,7 +96,7 @@ class RunResult:
             threads, versions, processor); empty for a run written before it was recorded.
         trained_under: the arithmetic records of the processes that trained its epochs, in order (one
             per change: several for a run resumed under other arithmetic); empty for a run whose
-            checkpoints did not record them.
+            first epochs were trained before they were recorded (unknown).
     """
 
     config: RunConfig
@@ -219,19 +219,24 @@ class RunFolder:
             return (f"{self.path} holds a run ({', '.join(present)}): continue it with --resume, replace it with "
                     "--overwrite, or choose another --output")
         if present and not self.holds_a_run():
-            return (f"{self.path} holds {', '.join(present)} but no training run of pml_metrix (no {CHECKPOINT}, and its "
-                    f"{CONFIG} is not a run's settings: a study's folder, or another program's files?): --overwrite "
-                    "replaces only a run's files; choose another --output")
+            return (f"{self.path} holds {', '.join(present)} but no training run of pml_metrix (no readable {CHECKPOINT} "
+                    f"of one, and its {CONFIG} is not a run's settings: a study's folder, or another program's files?): "
+                    "--overwrite replaces only a run's files; choose another --output, or remove them yourself")
         for name in present:
             path = self.path / name
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         return None
 
     def holds_a_run(self) -> bool:
-        """Whether the folder's files are a training run's: its checkpoint, or, before the first epoch
-        ends, a ``config.yaml`` of a run's settings (a run writes it first)."""
-        if (self.path / CHECKPOINT).is_file():
+        """Whether the folder's files are a training run's: its checkpoint (a pml_metrix checkpoint), or,
+        before the first epoch ends, a ``config.yaml`` of a run's settings (a run writes it first)."""
+        try:
+            load_checkpoint(self.path / CHECKPOINT)
             return True
+        except FileNotFoundError:
+            pass
+        except ValueError:  # another program's, or damaged
+            return False
         try:
             load_config(str(self.path / CONFIG))
         except (ConfigError, OSError):
@@ -329,19 +334,20 @@ class RunFolder:
         save_checkpoint(self.path / CHECKPOINT, state)
         if is_best:
             save_checkpoint(self.path / BEST, state)
-        self.save_logs(record_keeper)
+        self.save_logs(record_keeper, f"epoch {state['epoch']}'s checkpoint")
 
     def save_result(self, result: RunResult, record_keeper) -> None:
         write_json(self.path / RESULTS, result.to_dict())
-        self.save_logs(record_keeper)
+        self.save_logs(record_keeper, "the run's results")
 
-    def save_logs(self, record_keeper) -> None:
-        """record-keeper's records since the last save, appended to the logs; a full disk says what it left."""
+    def save_logs(self, record_keeper, written: str) -> None:
+        """record-keeper's records since the last save, appended to the logs; a full disk says what it
+        left (``written``: what was written before them)."""
         try:
             record_keeper.save_records()
         except Exception as error:  # noqa: BLE001 - the CSV writer's OSError or SQLite's OperationalError
             if not out_of_space(error):
                 raise
-            raise OSError(errno.ENOSPC, f"no space left on the device writing the logs in {self.path / 'logs'} (the "
-                          "run's checkpoint and results are written, these log rows are not): free some space and run "
-                          "again (--resume continues from the last checkpoint)") from None
+            raise OSError(errno.ENOSPC, f"no space left on the device writing the logs in {self.path / 'logs'} ({written} "
+                          "is written, these log rows are not): free some space and run again (--resume continues "
+                          "from the last checkpoint)") from None

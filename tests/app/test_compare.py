@@ -1,6 +1,7 @@
 """A study's own files (pml_metrix.app.compare): they never describe runs that have changed since."""
 
 import pytest
+import torch
 
 from pml_metrix.app import compare as compare_module
 from pml_metrix.app.config import RunConfig
@@ -23,13 +24,26 @@ def test_a_study_run_again_removes_its_results_and_report_before_any_run_changes
     monkeypatch.setattr(compare_module, "Run", first_run)
     with pytest.raises(Stopped):
         compare_module.compare(study, resume=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", CONFIG, "notes.txt"]  # the study file may be the one given
 
 
 def test_the_report_writes_only_the_files_a_study_removes(tmp_path):
+    import dataclasses
+
+    from pml_metrix.analysis import pair_positivity, positive_share_by_lam
     from pml_metrix.app.report import write_report
     from tests.app.test_stats import made_comparison
+    from tests.test_analysis import BATCH, anchor_labels_of, batch, make_loss, positive_negative_mixes
 
     comparison = made_comparison(tmp_path, {"baseline": [0.7, 0.72, 0.71], "metrix": [0.72, 0.73, 0.7]})
+    for results in comparison.runs.values():  # two evaluated epochs (the per-epoch plots) and train metrics (the gains')
+        results[:] = [dataclasses.replace(r, history=[{**r.history[0], "epoch": 1}, {**r.history[0], "epoch": 2}],
+                                          train_metrics={"recall_at_1": 0.9}) for r in results]
+    embeddings, labels = batch()
+    loss_fn = make_loss("contrastive")
+    lam = torch.rand(3 * BATCH, generator=torch.Generator().manual_seed(16))
+    mixed_batch = positive_negative_mixes(embeddings, labels, anchor_labels_of(loss_fn, labels), lam, seed=17)
+    share = positive_share_by_lam(pair_positivity(loss_fn, embeddings, labels, mixed_batch), num_bins=5)
+    comparison.positivity["metrix"], comparison.positivity_by_label["metrix"] = share, share
     write_report(comparison, "pml-metrix compare ...")
-    assert {p.name for p in tmp_path.iterdir()} <= set(REPORT_FILES)
+    assert {p.name for p in tmp_path.iterdir()} == set(REPORT_FILES)  # every one written, and no other

@@ -66,12 +66,14 @@ def test_overwrite_replaces_a_run_and_refuses_files_that_are_not_one(tmp_path):
         if config_text is not None:
             (folder / CONFIG).write_text(config_text)
         if checkpoint:
-            (folder / CHECKPOINT).write_bytes(b"damaged")  # a run's, however damaged
+            checkpoints.save_checkpoint(folder / CHECKPOINT, {"epoch": 1, "config": {}, "models": {}})
         return RunFolder(folder)
 
     run_config = tmp_path / "run.yaml"
     RunConfig(epochs=3).save(run_config)
-    for folder in (made("notes"), made("study", "seeds: [0]\nvariants: {baseline: {}}\n"), made("other", "a: 1\n")):
+    foreign = made("foreign", "a: 1\n")
+    torch.save({"state_dict": {}}, foreign.path / CHECKPOINT)  # another program's checkpoint
+    for folder in (made("notes"), made("study", "seeds: [0]\nvariants: {baseline: {}}\n"), made("other", "a: 1\n"), foreign):
         assert "no training run of pml_metrix" in folder.claim(overwrite=True)
         assert (folder.path / "logs" / "notes.txt").read_text() == "kept"
     for folder in (made("started", run_config.read_text()), made("epoch", "seeds: [0]\n", checkpoint=True)):
@@ -175,13 +177,19 @@ def test_a_run_records_the_arithmetic_of_each_process_that_trained_it(tmp_path, 
 
     config = tiny_fashion(tmp_path, epochs=2)
     (first,) = experiment.Run(config).train().trained_under
-    assert reproducible.arithmetic_summary(first) == reproducible.arithmetic_summary(reproducible.arithmetic_record())
+    assert reproducible.arithmetic_summary(first) == reproducible.arithmetic_summary(reproducible.arithmetic_record(torch.device("cpu")))
     other = {**first, "threads": first["threads"] + 1}
-    monkeypatch.setattr(reproducible, "arithmetic_record", lambda: other)
+    monkeypatch.setattr(reproducible, "arithmetic_record", lambda device=None: other)
     resumed = experiment.Run(config.replace(epochs=3)).train(resume=True)  # another process trains epoch 3
     assert resumed.trained_under == [first, other] == load_checkpoint(tmp_path / "run" / "checkpoint.pth")["arithmetic"]
     assert experiment.Run(config.replace(epochs=4)).train(resume=True).trained_under == [first, other]  # no change
     assert json.loads((tmp_path / "run" / "results.json").read_text())["trained_under"] == [first, other]
+    assert first["device"] == "cpu" and first["world_size"] == 1
+    older = load_checkpoint(tmp_path / "run" / "checkpoint.pth")
+    del older["arithmetic"]  # written before it was recorded: the earlier epochs' arithmetic is unknown
+    checkpoints.save_checkpoint(tmp_path / "run" / "checkpoint.pth", older)
+    (tmp_path / "run" / "results.json").unlink()
+    assert experiment.Run(config.replace(epochs=5)).train(resume=True).trained_under == []
 
 
 def test_a_run_resumed_with_fewer_epochs_evaluates_its_last_one(tmp_path, monkeypatch):
