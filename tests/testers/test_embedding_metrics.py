@@ -93,7 +93,7 @@ def test_mixed_references_count_for_the_queries_they_cover():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: nearest_sq_distances(torch.randn(3, 4)), "at least one reference"),
+        (lambda: nearest_sq_distances(torch.randn(3, 4)), "no reference tensor after the query"),
         (lambda: nearest_sq_distances(torch.randn(3, 4), torch.randn(5, 3)), "dimension 3"),
         (lambda: nearest_sq_distances(torch.randn(3, 4), torch.zeros(0, 4)), "every reference tensor is empty"),
         (lambda: nearest_sq_distances(torch.full((3, 4), float("nan")), torch.randn(5, 4)), "NaN"),
