@@ -36,7 +36,9 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
             if not overwrite:
                 raise ConfigError(f"{output} holds a training run ({CHECKPOINT}), not a study: choose another --output, "
                                   "or replace the run with --overwrite")
-            study_folder.claim(overwrite=True)
+            refusal = study_folder.claim(overwrite=True)
+            if refusal:
+                raise ConfigError(refusal)
         (output / RESULTS).unlink(missing_ok=True)  # from now on they would describe runs that may change: written
         remove_report(output)  # again at the end (the study's config.yaml, which may be the file given, is kept)
         for seed in study.seeds:

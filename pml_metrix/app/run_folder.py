@@ -219,9 +219,9 @@ class RunFolder:
             return (f"{self.path} holds a run ({', '.join(present)}): continue it with --resume, replace it with "
                     "--overwrite, or choose another --output")
         if present and not self.holds_a_run():
-            return (f"{self.path} holds {', '.join(present)} but no training run of pml_metrix (no readable {CHECKPOINT} "
-                    f"of one, and its {CONFIG} is not a run's settings: a study's folder, or another program's files?): "
-                    "--overwrite replaces only a run's files; choose another --output, or remove them yourself")
+            return (f"{self.path} holds {', '.join(present)} but no training run of pml_metrix (neither a readable "
+                    f"{CHECKPOINT} of one nor a {CONFIG} of a run's settings: a study's folder, or another program's "
+                    "files?): --overwrite replaces only a run's files; choose another --output, or remove them yourself")
         for name in present:
             path = self.path / name
             shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -233,10 +233,8 @@ class RunFolder:
         try:
             load_checkpoint(self.path / CHECKPOINT)
             return True
-        except FileNotFoundError:
+        except (FileNotFoundError, ValueError):  # none, another program's, or damaged: the config may say
             pass
-        except ValueError:  # another program's, or damaged
-            return False
         try:
             load_config(str(self.path / CONFIG))
         except (ConfigError, OSError):
@@ -338,7 +336,7 @@ class RunFolder:
 
     def save_result(self, result: RunResult, record_keeper) -> None:
         write_json(self.path / RESULTS, result.to_dict())
-        self.save_logs(record_keeper, "the run's results")
+        self.save_logs(record_keeper, RESULTS)
 
     def save_logs(self, record_keeper, written: str) -> None:
         """record-keeper's records since the last save, appended to the logs; a full disk says what it

@@ -47,3 +47,13 @@ def test_the_report_writes_only_the_files_a_study_removes(tmp_path):
     comparison.positivity["metrix"], comparison.positivity_by_label["metrix"] = share, share
     write_report(comparison, "pml-metrix compare ...")
     assert {p.name for p in tmp_path.iterdir()} == set(REPORT_FILES)  # every one written, and no other
+
+
+def test_compare_overwrite_refuses_a_folder_with_another_program_s_checkpoint(tmp_path):
+    from pml_metrix.app.config import ConfigError
+
+    torch.save({"state_dict": {}}, tmp_path / "checkpoint.pth")  # not a pml_metrix run: left alone
+    study = Study(RunConfig(output=str(tmp_path), recall_at_k=[1]), {"baseline": {"mix_level": "none"}}, [0])
+    with pytest.raises(ConfigError, match="no training run of pml_metrix"):
+        compare_module.compare(study, overwrite=True)
+    assert (tmp_path / "checkpoint.pth").is_file()

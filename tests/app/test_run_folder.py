@@ -76,7 +76,9 @@ def test_overwrite_replaces_a_run_and_refuses_files_that_are_not_one(tmp_path):
     for folder in (made("notes"), made("study", "seeds: [0]\nvariants: {baseline: {}}\n"), made("other", "a: 1\n"), foreign):
         assert "no training run of pml_metrix" in folder.claim(overwrite=True)
         assert (folder.path / "logs" / "notes.txt").read_text() == "kept"
-    for folder in (made("started", run_config.read_text()), made("epoch", "seeds: [0]\n", checkpoint=True)):
+    damaged = made("damaged", run_config.read_text())
+    (damaged.path / CHECKPOINT).write_bytes(b"truncated")  # a run's config beside it: a run's folder
+    for folder in (made("started", run_config.read_text()), made("epoch", "seeds: [0]\n", checkpoint=True), damaged):
         assert folder.claim(overwrite=True) is None and not any(folder.path.iterdir())
 
 
