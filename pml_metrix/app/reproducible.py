@@ -130,9 +130,10 @@ def arithmetic_record(device: Optional["torch.device"] = None) -> Dict[str, Any]
     from .. import __version__
     from ..distributed import get_world_size
 
-    run = {} if device is None else {"device": str(device), "world_size": get_world_size()}
-    if device is not None and device.type == "cuda":
-        run["device"] = f"{device} ({torch.cuda.get_device_name(device)})"
+    run = {}
+    if device is not None:
+        name = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+        run = {"device": name, "world_size": get_world_size()}
 
     return {
         "pinned": not unpinned(),
