@@ -114,6 +114,11 @@ class MixedBatch:
         lam: K mixing factors in [0, 1].
         pair_mask: B x K bool, which (anchor, mixed item) pairs count; ``None`` means all.
         indices_tuple: an optional PML miner tuple for the clean part of the loss.
+        tuple_references: what the references of ``indices_tuple`` index: ``"batch"`` (the default),
+            the batch the plan was drawn on, as ``MixupMiner``'s inner miner mines them; ``"ref_emb"``,
+            the ``ref_emb`` the loss is called with (PML's reading of a tuple beside ``ref_emb``), as
+            ``pml_metrix.losses.CrossBatchMemory`` hands the loss a tuple over batch and memory. The
+            loss refuses a tuple of the batch beside ``ref_emb``, and one of ``ref_emb`` without it.
         num_classes: ``None`` when the anchors (``pair_mask``'s rows) are the B batch items; C when
             they are the classes 0, ..., C - 1 (proxy anchor's proxies; ``pair_mask`` is C x K).
         strategy: the one mixing strategy of every mix, when the miner drew one for the step (a
@@ -131,6 +136,8 @@ class MixedBatch:
     Pass it where PML passes ``indices_tuple``, to a Metrix loss; it is no indices tuple itself.
     """
 
+    TUPLE_REFERENCES = ("batch", "ref_emb")
+
     def __init__(
         self,
         embeddings: Tensor,
@@ -140,10 +147,12 @@ class MixedBatch:
         indices_tuple: IndicesTuple = None,
         num_classes: Optional[int] = None,
         strategy: Optional[str] = None,
+        tuple_references: str = "batch",
     ):
         self.embeddings = embeddings
         self.plan = MixingPlan(source_index, lam, pair_mask, num_classes, strategy)
         self.indices_tuple = indices_tuple
+        self.tuple_references = tuple_references
         self._check()
 
     source_index = property(lambda self: self.plan.source_index, doc="K x 2 long: the plan's (i, j) of each mix.")
@@ -178,13 +187,15 @@ class MixedBatch:
         check_same_device(self.embeddings, source_index=idx, lam=lam, pair_mask=self.pair_mask)
         if not in_unit_interval(lam):
             raise ValueError("lam must lie in [0, 1] (NaN is not allowed)")
+        if self.tuple_references not in self.TUPLE_REFERENCES:
+            raise ValueError(f"tuple_references must be one of {self.TUPLE_REFERENCES}, got {self.tuple_references!r}")
 
     def __repr__(self) -> str:
         masked = "none" if self.pair_mask is None else f"{self.pair_mask.float().mean().item():.3f} of the pairs kept"
         anchors = "batch items" if self.num_classes is None else f"{self.num_classes} classes"
         return (
             f"MixedBatch(K={len(self.lam)}, embeddings={tuple(self.embeddings.shape)}, anchors={anchors}, "
-            f"pair_mask={masked}, indices_tuple={'none' if self.indices_tuple is None else 'given'}"
+            f"pair_mask={masked}, indices_tuple={'none' if self.indices_tuple is None else 'of the ' + self.tuple_references}"
             + ("" if self.strategy is None else f", strategy={self.strategy}")
             + ")"
         )

@@ -689,6 +689,36 @@ def _(ctx):
     MetrixMSLoss()(embeddings, None, SoftPairs(embeddings, torch.ones(B, B)), ref_emb=embeddings)
 
 
+@case("loss-mixed-batch-tuple-with-ref-emb")
+def _(ctx):
+    embeddings, labels = batch()
+    mixed_batch = MixupMiner(inner_miner=miners.MultiSimilarityMiner(epsilon=1.0), seed=0)(embeddings, labels)
+    MetrixSupConLoss()(embeddings, labels, mixed_batch, embeddings + 1, labels)
+
+
+@case("loss-mixed-batch-tuple-of-missing-ref-emb")
+def _(ctx):
+    embeddings, labels = batch()
+    pairs = miners.MultiSimilarityMiner(epsilon=1.0)(embeddings, labels)
+    MetrixMSLoss()(embeddings, labels, mixed(indices_tuple=pairs, tuple_references="ref_emb"))
+
+
+@case("loss-ref-emb-without-ref-labels")
+def _(ctx):
+    embeddings, labels = batch()
+    MetrixSupConLoss()(embeddings, labels, MixupMiner(seed=0)(embeddings, labels), embeddings + 1)
+
+
+@case("mixed-tuple-references-unknown")
+def _(ctx):
+    mixed(tuple_references="memory")
+
+
+@case("loss-option-not-a-number")
+def _(ctx):
+    MetrixSupConLoss(temperature=torch.tensor([0.1, 0.2]))
+
+
 @case("loss-pml-given-a-mixed-batch")
 def _(ctx):
     embeddings, labels = batch()

@@ -27,7 +27,9 @@ class MetrixLossMixin:
       by the ``reducer`` (what ``mixed`` is for a MixedBatch). For proxy anchor the anchors are the
       proxies, so ``embeddings`` only fix the dimension, dtype and device; ``ref_emb`` is refused.
 
-    ``ref_emb`` and ``ref_labels`` with a MixedBatch reach its clean part only.
+    ``ref_emb`` and ``ref_labels`` with a MixedBatch reach its clean part only, where PML reads the
+    references of its ``indices_tuple`` as rows of ``ref_emb``: a tuple of the batch (an inner
+    miner's, ``MixedBatch.tuple_references == "batch"``) is refused beside ``ref_emb``.
 
     ``labels`` are B class labels, or B x C multi-hot label sets (0 and 1) for multi-label data
     (every loss but proxy anchor, which takes class labels). With label sets, the pair
@@ -57,9 +59,10 @@ class MetrixLossMixin:
         self.label_similarity = label_similarity
         for name in NUMERIC_OPTIONS:  # PML takes them as given: a NaN would train on NaN losses
             value = getattr(self, name, None)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-            if name in POSITIVE_LOSS_OPTIONS and value is not None and value <= 0:
+            if value is None:
+                continue
+            number = option_value(name, value)
+            if name in POSITIVE_LOSS_OPTIONS and number <= 0:
                 raise ValueError(f"{name} must be > 0 (the loss divides by it), got {value!r}")
         self.mix_weight = mix_weight
         self.add_to_recordable_attributes(name="mix_weight", is_stat=False)
@@ -103,6 +106,10 @@ class MetrixLossMixin:
         self.check_batch_labels(labels, embeddings.shape[0])
         if labels is not None and not is_label_sets(labels):
             labels = labels.long()  # PML's twins index with them
+        # the PML tuple of the clean part: given, or a MixedBatch's
+        pml_tuple = indices_tuple.indices_tuple if isinstance(indices_tuple, MixedBatch) else indices_tuple
+        if isinstance(indices_tuple, MixedBatch) and pml_tuple is not None:
+            check_tuple_references(indices_tuple.tuple_references, ref_emb)
         if ref_emb is not None:
             check_embeddings(ref_emb, "ref_emb", allow_empty=True)
             check_references(embeddings, ref_emb, "ref_emb")
@@ -112,7 +119,7 @@ class MetrixLossMixin:
                     "class labels) cannot be used with them; call loss(embeddings, label_sets)"
                 )
             check_labels(ref_labels, ref_emb.shape[0], "ref_labels")
-            if ref_labels is None and indices_tuple is None:
+            if ref_labels is None and pml_tuple is None:
                 raise ValueError("ref_emb needs ref_labels (or an indices_tuple saying which pairs are positive)")
         if isinstance(indices_tuple, SoftPairs):
             if ref_emb is not None:
@@ -231,3 +238,34 @@ class MetrixLossMixin:
         if len(anchors) == 0:
             return self.zero_loss()
         return {"losses": losses.index_select(0, anchors), "indices": anchors, "reduction_type": "element"}
+
+
+def option_value(name: str, value) -> float:
+    """The value of a loss's numeric option: a real number, or a one-element floating tensor (a
+    learnable ``torch.nn.Parameter`` temperature, as PML's losses take one); it must be finite."""
+    if torch.is_tensor(value) and value.numel() == 1 and value.is_floating_point():
+        number = float(value.detach())
+    elif isinstance(value, Real) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise ValueError(f"{name} must be a finite number or a one-element float tensor, got {value!r}")
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def check_tuple_references(tuple_references: str, ref_emb: Optional[Tensor]) -> None:
+    """Raise unless a MixedBatch's ``indices_tuple`` indexes what PML will read its references as:
+    the batch without ``ref_emb``, ``ref_emb`` with it."""
+    if ref_emb is not None and tuple_references == "batch":
+        raise ValueError(
+            "this MixedBatch's indices_tuple (its inner miner's) indexes the batch it was drawn on, but beside ref_emb PML "
+            "reads its references as rows of ref_emb, which would pair the wrong items: draw the MixedBatch without "
+            "inner_miner to pass ref_emb (the clean part then takes every pair with ref_emb, by ref_labels), or wrap the "
+            "loss in pml_metrix.losses.CrossBatchMemory, which moves the tuple's references into its memory"
+        )
+    if ref_emb is None and tuple_references == "ref_emb":
+        raise ValueError(
+            "this MixedBatch's indices_tuple indexes ref_emb (tuple_references='ref_emb'), but no ref_emb was given: pass "
+            "the ref_emb and ref_labels the tuple was mined on"
+        )

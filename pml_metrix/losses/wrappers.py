@@ -55,7 +55,8 @@ class CrossBatchMemory(losses.CrossBatchMemory):
     (``MixupMiner()(embeddings, labels)``): the loss's ``clean + mix_weight * mixed``, the clean part
     against batch plus memory (the memory's own tuple, joined with ``MixedBatch.indices_tuple``, an
     inner miner's pairs or triplets of the batch, as PML joins an ``indices_tuple``, their
-    references moved to where the batch sits in the memory), the mixed part the batch anchors against
+    references moved to where the batch sits in the memory; a tuple whose ``tuple_references`` is
+    ``"ref_emb"`` is read as PML reads one, as positions in the memory), the mixed part the batch anchors against
     the batch's mixes. The memory stores the batch embeddings, never the mixes. A MixedBatch with
     ``enqueue_mask`` is refused, as PML refuses an ``indices_tuple`` with it. Label sets are refused:
     the memory keeps one class label per item.
@@ -79,13 +80,13 @@ class CrossBatchMemory(losses.CrossBatchMemory):
                 embeddings, labels, E_mem, L_mem, input_indices_tuple, do_remove_self_comparisons
             )
         batch_tuple = input_indices_tuple.indices_tuple
-        if batch_tuple is not None:
+        if batch_tuple is not None and input_indices_tuple.tuple_references == "batch":
             batch_tuple = references_in_memory(batch_tuple, self.curr_batch_idx)
         memory_tuple = super().create_indices_tuple(
             embeddings, labels, E_mem, L_mem, batch_tuple, do_remove_self_comparisons
         )
         mixed_batch = copy.copy(input_indices_tuple)  # the same mixes and plan, the memory's tuple
-        mixed_batch.indices_tuple = memory_tuple
+        mixed_batch.indices_tuple, mixed_batch.tuple_references = memory_tuple, "ref_emb"
         return mixed_batch
 
 

@@ -167,3 +167,37 @@ def test_metrix_losses_are_their_pml_twins():
     assert pml_metrix.losses.MetrixMSLoss is pml_metrix.MetrixMSLoss
     ms = pml_metrix.MetrixMSLoss()
     assert (ms.alpha, ms.beta, ms.base, ms.mix_weight) == (2, 50, 0.5, 0.4)
+
+
+TENSOR_OPTIONS = [
+    (pml_metrix.MetrixSupConLoss, losses.SupConLoss, {}, "temperature", 0.1),
+    (pml_metrix.MetrixNTXentLoss, losses.NTXentLoss, {}, "temperature", 0.07),
+    (pml_metrix.MetrixMSLoss, losses.MultiSimilarityLoss, {}, "alpha", 2.0),
+    (pml_metrix.MetrixMSLoss, losses.MultiSimilarityLoss, {}, "base", 0.5),
+    (pml_metrix.MetrixContrastiveLoss, losses.ContrastiveLoss, {}, "neg_margin", 1.0),
+    (pml_metrix.MetrixProxyAnchorLoss, losses.ProxyAnchorLoss, {"num_classes": 3, "embedding_size": 5}, "alpha", 32.0),
+]
+
+
+@pytest.mark.parametrize("ours_cls,theirs_cls,kwargs,name,value", TENSOR_OPTIONS, ids=[f"{o[0].__name__}-{o[3]}" for o in TENSOR_OPTIONS])
+def test_an_option_given_as_a_learnable_tensor_is_pml_s_and_learns_through_the_mixes(ours_cls, theirs_cls, kwargs, name, value):
+    """PML's losses take a numeric option as a tensor (a learnable temperature): so do the Metrix
+    losses, with PML's value and gradients bit for bit (the option's own too), and a gradient for it
+    through the mixed part."""
+    generator = torch.Generator().manual_seed(0)
+    embeddings, labels = torch.randn(12, 5, generator=generator), torch.randint(0, 3, (12,), generator=generator)
+    results = []
+    for cls in (ours_cls, theirs_cls):
+        torch.manual_seed(1)  # the same proxies
+        loss_fn = cls(**kwargs, **{name: torch.nn.Parameter(torch.tensor(value))})
+        leaf = embeddings.clone().requires_grad_()
+        loss = loss_fn(leaf, labels)
+        results.append((loss.detach(), *torch.autograd.grad(loss, [leaf, getattr(loss_fn, name)])))
+    for ours, theirs in zip(*results):
+        assert torch.equal(ours, theirs)
+    if ours_cls is pml_metrix.MetrixProxyAnchorLoss:
+        return  # its MixupMiner needs num_classes; the clean part above is the check here
+    loss_fn = ours_cls(mix_weight=1.0, **{name: torch.nn.Parameter(torch.tensor(value))})
+    mixed_batch = pml_metrix.MixupMiner(seed=0)(embeddings, labels)
+    mixed = loss_fn(embeddings, None, loss_fn.mixed_soft_pairs(mixed_batch, labels))
+    assert torch.autograd.grad(mixed, getattr(loss_fn, name))[0] != 0

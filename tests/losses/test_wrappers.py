@@ -68,6 +68,7 @@ def test_cross_batch_memory_with_a_mixed_batch_adds_the_batch_s_mixed_part(name,
     memory_miner = miners.MultiSimilarityMiner(0.1) if mined in ("memory_miner", "both_miners") else None
     with_mixes = CrossBatchMemory(loss_fn, DIM, memory_size=32, miner=copy.deepcopy(memory_miner))
     without = CrossBatchMemory(loss_fn, DIM, memory_size=32, miner=copy.deepcopy(memory_miner))
+    by_position = CrossBatchMemory(loss_fn, DIM, memory_size=32, miner=copy.deepcopy(memory_miner))
     inner_miner = {
         "inner_miner": miners.MultiSimilarityMiner(0.2), "both_miners": miners.MultiSimilarityMiner(0.2),
         "inner_triplets": miners.TripletMarginMiner(margin=1.0, type_of_triplets="all"),
@@ -81,9 +82,15 @@ def test_cross_batch_memory_with_a_mixed_batch_adds_the_batch_s_mixed_part(name,
             place = (without.queue_idx + torch.arange(len(embeddings))) % 32
             references = (1, 3) if len(batch_tuple) == 4 else (1, 2)  # (a1, p, a2, n) or (a, p, n)
             batch_tuple = tuple(place[index] if position in references else index for position, index in enumerate(batch_tuple))
+        # the same tuple given as memory positions (tuple_references="ref_emb") is read as PML reads one
+        on_memory = mixed_batch if batch_tuple is None else pml_metrix.MixedBatch(
+            mixed_batch.embeddings, mixed_batch.source_index, mixed_batch.lam, mixed_batch.pair_mask, batch_tuple,
+            tuple_references="ref_emb",
+        )
         total = with_mixes(embeddings, labels, mixed_batch)
         mixed = loss_fn(embeddings, None, loss_fn.mixed_soft_pairs(mixed_batch, labels))
         assert torch.equal(total, without(embeddings, labels, batch_tuple) + 0.3 * mixed)
+        assert torch.equal(by_position(embeddings, labels, on_memory), total)
         assert mixed.item() > 0
         assert_same_memory(with_mixes, without)
     with pytest.raises(ValueError, match="mutually exclusive"):
