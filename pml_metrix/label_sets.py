@@ -91,8 +91,15 @@ def batch_similarities(
     """B x B: the similarity named ``label_similarity`` of every pair of a batch's B x C label sets,
     on ``device``, in ``dtype`` (bool for ``shares_any``). The values are checked as given: the
     similarity is computed in the wider of ``dtype`` and the sets' own dtype, then cast, so that no
-    cast rounds a bad value (``1 + 1e-12`` in float64, a complex one) into 0 or 1 first."""
+    cast rounds a bad value (``1 + 1e-12`` in float64, a complex one) into 0 or 1 first.
+
+    With one label per item every similarity is the same-class relation, 1 or 0: it is returned as
+    ``shares_any`` gives it, bool, the binary labels on which the losses run PML's arithmetic (PML's
+    loss with the class labels, bit for bit)."""
     sets = label_sets.to(device=device, dtype=torch.promote_types(label_sets.dtype, dtype))
+    dense = sets.layout == torch.strided and has_data(sets) and sets.numel()  # else the similarity refuses or cannot tell
+    if dense and bool(sets.sum(dim=-1).eq_(1).all()):  # the values are checked by the similarity
+        label_similarity = "shares_any"
     similarities = get_label_similarity(label_similarity)(sets, sets)
     return similarities.to(dtype) if similarities.is_floating_point() else similarities
 

@@ -76,9 +76,9 @@ class SoftPairs:
             label_similarity: ``jaccard``, ``dice``, ``cosine`` or ``shares_any`` (bool labels: PML's
                 loss with "shares a label" as the positive pairs).
 
-        With one label per item, the soft labels are the same-class labels (1.0 and 0.0; ``True`` and
-        ``False`` for ``shares_any``), and the loss is PML's loss with the class labels: bit for bit with
-        ``shares_any``, to rounding with the float labels of the others (bit for bit for contrastive).
+        With one label per item, the soft labels are the bool same-class labels whatever the
+        similarity (:func:`~pml_metrix.label_sets.batch_similarities`), and the loss is PML's loss with
+        the class labels, bit for bit.
         """
         check_label_set_rows(label_sets, embeddings.shape[0])
         soft_labels = batch_similarities(label_sets, label_similarity, loss_dtype(embeddings.dtype), embeddings.device)

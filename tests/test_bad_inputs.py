@@ -293,6 +293,25 @@ def _(ctx):
     MetrixAccuracyCalculator(label_similarity="jaccard", device=torch.device("cpu")).get_accuracy(embeddings, sets)
 
 
+@case("labelsets-calculator-one-column")
+def _(ctx):
+    embeddings, _ = batch()
+    MetrixAccuracyCalculator(label_similarity="jaccard", device=torch.device("cpu")).get_accuracy(embeddings, label_sets()[:, 0])
+
+
+@case("labelsets-calculator-label-count")
+def _(ctx):
+    embeddings, _ = batch()
+    sets = label_sets()
+    MetrixAccuracyCalculator(label_similarity="jaccard", device=torch.device("cpu")).get_accuracy(embeddings, sets, embeddings, sets[:, :2])
+
+
+@case("calc-label-sets-without-similarity")
+def _(ctx):
+    embeddings, _ = batch()
+    MetrixAccuracyCalculator(device=torch.device("cpu")).get_accuracy(embeddings, label_sets())
+
+
 @case("loss-per-anchor-reducer-more-mixes")
 def _(ctx):
     from pytorch_metric_learning.reducers import PerAnchorReducer

@@ -27,7 +27,8 @@ class UtilizationTester(GlobalEmbeddingSpaceTester):
     Label sets (multi-label data, N x C multi-hot labels): with an accuracy calculator that scores
     them (``MetrixAccuracyCalculator(label_similarity=...)``), each item's whole row is its label,
     evaluated as one level (PML would score each column as a hierarchy level of its own); the keys
-    end in ``_level_sets`` (``ndcg_at_1_level_sets``).
+    end in ``_level_sets`` (``ndcg_at_1_level_sets``), and PML's hooks find them whatever the
+    tester's ``label_hierarchy_level``.
 
     Args:
         utilization_split_name: the ``dataset_dict`` key of the training split.
@@ -49,9 +50,20 @@ class UtilizationTester(GlobalEmbeddingSpaceTester):
 
     def label_levels_to_evaluate(self, query_labels: Tensor) -> Sequence[Any]:
         """PML's label hierarchy levels, or one level of every column for label sets."""
-        if getattr(self.accuracy_calculator, "label_similarity", None) is not None:
+        if self.scores_label_sets():
             return [LABEL_SETS]
         return super().label_levels_to_evaluate(query_labels)
+
+    def accuracies_keyname(self, metric: str, label_hierarchy_level: Any = 0, average: bool = False) -> str:
+        """PML's key of a metric; for label sets the one level there is, whatever
+        ``label_hierarchy_level`` asks (PML's hooks ask for the tester's, 0 by default)."""
+        if self.scores_label_sets():
+            label_hierarchy_level = LABEL_SETS
+        return super().accuracies_keyname(metric, label_hierarchy_level, average)
+
+    def scores_label_sets(self) -> bool:
+        """Whether the accuracy calculator scores label sets (it has a ``label_similarity``)."""
+        return getattr(self.accuracy_calculator, "label_similarity", None) is not None
 
     def label_hierarchy_level_to_str(self, label_hierarchy_level: Any) -> str:
         if label_hierarchy_level == LABEL_SETS:

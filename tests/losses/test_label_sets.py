@@ -29,35 +29,24 @@ def value_and_grad(loss_fn, embeddings, *args):
     return loss.detach(), leaf.grad
 
 
+ANCHOR_LOSSES = {**PAIR_LOSSES, "supcon": pml_metrix.MetrixSupConLoss, "ntxent": pml_metrix.MetrixNTXentLoss}
+
+
 @SETTINGS
-@given(batch=batches(max_batch=32), which=st.sampled_from(sorted(PAIR_LOSSES)), distance=pml_distances())
-def test_one_hot_label_sets_sharing_any_label_are_pml_s_loss_bit_for_bit(batch, which, distance):
-    """shares_any gives bool labels, the binary path: PML's loss with the class labels, value and gradient."""
+@given(batch=batches(max_batch=32), which=st.sampled_from(sorted(ANCHOR_LOSSES)), name=st.sampled_from(sorted(LABEL_SIMILARITIES)),
+       distance=pml_distances())
+def test_one_hot_label_sets_are_pml_s_loss_bit_for_bit(batch, which, name, distance):
+    """With one label per item every similarity is the same-class relation, given as bool labels (the
+    binary path): PML's loss with the class labels, value and gradient, bit for bit."""
     embeddings, labels, _ = batch
-    ours = PAIR_LOSSES[which](label_similarity="shares_any", distance=distance)
-    theirs = PAIR_LOSSES[which](distance=distance)
+    ours = ANCHOR_LOSSES[which](label_similarity=name, distance=distance)
+    theirs = ANCHOR_LOSSES[which](distance=distance)
     got = value_and_grad(ours, embeddings, one_hot(labels))
     expected = value_and_grad(theirs, embeddings, labels)
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
-
-
-@SETTINGS
-@given(batch=batches(max_batch=32), which=st.sampled_from(sorted(PAIR_LOSSES)), name=st.sampled_from(["jaccard", "dice", "cosine"]))
-def test_one_hot_label_sets_with_a_ratio_are_the_float_same_class_soft_pairs(batch, which, name):
-    """The float similarities give 1.0 and 0.0: bit for bit the SoftPairs of the float same-class
-    labels; that is PML's loss bit for bit for contrastive, to rounding for multi-similarity (whose
-    float labels take the soft log-sum-exp)."""
-    embeddings, labels, _ = batch
-    loss_fn = PAIR_LOSSES[which](label_similarity=name)
-    same = (labels[:, None] == labels[None, :]).to(embeddings.dtype)
-    not_self = ~torch.eye(len(labels), dtype=torch.bool)
-    got = loss_fn(embeddings, one_hot(labels))
-    assert torch.equal(got, loss_fn(embeddings, None, SoftPairs(embeddings, same, not_self)))
-    expected = PAIR_LOSSES[which]()(embeddings, labels)
-    if which == "contrastive":
-        assert torch.equal(got, expected)
-    else:
-        assert got.item() == pytest.approx(expected.item(), rel=1e-5 if embeddings.dtype == torch.float32 else 1e-12, abs=1e-6)
+    soft_pairs = SoftPairs.from_label_sets(embeddings, one_hot(labels), name)
+    assert soft_pairs.soft_labels.dtype == torch.bool
+    assert torch.equal(soft_pairs.soft_labels, labels[:, None] == labels[None, :])
 
 
 @settings(max_examples=30, deadline=None)
@@ -76,8 +65,7 @@ def test_one_hot_label_sets_through_the_miner_give_the_same_plan_and_mixed_part(
     by_set, set_loss = mixed_part(one_hot(labels))
     assert torch.equal(by_class.source_index, by_set.source_index) and torch.equal(by_class.pair_mask, by_set.pair_mask)
     assert torch.equal(by_class.embeddings, by_set.embeddings) and torch.equal(set_loss, class_loss)
-    if name == "shares_any" or which == "contrastive":  # the clean part bit for bit too, so the whole loss
-        assert torch.equal(loss_fn(embeddings, one_hot(labels), by_set), loss_fn(embeddings, labels, by_class))
+    assert torch.equal(loss_fn(embeddings, one_hot(labels), by_set), loss_fn(embeddings, labels, by_class))  # the whole loss
 
 
 @st.composite

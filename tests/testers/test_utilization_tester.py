@@ -177,3 +177,7 @@ def test_label_sets_are_scored_as_one_level_as_the_calculator_scores_them(datase
     for metric, value in expected.items():
         assert accuracies[f"{metric}_level_sets"] == pytest.approx(value, rel=1e-12), metric
     assert 0 < accuracies["ndcg_at_1_level_sets"] <= 1
+    # PML's hooks look a metric up by the tester's label_hierarchy_level (0 here, PML's default)
+    hooks = logging_presets.HookContainer(record_keeper=None, primary_metric="ndcg_at_1")
+    assert tester.label_hierarchy_level == 0
+    assert hooks.get_curr_primary_metric(tester, "val") == accuracies["ndcg_at_1_level_sets"]
