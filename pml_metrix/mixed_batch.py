@@ -253,13 +253,17 @@ class MixedBatch:
 
     def class_soft_pairs(self, labels: Tensor, num_classes: int) -> SoftPairs:
         """Resolve the plan against the batch for one anchor per class 0, ..., num_classes - 1 (proxy
-        anchor's proxies); ``labels`` (B) must lie in ``[0, num_classes)``."""
+        anchor's proxies); ``labels`` (B) must lie in ``[0, num_classes)``, or be B x num_classes
+        label sets, where a mix's soft label for class c is ``lam [c in L_i] + (1 - lam) [c in L_j]``
+        (:meth:`mix_soft_labels` of the classes' membership, ``labels.T``)."""
         if self.pair_mask is not None and self.num_classes != num_classes:
             rows = "batch item" if self.num_classes is None else f"of {self.num_classes} classes"
             raise ValueError(
                 f"this MixedBatch's pair_mask has one row per {rows}, but the loss's anchors are its "
                 f"{num_classes} proxies: build the MixupMiner with num_classes={num_classes}"
             )
+        if is_label_sets(labels):
+            return SoftPairs(self.embeddings, self.mix_soft_labels(labels.T), self.pair_mask)
         return SoftPairs(self.embeddings, self.class_soft_labels(labels, num_classes), self.pair_mask)
 
     def class_soft_labels(self, labels: Tensor, num_classes: int) -> Tensor:
@@ -279,19 +283,20 @@ class MixedBatch:
         return class_labels
 
     def mix_soft_labels(self, batch_soft_labels: Tensor) -> Tensor:
-        """B x K: the soft labels of the mixes for the batch's anchors, given the B x B soft labels
-        ``y`` of the batch's own pairs (the batch the plan indexes): ``lam_k y[a, i_k] + (1 - lam_k) y[a, j_k]`` for mix
-        k = (i, j), Metrix's rule, in the loss's dtype. With label sets, ``y[a, b] = s(L_a, L_b)``.
+        """A x K: the soft labels of the mixes for A anchors, given the A x B soft labels ``y`` of
+        those anchors for the batch's items (the batch the plan indexes): ``lam_k y[a, i_k] + (1 - lam_k) y[a, j_k]``
+        for mix k = (i, j), Metrix's rule, in the loss's dtype. The batch's own anchors (A = B) with
+        label sets have ``y[a, b] = s(L_a, L_b)``; proxies (A = C) ``y[c, b] = [c in L_b]``.
 
         With one label per item (``y`` the same-class labels, 1 and 0) it is :meth:`class_soft_labels`'
         row of each anchor's class, bit for bit (``lam * 1 + (1 - lam) * 0`` is ``lam``)."""
-        if not torch.is_tensor(batch_soft_labels) or batch_soft_labels.ndim != 2 or len(set(batch_soft_labels.shape)) != 1:
+        if not torch.is_tensor(batch_soft_labels) or batch_soft_labels.ndim != 2:
             raise ValueError(
-                "batch_soft_labels must be a B x B tensor, the soft label of each pair of the batch's items, got "
-                f"shape {tuple(getattr(batch_soft_labels, 'shape', ()))}"
+                "batch_soft_labels must be an A x B tensor, the soft label of each anchor for each of the batch's "
+                f"items, got shape {tuple(getattr(batch_soft_labels, 'shape', ()))}"
             )
         check_same_device(self.embeddings, batch_soft_labels=batch_soft_labels)
-        self.check_batch_size(len(batch_soft_labels))
+        self.check_batch_size(batch_soft_labels.shape[1])
         lam = self.lam.to(loss_dtype(self.embeddings.dtype))
         batch_soft_labels = batch_soft_labels.to(lam.dtype)
         first, second = (index.expand(len(batch_soft_labels), -1) for index in self.source_index.unbind(1))

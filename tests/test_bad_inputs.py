@@ -240,7 +240,7 @@ def _(ctx):
 @case("labelsets-proxy-anchor")
 def _(ctx):
     embeddings, _ = batch()
-    MetrixProxyAnchorLoss(3, D)(embeddings, label_sets())
+    MetrixProxyAnchorLoss(3, D)(embeddings, label_sets()[:, :2])
 
 
 @case("labelsets-with-ref-emb")
@@ -265,7 +265,7 @@ def _(ctx):
 @case("labelsets-miner-num-classes")
 def _(ctx):
     embeddings, _ = batch()
-    MixupMiner(seed=0, num_classes=3)(embeddings, label_sets())
+    MixupMiner(seed=0, num_classes=2)(embeddings, label_sets())
 
 
 @case("labelsets-miner-threshold-zero")
@@ -877,16 +877,6 @@ def _(ctx):
 @case("cli-select-ndcg-without-label-sets")
 def _(ctx):
     return fonts(ctx, "--select-metric", "ndcg_at_1")
-
-
-@case("cli-proxy-anchor-on-label-sets")
-def _(ctx):
-    from tests.app.datasets.test_font_attributes import write_attribute_table
-
-    font_list, faces = ctx.request.getfixturevalue("small_font_list")
-    table = write_attribute_table(ctx.root / "attributes.tsv", faces)
-    return train(ctx, "--dataset", "font_attributes", "--dataset-options", f"font_list={font_list}",
-                 f"attribute_table={table}", "--loss", "pa")
 
 
 @case("cli-torchrun-batch-not-split")

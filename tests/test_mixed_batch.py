@@ -248,8 +248,12 @@ def test_given_batch_soft_labels_are_used_as_the_label_sets_similarities():
         mb.soft_pairs(sets[:8], "dice", similarities)
     with pytest.raises(ValueError, match="batch_soft_labels are the similarities of label sets, but the labels are class"):
         mb.soft_pairs(torch.arange(9), "dice", similarities)
-    with pytest.raises(ValueError, match=r"batch_soft_labels must be a B x B tensor.*got shape \(9, 8\)"):
-        mb.mix_soft_labels(similarities[:, :8])
+    with pytest.raises(ValueError, match=r"batch_soft_labels must be an A x B tensor.*got shape \(9,\)"):
+        mb.mix_soft_labels(similarities[0])
+    # A anchors of their own (proxies): each row mixed by the plan, Metrix's rule
+    membership = sets.T.double()
+    by_rule = torch.stack([lam * membership[:, i] + (1 - lam) * membership[:, j] for (i, j), lam in zip(mb.source_index.tolist(), mb.lam.double())], 1)
+    assert torch.allclose(mb.mix_soft_labels(membership).double(), by_rule)
     with pytest.raises(ValueError, match="batch_soft_labels is on meta but the embeddings are on cpu"):
         mb.mix_soft_labels(similarities.to("meta"))
 

@@ -72,10 +72,7 @@ def build_loss(config: RunConfig, num_classes: int, label_sets: bool = False) ->
     _, pml_name, metrix_name = LOSSES[config.loss]
     kwargs = dict(config.loss_params, collect_stats=True)  # record-keeper logs the stats (e.g. clean_loss, mixed_loss)
     if label_sets:
-        if config.loss == "pa":
-            raise ConfigError(f"the {config.dataset} labels are label sets, and proxy anchor has one proxy per class: "
-                              "choose another --loss")
-        kwargs["label_similarity"] = config.label_similarity
+        kwargs["label_similarity"] = config.label_similarity  # proxy anchor: a proxy per label, which has no use for it
     if config.distance != "default":
         kwargs["distance"] = {"cosine": distances.CosineSimilarity, "lp": distances.LpDistance}[config.distance]()
     if config.loss == "pa":

@@ -32,7 +32,7 @@ class MetrixLossMixin:
     miner's, ``MixedBatch.tuple_references == "batch"``) is refused beside ``ref_emb``.
 
     ``labels`` are B class labels, or B x C multi-hot label sets (0 and 1) for multi-label data
-    (every loss but proxy anchor, which takes class labels). With label sets, the pair
+    (proxy anchor: a proxy per label, see its class). With label sets, the pair
     (a, r) of two batch items has the soft label ``s(L_a, L_r)``, ``s`` the set similarity named
     ``label_similarity`` (:mod:`pml_metrix.label_sets`), and the clean part, which PML's loss cannot
     give, is the soft loss over the batch's own pairs with these labels

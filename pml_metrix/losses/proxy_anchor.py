@@ -4,7 +4,8 @@ from pytorch_metric_learning.utils import common_functions as c_f
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 
 from .. import functional as F
-from ..label_sets import is_label_sets
+from ..label_sets import check_label_set_values, is_label_sets
+from ..mixed_batch import SoftPairs
 from .metrix_loss import MetrixLossMixin
 
 
@@ -24,17 +25,25 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
 
     P+ now the proxies with positive soft mass (``DivisorReducer``). A MixedBatch needs one pair
     mask row per proxy: draw it with ``MixupMiner(num_classes=C)``.
+
+    Label sets (B x C multi-hot, a column per proxy): X+(p) are the items with p's label, X-(p) the
+    others, and a mix of i and j has ``y_pv = lam [p in L_i] + (1 - lam) [p in L_j]`` (a proxy's
+    label set is its own label; ``label_similarity`` is not used). With one label per item it is the
+    class labels' loss, bit for bit.
     """
 
     def check_batch_labels(self, labels, num_items):
-        """Class labels with a proxy each: ``0 <= label < num_classes`` (label sets are refused)."""
-        if is_label_sets(labels):
-            raise ValueError(
-                f"MetrixProxyAnchorLoss takes class labels (one proxy per class), got label sets of shape "
-                f"{tuple(labels.shape)}: for multi-label data use MetrixContrastiveLoss, MetrixMSLoss, MetrixSupConLoss or MetrixNTXentLoss"
-            )
+        """Class labels with a proxy each (``0 <= label < num_classes``), or label sets with a column per proxy."""
         super().check_batch_labels(labels, num_items)
         if labels is None or not labels.numel():
+            return
+        if is_label_sets(labels):
+            if labels.shape[1] != self.num_classes:
+                raise ValueError(
+                    f"label sets over {labels.shape[1]} labels, but the loss has num_classes={self.num_classes} proxies, one "
+                    "per label: give a column per proxy, or build the loss with num_classes equal to the number of labels"
+                )
+            check_label_set_values(labels)  # no similarity is computed here to check them
             return
         low, high = (int(bound) for bound in torch.aminmax(labels))  # one pass over the labels
         if low < 0 or high >= self.num_classes:
@@ -47,12 +56,32 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
         c_f.labels_required(labels)
         c_f.ref_not_supported(embeddings, labels, ref_emb, ref_labels)
         miner_weights = lmu.convert_to_weights(indices_tuple, labels, dtype=embeddings.dtype) - 1
-        is_class = torch.nn.functional.one_hot(labels, self.num_classes).bool()
+        # B x C: item b is a positive of proxy c (of its class; with label sets, having its label)
+        is_class = labels.bool() if is_label_sets(labels) else torch.nn.functional.one_hot(labels, self.num_classes).bool()
         loss_dict = self._loss_dict(embeddings, is_class, None, miner_weights)
         self.add_weight_regularization_to_loss_dict(loss_dict, self.proxies)
         return loss_dict
 
-    def mixed_soft_pairs(self, mixed_batch, labels, batch_soft_labels=None):  # class labels only: no label sets
+    def clean_part(self, embeddings, labels, indices_tuple, ref_emb, ref_labels, batch_pairs=None):
+        """PML's loss; for label sets PML's steps (:meth:`compute_loss`, the embedding regularizer,
+        the reducer) past its check that labels are one-dimensional."""
+        if not is_label_sets(labels):
+            return super().clean_part(embeddings, labels, indices_tuple, ref_emb, ref_labels)
+        if batch_pairs is None:
+            self.label_set_pairs(embeddings, labels, indices_tuple)  # refuses a PML tuple
+        self.reset_stats()
+        loss_dict = self.compute_loss(embeddings, labels, None, embeddings, labels)  # no ref_emb with label sets
+        self.add_embedding_regularization_to_loss_dict(loss_dict, embeddings)
+        return self.reducer(loss_dict, embeddings, labels)
+
+    def label_set_pairs(self, embeddings, label_sets, indices_tuple):
+        """The proxies' relation to the batch items, C x B: item b is a positive of proxy c when it
+        has label c (no item-to-item similarity: the anchors are the proxies)."""
+        if indices_tuple is not None:
+            super().label_set_pairs(embeddings, label_sets, indices_tuple)  # refuses it
+        return SoftPairs(embeddings, label_sets.T.bool())
+
+    def mixed_soft_pairs(self, mixed_batch, labels, batch_soft_labels=None):
         return mixed_batch.class_soft_pairs(labels, self.num_classes)
 
     def soft_loss(self, embeddings, soft_pairs):

@@ -44,12 +44,13 @@ class MixupMiner(BaseMiner):
         inner_miner: a PML miner whose tuple the clean part of the loss uses, so that "MS + miner"
             stays the baseline that Metrix adds to. Its pair counts are this miner's
             ``num_pos_pairs`` / ``num_neg_pairs`` (or ``num_triplets``) stats, as PML's miners record.
-        num_classes: for proxy anchor, the number of classes: the pair mask then has one row per
-            proxy (class) instead of one per batch item.
+        num_classes: for proxy anchor, the number of classes (of labels, for B x C label sets: a
+            proxy per label): the pair mask then has one row per proxy instead of one per batch item,
+            and an item belongs to the proxies of its class (of its labels).
         shown_to: which anchors see mix k in the loss (its pair mask): ``matching_anchors``, every
             anchor for which k is of one of ``strategies`` (for a proxy: every class); or
-            ``drawing_anchor``, only the anchor k was drawn for (its class's proxy), as the reference
-            code does.
+            ``drawing_anchor``, only the anchor k was drawn for (its class's proxy; its labels'
+            proxies), as the reference code does.
         lam_per: ``mix`` (a lam drawn for each mix) or ``batch`` (one lam for all mixes of a step, as
             the reference code draws).
         strategy_per_step: draw one of ``strategies`` uniformly at each step and mix by it alone, as
@@ -180,10 +181,10 @@ class MixupMiner(BaseMiner):
         """Draw a mixing plan for a batch (B x d embeddings, used for hardest negatives; B labels or
         B x C label sets). With ``num_classes``, labels outside ``[0, num_classes)`` have no proxy:
         the loss refuses them (``MetrixProxyAnchorLoss``), and no mix is shown to a proxy for them."""
-        if self.num_classes is not None and is_label_sets(labels):
+        if self.num_classes is not None and is_label_sets(labels) and labels.shape[1] != self.num_classes:
             raise ValueError(
-                "num_classes gives one anchor per class (proxy anchor's proxies), which label sets do not have: "
-                "build the MixupMiner without num_classes and use MetrixContrastiveLoss, MetrixMSLoss, MetrixSupConLoss or MetrixNTXentLoss"
+                f"num_classes={self.num_classes} gives one anchor per label (proxy anchor's proxies), but the label sets "
+                f"are over {labels.shape[1]} labels: build the MixupMiner with num_classes={labels.shape[1]}, as the loss"
             )
         batch_size, device = labels.shape[0], labels.device
         generator = self._generator(device)
@@ -207,9 +208,12 @@ class MixupMiner(BaseMiner):
         lam = self._draw_lam(len(source_index), generator).to(device)
         if self.num_classes is None:
             anchor_index, anchor_items = torch.arange(batch_size, device=device), identity
-        else:  # proxies: no batch item; the items of a proxy's class are its
+        else:  # proxies: no batch item; the items of a proxy's class (or with its label) are its
             anchor_index = None
-            anchor_items = positive = torch.arange(self.num_classes, device=device)[:, None] == labels[None, :]
+            if is_label_sets(labels):
+                anchor_items = positive = labels.T.bool()
+            else:
+                anchor_items = positive = torch.arange(self.num_classes, device=device)[:, None] == labels[None, :]
             negatives = ~positive
         if self.shown_to == "drawing_anchor":  # the anchor each mix was drawn for (for proxies: its class's)
             pair_mask = anchor_items[:, drawn_for]

@@ -392,3 +392,18 @@ def test_a_study_of_label_sets_with_metrix_runs_to_its_report(small_font_list, t
     assert results["runs"]["metrix_feature"][0]["mixes_drawn"] > 0
     assert "ndcg_at_1" in results["summary"]["baseline"] and (out / "positivity.png").is_file()
     assert "### Positivity of the mixes" in (out / "report.md").read_text()
+
+
+def test_proxy_anchor_trains_on_label_sets_with_a_proxy_per_label(small_font_list, tmp_path):
+    """--loss pa on a dataset of label sets: a proxy per label (attribute value), mixes drawn with a
+    pair-mask row per proxy, to the end of the run."""
+    from tests.app.datasets.test_font_attributes import write_attribute_table
+
+    font_list, faces = small_font_list
+    table = write_attribute_table(tmp_path / "attributes.tsv", faces)
+    out = tmp_path / "pa"
+    assert main(["train", "--dataset", "font_attributes", "--dataset-options", f"font_list={font_list}",
+                 f"attribute_table={table}", "--loss", "pa", "--model-width", "8", "--epochs", "1",
+                 "--mix-level", "feature", "--output", str(out)]) == 0
+    results = read_strict_json(out / "results.json")
+    assert results["mixes_drawn"] > 0 and 0 <= results["final"]["metrics"]["ndcg_at_1"] <= 1

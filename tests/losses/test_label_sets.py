@@ -140,10 +140,53 @@ def test_the_embedding_regularizer_enters_the_clean_part_of_label_sets():
     assert regularized.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+@settings(max_examples=30, deadline=None)
+@given(batch=batches(max_batch=24), shown_to=st.sampled_from(["matching_anchors", "drawing_anchor"]),
+       strategy=st.sampled_from(["positive_negative", "anchor_negative", "negative_negative", "positive_positive"]))
+def test_one_hot_label_sets_in_proxy_anchor_are_the_class_labels_bit_for_bit(batch, shown_to, strategy):
+    """A proxy per label: with one label per item the plan, the loss and its gradients (the proxies'
+    too) are those of the class labels, bit for bit."""
+    embeddings, labels, seed = batch
+    num_classes = int(labels.max()) + 2  # one proxy without items
+    results = []
+    for targets in (labels, torch.nn.functional.one_hot(labels, num_classes)):
+        torch.manual_seed(seed)
+        loss_fn = pml_metrix.MetrixProxyAnchorLoss(num_classes, embeddings.shape[1])
+        miner = pml_metrix.MixupMiner(num_classes=num_classes, strategies=strategy, shown_to=shown_to, seed=seed)
+        mixed_batch = miner(embeddings, targets)
+        leaf = embeddings.clone().requires_grad_()
+        loss = loss_fn(leaf, targets, mixed_batch)
+        loss.backward()
+        results.append((loss.detach(), leaf.grad, loss_fn.proxies.grad, mixed_batch.source_index, mixed_batch.pair_mask))
+    for by_set, by_class in zip(*results):
+        assert torch.equal(by_set, by_class)
+
+
+@SETTINGS
+@given(batch=label_set_batches(), distance=pml_distances())
+def test_proxy_anchor_on_label_sets_takes_each_label_s_items_as_its_proxy_s_positives(batch, distance):
+    """Clean part: proxy c's positives are the items with label c (the reference over proxies x
+    items with those 0/1 labels); mixes: ``lam [c in L_i] + (1 - lam) [c in L_j]``."""
+    embeddings, sets, seed = batch
+    num_labels = sets.shape[1]
+    torch.manual_seed(seed)
+    loss_fn = pml_metrix.MetrixProxyAnchorLoss(num_labels, embeddings.shape[1], alpha=8.0, distance=distance)
+    mat = distance(loss_fn.proxies.data.double(), embeddings)
+    membership = sets.T.double()
+    everything = torch.ones_like(membership, dtype=torch.bool)
+    expected = reference.proxy_anchor_soft(mat.tolist(), membership.tolist(), everything.tolist(), 8.0, 0.1, distance.is_inverted)
+    assert loss_fn(embeddings, sets).item() == pytest.approx(expected, rel=1e-10, abs=1e-12)
+    mixed_batch = pml_metrix.MixupMiner(num_classes=num_labels, strategies=["positive_negative", "anchor_negative"], seed=seed)(embeddings, sets)
+    soft_labels = loss_fn.mixed_soft_pairs(mixed_batch, sets).soft_labels
+    for k, ((i, j), lam) in enumerate(zip(mixed_batch.source_index.tolist(), mixed_batch.lam.tolist())):
+        for c in range(num_labels):
+            assert soft_labels[c, k].item() == pytest.approx(lam * float(sets[i, c]) + (1 - lam) * float(sets[j, c]), abs=1e-12)
+
+
 def test_label_sets_are_refused_where_they_have_no_meaning():
     embeddings, sets = torch.randn(6, 4), torch.tensor([[1, 0], [1, 1], [0, 1], [1, 0], [0, 1], [1, 1]])
-    with pytest.raises(ValueError, match="MetrixProxyAnchorLoss takes class labels"):
-        pml_metrix.MetrixProxyAnchorLoss(2, 4)(embeddings, sets)
+    with pytest.raises(ValueError, match="label sets over 2 labels, but the loss has num_classes=3 proxies"):
+        pml_metrix.MetrixProxyAnchorLoss(3, 4)(embeddings, sets)
     pairs = (torch.tensor([0]), torch.tensor([1]), torch.tensor([0]), torch.tensor([2]))
     with pytest.raises(ValueError, match="cannot be used with them"):
         pml_metrix.MetrixMSLoss()(embeddings, sets, pairs)

@@ -334,13 +334,18 @@ def test_one_label_per_item_gives_the_class_labels_plan(case, name, threshold, n
         assert torch.equal(getattr(by_class, field), getattr(by_set, field)), field
 
 
-def test_label_sets_with_an_inner_miner_or_proxies_are_refused():
+def test_label_sets_with_an_inner_miner_or_another_number_of_proxies_are_refused():
     embeddings = torch.randn(6, 4)
     sets = torch.tensor([[1, 0], [1, 1], [0, 1], [1, 0], [0, 1], [1, 1]])
     with pytest.raises(ValueError, match="inner_miner is a PML miner, which takes class labels"):
         MixupMiner(inner_miner=miners.MultiSimilarityMiner())(embeddings, sets)
-    with pytest.raises(ValueError, match="label sets do not have"):
-        MixupMiner(num_classes=2)(embeddings, sets)
+    with pytest.raises(ValueError, match="num_classes=3 gives one anchor per label"):
+        MixupMiner(num_classes=3)(embeddings, sets)
+    # a proxy per label: each proxy's row of the pair mask shows mixes only to the proxies it concerns
+    drawn = MixupMiner(num_classes=2, strategies="anchor_negative", shown_to="drawing_anchor", seed=0)(embeddings, sets)
+    assert drawn.pair_mask.shape == (2, len(drawn.lam))
+    for k, (i, _) in enumerate(drawn.source_index.tolist()):  # drawn for anchor i: shown to the proxies of its labels
+        assert drawn.pair_mask[:, k].tolist() == sets[i].bool().tolist()
     with pytest.raises(ValueError, match=r"positive_threshold must be a number in \(0, 1\]"):
         MixupMiner(positive_threshold=0)
     for negative_threshold in (-0.1, 0.5, 0.7, True):
