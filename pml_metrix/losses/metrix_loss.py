@@ -19,7 +19,8 @@ NUMERIC_OPTIONS = ("alpha", "beta", "base", "margin", "pos_margin", "neg_margin"
 class MetrixLossMixin:
     """Adds Metrix to a PML loss. ``loss(embeddings, labels, indices_tuple)`` with ``indices_tuple``
 
-    - a PML miner tuple or ``None``: the PML loss, unchanged (value and gradients bit for bit);
+    - a PML miner tuple or ``None``: the PML loss, unchanged (value and gradients bit for bit in
+      float32 and float64; half-precision embeddings are computed in float32, docs/api/losses.md);
     - a :class:`~pml_metrix.MixedBatch`: ``clean + mix_weight * mixed``, where ``clean`` is the PML
       loss with the MixedBatch's ``indices_tuple`` and ``mixed`` the loss over the mixed embeddings
       with their soft labels (:meth:`mixed_soft_pairs`), each reduced by the loss's ``reducer``;
