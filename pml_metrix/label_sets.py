@@ -96,11 +96,12 @@ def batch_similarities(
     With one label per item every similarity is the same-class relation, 1 or 0: it is returned as
     ``shares_any`` gives it, bool, the binary labels on which the losses run PML's arithmetic (PML's
     loss with the class labels, bit for bit)."""
+    similarity = get_label_similarity(label_similarity)  # the name checked whatever the batch
     sets = label_sets.to(device=device, dtype=torch.promote_types(label_sets.dtype, dtype))
     dense = sets.layout == torch.strided and has_data(sets) and sets.numel()  # else the similarity refuses or cannot tell
     if dense and bool(sets.sum(dim=-1).eq_(1).all()):  # the values are checked by the similarity
-        label_similarity = "shares_any"
-    similarities = get_label_similarity(label_similarity)(sets, sets)
+        similarity = shares_any
+    similarities = similarity(sets, sets)
     return similarities.to(dtype) if similarities.is_floating_point() else similarities
 
 

@@ -155,6 +155,17 @@ class MixedBatch:
         self.tuple_references = tuple_references
         self._check()
 
+    @property
+    def tuple_references(self) -> str:
+        """What the references of ``indices_tuple`` index: ``"batch"`` or ``"ref_emb"`` (checked when set)."""
+        return self._tuple_references
+
+    @tuple_references.setter
+    def tuple_references(self, value: str) -> None:
+        if value not in self.TUPLE_REFERENCES:
+            raise ValueError(f"tuple_references must be one of {self.TUPLE_REFERENCES}, got {value!r}")
+        self._tuple_references = value
+
     source_index = property(lambda self: self.plan.source_index, doc="K x 2 long: the plan's (i, j) of each mix.")
     lam = property(lambda self: self.plan.lam, doc="K: the plan's mixing factors.")
     pair_mask = property(lambda self: self.plan.pair_mask, doc="A x K bool or ``None``: the plan's pair mask.")
@@ -187,8 +198,6 @@ class MixedBatch:
         check_same_device(self.embeddings, source_index=idx, lam=lam, pair_mask=self.pair_mask)
         if not in_unit_interval(lam):
             raise ValueError("lam must lie in [0, 1] (NaN is not allowed)")
-        if self.tuple_references not in self.TUPLE_REFERENCES:
-            raise ValueError(f"tuple_references must be one of {self.TUPLE_REFERENCES}, got {self.tuple_references!r}")
 
     def __repr__(self) -> str:
         masked = "none" if self.pair_mask is None else f"{self.pair_mask.float().mean().item():.3f} of the pairs kept"

@@ -138,6 +138,11 @@ def test_batch_similarities_are_checked_as_given_then_cast():
     off[0, 0] = 1 + 1e-12  # float32 would round it to 1
     with pytest.raises(ValueError, match="hold only 0 and 1"):
         label_sets.batch_similarities(off, "jaccard", torch.float32, torch.device("cpu"))
+    one_hot = torch.eye(3)[[0, 1, 2, 1]]  # one label per item: the bool same-class labels, the name still checked
+    same = label_sets.batch_similarities(one_hot, "dice", torch.float32, torch.device("cpu"))
+    assert same.dtype == torch.bool and torch.equal(same, one_hot @ one_hot.T > 0)
+    with pytest.raises(ValueError, match="label_similarity must be one of"):
+        label_sets.batch_similarities(one_hot, "overlap", torch.float32, torch.device("cpu"))
 
 
 @pytest.mark.parametrize("name", ["jaccard", "dice", "cosine"])

@@ -281,3 +281,12 @@ def test_showing_negatives_adds_the_pairs_of_label_0_to_the_mask():
     bool_shown = pml_metrix.SoftPairs(refs, soft_labels > 0, pair_mask).showing_negatives()
     assert torch.equal(bool_shown.pair_mask, shown.pair_mask)
     assert pml_metrix.SoftPairs(refs, soft_labels).showing_negatives().pair_mask is None
+
+
+def test_tuple_references_are_checked_whenever_set():
+    mb = pml_metrix.MixedBatch(torch.randn(3, D), torch.zeros(3, 2, dtype=torch.long), torch.rand(3))
+    assert mb.tuple_references == "batch"
+    mb.tuple_references = "ref_emb"
+    with pytest.raises(ValueError, match=r"tuple_references must be one of \('batch', 'ref_emb'\), got 'Batch'"):
+        mb.tuple_references = "Batch"
+    assert mb.tuple_references == "ref_emb"

@@ -7,7 +7,7 @@ from pytorch_metric_learning import reducers
 from pytorch_metric_learning.utils import common_functions as c_f
 from torch import Tensor
 
-from ..checks import check_embeddings, check_keywords, check_labels, check_references
+from ..checks import check_embeddings, check_keywords, check_labels, check_references, has_data
 from ..label_sets import check_labels_or_label_sets, get_label_similarity, is_label_sets
 from ..mixed_batch import MixedBatch, SoftPairs
 from ..names import POSITIVE_LOSS_OPTIONS, STRATEGIES
@@ -63,7 +63,7 @@ class MetrixLossMixin:
             if value is None:
                 continue
             number = option_value(name, value)
-            if name in POSITIVE_LOSS_OPTIONS and number <= 0:
+            if name in POSITIVE_LOSS_OPTIONS and number is not None and number <= 0:
                 raise ValueError(f"{name} must be > 0 (the loss divides by it), got {value!r}")
         self.mix_weight = mix_weight
         self.add_to_recordable_attributes(name="mix_weight", is_stat=False)
@@ -241,10 +241,13 @@ class MetrixLossMixin:
         return {"losses": losses.index_select(0, anchors), "indices": anchors, "reduction_type": "element"}
 
 
-def option_value(name: str, value) -> float:
+def option_value(name: str, value) -> Optional[float]:
     """The value of a loss's numeric option: a real number, or a one-element floating tensor (a
-    learnable ``torch.nn.Parameter`` temperature, as PML's losses take one); it must be finite."""
+    learnable ``torch.nn.Parameter`` temperature, as PML's losses take one); it must be finite.
+    ``None`` for a tensor on the meta device, whose value cannot be read."""
     if torch.is_tensor(value) and value.numel() == 1 and value.is_floating_point():
+        if not has_data(value):
+            return None
         number = float(value.detach())
     elif isinstance(value, Real) and not isinstance(value, bool):
         number = float(value)

@@ -70,6 +70,7 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
         if batch_pairs is None:
             self.label_set_pairs(embeddings, labels, indices_tuple)  # refuses a PML tuple
         self.reset_stats()
+        labels = c_f.to_device(labels, embeddings)  # as PML's forward moves class labels
         loss_dict = self.compute_loss(embeddings, labels, None, embeddings, labels)  # no ref_emb with label sets
         self.add_embedding_regularization_to_loss_dict(loss_dict, embeddings)
         return self.reducer(loss_dict, embeddings, labels)

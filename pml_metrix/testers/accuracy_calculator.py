@@ -138,22 +138,24 @@ class MetrixAccuracyCalculator(AccuracyCalculator):
                 )
         labels = {"query_labels": query_labels, "reference_labels": reference_labels}
         for name, given in labels.items():
-            if not torch.is_tensor(given):
+            if given is None or not torch.is_tensor(given) and self.label_similarity is None:
+                continue  # PML's to take
+            if self.label_similarity is None:
+                # PML compares 2-D labels only with a label_comparison_fn of the caller's
+                if given.ndim != 1 and self.label_comparison_fn is EQUALITY:
+                    raise ValueError(
+                        f"{name} must be N class labels, one dimension, got shape {tuple(given.shape)}: for label sets "
+                        "(multi-label data, N x C) build MetrixAccuracyCalculator(label_similarity='jaccard')"
+                    )
                 continue
-            if self.label_similarity is None and given.ndim != 1:
-                raise ValueError(
-                    f"{name} must be N class labels, one dimension, got shape {tuple(given.shape)}: for label sets "
-                    "(multi-label data, N x C) build MetrixAccuracyCalculator(label_similarity='jaccard')"
-                )
-            if self.label_similarity is not None and given.ndim == 1:
+            if torch.is_tensor(given) and given.ndim == 1:
                 raise ValueError(
                     f"{name} must be label sets, an N x C tensor of 0 and 1, got shape {tuple(given.shape)}: PML's "
                     "GlobalEmbeddingSpaceTester passes N x C labels one column at a time (a hierarchy level each); "
                     "evaluate with pml_metrix.testers.UtilizationTester, which passes each item's whole row"
                 )
-            if self.label_similarity is not None:
-                check_label_set_values(given, name)
-        if self.label_similarity is not None and torch.is_tensor(reference_labels) and reference_labels.shape[1:] != query_labels.shape[1:]:
+            check_label_set_values(given, name)
+        if self.label_similarity is not None and reference_labels is not None and reference_labels.shape[1:] != query_labels.shape[1:]:
             raise ValueError(
                 f"query_labels have {query_labels.shape[1]} labels (columns) but reference_labels have "
                 f"{reference_labels.shape[1]}: give both one column per label of one label set"

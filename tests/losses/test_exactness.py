@@ -201,3 +201,10 @@ def test_an_option_given_as_a_learnable_tensor_is_pml_s_and_learns_through_the_m
     mixed_batch = pml_metrix.MixupMiner(seed=0)(embeddings, labels)
     mixed = loss_fn(embeddings, None, loss_fn.mixed_soft_pairs(mixed_batch, labels))
     assert torch.autograd.grad(mixed, getattr(loss_fn, name))[0] != 0
+
+
+def test_a_loss_with_a_learnable_option_is_built_on_the_meta_device():
+    """A tensor option on the meta device has no value to check: the loss is built, as PML's is."""
+    with torch.device("meta"):
+        loss_fn = pml_metrix.MetrixSupConLoss(temperature=torch.nn.Parameter(torch.tensor(0.1)))
+    assert loss_fn.temperature.device.type == "meta"

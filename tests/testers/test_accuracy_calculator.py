@@ -214,3 +214,19 @@ def test_a_small_k_is_fine_when_the_larger_recalls_are_excluded():
     calc = MetrixAccuracyCalculator(recall_at_k=(1, 8), k=2, exclude=("recall_at_8",))
     accuracies = calc.get_accuracy(torch.randn(12, 3), torch.arange(4).repeat(3), include=("recall_at_1",))
     assert set(accuracies) == {"recall_at_1"}
+
+
+def test_labels_of_two_dimensions_go_to_pml_with_a_comparison_of_the_caller_s_and_are_refused_without():
+    """PML compares N x 2 labels with a label_comparison_fn of the caller's: so does this calculator;
+    with PML's equality they are label sets, which need label_similarity. With label_similarity, labels
+    are refused unless they are an N x C tensor (a NumPy array, one column)."""
+    g = torch.Generator().manual_seed(0)
+    query, labels = torch.randn(20, 4, generator=g), torch.randint(0, 3, (20, 2), generator=g)
+    first_column = MetrixAccuracyCalculator(include=("precision_at_1",), label_comparison_fn=lambda x, y: x[..., 0] == y[..., 0])
+    plain = MetrixAccuracyCalculator(include=("precision_at_1",))
+    assert first_column.get_accuracy(query, labels) == plain.get_accuracy(query, labels[:, 0])
+    with pytest.raises(ValueError, match=r"query_labels must be N class labels, one dimension, got shape \(20, 2\)"):
+        plain.get_accuracy(query, labels)
+    sets = MetrixAccuracyCalculator(include=("precision_at_1",), label_similarity="jaccard")
+    with pytest.raises(ValueError, match="query_labels must be label sets, an N x C tensor of 0 and 1.*got ndarray"):
+        sets.get_accuracy(query, (labels > 0).numpy())
