@@ -243,6 +243,14 @@ def _(ctx):
     MetrixProxyAnchorLoss(3, D)(embeddings, label_sets()[:, :2])
 
 
+@case("labelsets-class-weighted-reducer")
+def _(ctx):
+    from pytorch_metric_learning import reducers
+
+    embeddings, _ = batch()
+    MetrixContrastiveLoss(reducer=reducers.ClassWeightedReducer(torch.ones(3)))(embeddings, label_sets())
+
+
 @case("labelsets-with-ref-emb")
 def _(ctx):
     embeddings, _ = batch()

@@ -107,6 +107,11 @@ class MetrixLossMixin:
         self.check_batch_labels(labels, embeddings.shape[0])
         if labels is not None and not is_label_sets(labels):
             labels = labels.long()  # PML's twins index with them
+        if is_label_sets(labels) and any(isinstance(reducer, reducers.ClassWeightedReducer) for reducer in self.sub_reducers()):
+            raise ValueError(
+                "ClassWeightedReducer weights each loss term by the class of its item, and label sets give an item no one "
+                "class: use another reducer (the loss's default), or weight the labels in the label sets' similarity"
+            )
         # the PML tuple of the clean part: given, or a MixedBatch's
         pml_tuple = indices_tuple.indices_tuple if isinstance(indices_tuple, MixedBatch) else indices_tuple
         if isinstance(indices_tuple, MixedBatch) and pml_tuple is not None:
@@ -202,12 +207,14 @@ class MetrixLossMixin:
         return self.reducer(loss_dict, embeddings, labels)
 
     def reduces_per_anchor(self) -> bool:
-        """Whether the reducer, or one of a ``MultipleReducers``' sub-loss or default reducers, is a ``PerAnchorReducer``."""
+        """Whether one of :meth:`sub_reducers` is a ``PerAnchorReducer``."""
+        return any(isinstance(reducer, reducers.PerAnchorReducer) for reducer in self.sub_reducers())
+
+    def sub_reducers(self) -> list:
+        """The reducer, or a ``MultipleReducers``' sub-loss and default reducers."""
         if isinstance(self.reducer, reducers.MultipleReducers):
-            sub_reducers = [*self.reducer.reducers.values(), self.reducer.default_reducer]
-        else:
-            sub_reducers = [self.reducer]
-        return any(isinstance(reducer, reducers.PerAnchorReducer) for reducer in sub_reducers)
+            return [*self.reducer.reducers.values(), self.reducer.default_reducer]
+        return [self.reducer]
 
     def mixed_soft_pairs(
         self, mixed_batch: MixedBatch, labels: Tensor, batch_soft_labels: Optional[Tensor] = None
