@@ -66,8 +66,10 @@ class SoftPairs:
         ``soft_labels[a, r] = s(L_a, L_r)``, with ``s`` the similarity named ``label_similarity``
         (:data:`~pml_metrix.label_sets.LABEL_SIMILARITIES`), and ``pair_mask`` all pairs but each
         anchor's own, so that ``loss(embeddings, None, SoftPairs.from_label_sets(embeddings, label_sets))``
-        trains a Metrix loss whose anchors are the batch items (contrastive, multi-similarity) on
-        multi-label data. It is the clean part of ``loss(embeddings, label_sets)`` (but for
+        trains a Metrix loss whose anchors are the batch items (contrastive, multi-similarity, SupCon,
+        NT-Xent) on multi-label data. Not for proxy anchor, whose anchors are its proxies (a B x B
+        SoftPairs would be read as proxies x items, unchecked when B = num_classes): give it the
+        label sets, ``loss(embeddings, label_sets)``. It is the clean part of ``loss(embeddings, label_sets)`` (but for
         ``MetrixMSLoss(mixed_form="attract")``, whose SoftPairs call takes the mixes' form).
 
         Args:
