@@ -126,7 +126,8 @@ def pair_positivity(
         loss_fn: a Metrix loss (``MetrixContrastiveLoss``, ``MetrixMSLoss``, ``MetrixProxyAnchorLoss``,
             ``MetrixSupConLoss``, ``MetrixNTXentLoss``).
         embeddings: B x d batch embeddings.
-        labels: B class labels, or B x C label sets (the loss's ``label_similarity`` labels the mixes).
+        labels: B class labels, or B x C label sets (the loss labels the mixes: by its
+            ``label_similarity``; proxy anchor by the proxies' labels).
         mixed_batch: the mixed items and their plan; its ``indices_tuple`` (the clean part) is ignored.
 
     Computed in float64 on the embeddings' device, so that a weak pull does not underflow to a zero

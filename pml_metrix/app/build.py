@@ -68,7 +68,7 @@ def build_models(config: RunConfig, in_channels: int) -> Dict[str, torch.nn.Modu
 def build_loss(config: RunConfig, num_classes: int, label_sets: bool = False) -> torch.nn.Module:
     """The PML loss for a baseline run, its Metrix twin for a Metrix run; for label sets always the
     Metrix twin (PML's losses take one class per item), whose clean part is the soft loss over the
-    batch's pairs, labelled by ``label_similarity``."""
+    batch's pairs, labelled by ``label_similarity`` (proxy anchor: a proxy per label, no pairs)."""
     _, pml_name, metrix_name = LOSSES[config.loss]
     kwargs = dict(config.loss_params, collect_stats=True)  # record-keeper logs the stats (e.g. clean_loss, mixed_loss)
     if label_sets:

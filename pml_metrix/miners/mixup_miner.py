@@ -25,7 +25,8 @@ class MixupMiner(BaseMiner):
     positive of anchor a is an item b != a with ``s(L_a, L_b) >= positive_threshold``, a negative one
     with ``s(L_a, L_b) <= negative_threshold`` (by default 0: no shared label), ``s`` the set
     similarity ``label_similarity``; the strategies draw from these, and the loss labels mix k
-    ``lam_k s(L_a, L_i) + (1 - lam_k) s(L_a, L_j)``. With one label per item (and thresholds
+    ``lam_k s(L_a, L_i) + (1 - lam_k) s(L_a, L_j)`` (with ``num_classes``, for proxy c,
+    ``lam_k [c in L_i] + (1 - lam_k) [c in L_j]``). With one label per item (and thresholds
     ``0 <= negative_threshold < positive_threshold <= 1``) these are the class labels' positives and
     negatives, and the plans are the same.
 
