@@ -1414,6 +1414,12 @@ def _(ctx):
     return resume(ctx)
 
 
+@case("cli-resume-other-select-data")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx), select_data="0" * 64)  # the validation fonts changed, the training ones not
+    return resume(ctx)
+
+
 @case("cli-resume-past-epochs")
 def _(ctx):
     tiny_checkpoint(ctx, tiny_config(ctx, epochs=4), epoch=3)

@@ -17,7 +17,7 @@ from .config import ConfigError, RunConfig
 from ..distributed import from_rank0, get_rank, get_world_size
 from .evaluation import check_evaluations, evaluate
 from .reproducible import arithmetic_record, set_arithmetic, with_this_process
-from .run_folder import CONFIG, RunFolder, RunResult, data_fingerprint
+from .run_folder import CONFIG, RunFolder, RunResult, data_fingerprints
 from .selection import Selection
 
 
@@ -46,7 +46,7 @@ class Run:
         if self.world_size > 1:  # DistributedLossWrapper gives the loss's parameters world_size x their gradient
             for p in self.parts.loss.parameters():
                 p.register_hook(lambda grad: grad / self.world_size)
-        self.fingerprint = data_fingerprint(self.parts.train_set)
+        self.fingerprints = data_fingerprints(config, self.datasets)
         self.last_epoch = 0
         self.mixes_drawn: Optional[int] = None if config.mix_level == "none" else 0  # over the run, counted by rank 0
         self.best_mixed_embeddings: Optional[torch.Tensor] = None  # the best epoch's mixes, for utilization
@@ -71,7 +71,7 @@ class Run:
         ``overwrite`` (replace it), and so is one that another process is writing."""
         with self.folder.locked(self.rank):
             if resume:  # restore (and check the settings) before anything in the folder is written
-                state, ended = self.folder.resume(self.config, self.fingerprint, writer=self.rank == 0)
+                state, ended = self.folder.resume(self.config, self.fingerprints, writer=self.rank == 0)
                 if ended is not None:  # read back, not tested again
                     load_model_state(self.parts, state if ended.best_epoch == state["epoch"] else
                                      self.folder.best_state(ended.best_epoch, state["history"]))
@@ -146,5 +146,5 @@ class Run:
 
     def state(self, epoch: int) -> Dict:
         return {"epoch": epoch, "config": self.config.to_dict(), "history": self.selection.history,
-                "train_data": self.fingerprint, "mixes_drawn": self.mixes_drawn, "arithmetic": self.trained_under,
+                **self.fingerprints, "mixes_drawn": self.mixes_drawn, "arithmetic": self.trained_under,
                 **training_state(self.parts)}

@@ -68,6 +68,16 @@ def data_fingerprint(dataset: Dataset, items: int = FINGERPRINT_ITEMS) -> str:
     return hashlib.sha256(digest).hexdigest()
 
 
+def data_fingerprints(config: RunConfig, datasets: Dict[str, Dataset]) -> Dict[str, str]:
+    """What a checkpoint records of its run's data, by the key it is saved under: ``train_data``, the
+    training split's :func:`data_fingerprint`, and ``select_data``, the selection split's (whose scores
+    pick the epoch), when the run selects. ``datasets`` maps split names to the splits."""
+    fingerprints = {"train_data": data_fingerprint(datasets["train"])}
+    if config.select_split != "none":
+        fingerprints["select_data"] = data_fingerprint(datasets[config.select_split])
+    return fingerprints
+
+
 def comparable(history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """``history`` with NaN as ``None``: equal histories compare equal (NaN is no number's equal, and
     a results file may write it as null)."""
@@ -241,12 +251,14 @@ class RunFolder:
             return False
         return True
 
-    def resume(self, config: RunConfig, fingerprint: str, writer: bool) -> Tuple[Dict[str, Any], Optional[RunResult]]:
+    def resume(self, config: RunConfig, fingerprints: Dict[str, str], writer: bool) -> Tuple[Dict[str, Any], Optional[RunResult]]:
         """The checkpoint to continue ``config``'s run from, and its result when it has ended with
         ``config``'s epochs and was evaluated where ``config`` says (nothing to train or evaluate: read
         back; an ended run asked for another ``EVALUATION`` gets ``None``, trains no further and is
         evaluated again), after checking that the folder holds this run
-        (:meth:`check_same_run`), its files whole and agreeing. ``writer`` (rank 0) completes a
+        (:meth:`check_same_run`) on the same data (``fingerprints``, :func:`data_fingerprints`; a
+        checkpoint written before one of them was recorded is not checked for it), its files whole and
+        agreeing. ``writer`` (rank 0) completes a
         ``best.pth`` that a kill left one epoch behind the checkpoint of a run that goes on."""
         if not self.started():
             raise ConfigError(f"nothing to resume in {self.path}: no epoch finished (no {CHECKPOINT}); "
@@ -262,12 +274,13 @@ class RunFolder:
         self.check_same_run(state["config"], config, ended=False)
         if ended:
             self.check_same_run(result.config.to_dict(), config, ended=True)
-        if state.get("train_data", fingerprint) != fingerprint:
-            raise ConfigError(
-                f"the run in {self.path} was trained on other data (its training split's fingerprint differs: files "
-                "changed under data_root, or another reader): point data_root at its data, or start it again with "
-                "--overwrite"
-            )
+        for key, what in (("train_data", "trained on other data (its training split's"),
+                          ("select_data", f"selected on other data (its {config.select_split} split's")):
+            if state.get(key, fingerprints.get(key)) != fingerprints.get(key):
+                raise ConfigError(
+                    f"the run in {self.path} was {what} fingerprint differs: files changed under data_root, or "
+                    "another reader): point data_root at its data, or start it again with --overwrite"
+                )
         if state["epoch"] > config.epochs:
             raise ConfigError(f"the checkpoint in {self.path} is at epoch {state['epoch']}, past epochs {config.epochs}: "
                               f"resume with at least --epochs {state['epoch']}")

@@ -62,6 +62,9 @@ def test_the_epoch_is_picked_on_val_and_test_is_read_once_at_the_end(small_font_
     assert result.best_epoch == max(val_r1, key=val_r1.get)
     best = load_checkpoint(tmp_path / run_folder.BEST)
     assert best["epoch"] == result.best_epoch and best["history"][-1]["recall_at_1"] == max(val_r1.values())
+    # the data it trained and selected on, which a resume checks
+    assert best["train_data"] == run_folder.data_fingerprint(run.datasets["train"])
+    assert best["select_data"] == run_folder.data_fingerprint(run.datasets["val"]) != best["train_data"]
     # the reported test metrics are the picked epoch's model's
     picked = experiment.Run(tiny_config(font_list, tmp_path / "again", mix_level="embedding"))
     load_weights(picked.parts.models, best)
