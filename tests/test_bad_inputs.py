@@ -1204,6 +1204,13 @@ def _(ctx):
     return compare(ctx, "--resume")
 
 
+@case("cli-compare-resume-result-without-checkpoint")
+def _(ctx):
+    (ctx.root / "compare" / "baseline" / "seed0").mkdir(parents=True)
+    (ctx.root / "compare" / "baseline" / "seed0" / "results.json").write_text("{}")  # its checkpoint deleted to save space
+    return compare(ctx, "--resume", "--variants", "baseline", "--seeds", "0")
+
+
 @case("cli-compare-seed-in-study-file")
 def _(ctx):
     return compare(ctx, study="seed: 5\nvariants:\n  baseline: {mix_level: none}\n")

@@ -151,14 +151,14 @@ def cmd_train(args) -> None:
 def cmd_compare(args) -> None:
     from .compare import compare
     from .study import load_study
-    from .report import paired_table, results_table, verdict_lines, warning_lines, write_report
+    from .report import REPORT, paired_table, results_table, verdict_lines, warning_lines
 
     study = load_study(args.config, args.seeds, args.variants, **flag_values(args))
-    comparison = compare(study, resume=args.resume, overwrite=args.overwrite)
-    report = write_report(comparison, "pml-metrix " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    command = "pml-metrix " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    comparison = compare(study, resume=args.resume, overwrite=args.overwrite, command=command)
     print("\n".join([*verdict_lines(comparison), *warning_lines(comparison), "", *results_table(comparison), "",
                      *paired_table(comparison)]))
-    print(f"\nreport: {report}")
+    print(f"\nreport: {Path(study.base.output) / REPORT}")
 
 
 def cmd_eval(args) -> None:

@@ -13,18 +13,22 @@ from .config import ConfigError
 from .experiment import Run
 from .files import write_json
 from .positivity import positive_shares
-from .report import remove_report
+from .report import remove_report, write_report
 from .reproducible import arithmetic_record
-from .run_folder import CHECKPOINT, CONFIG, RESULTS, RunFolder
+from .run_folder import BEST, CHECKPOINT, CONFIG, RESULTS, RunFolder
 from .study import Study
 
 
-def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comparison:
+def compare(study: Study, resume: bool = False, overwrite: bool = False, command: str = "pml-metrix compare") -> Comparison:
     """Train every variant at every seed into the study's output folder; each variant's model is
-    picked on the selection split and tested once. With ``resume``, a run that has ended is read
-    back (its best epoch's state loaded; evaluated once more, without training, where the study's
-    ``eval_split`` is another) and an unfinished one continued, each only when its folder holds that
-    run (:meth:`~pml_metrix.app.run_folder.RunFolder.check_same_run`)."""
+    picked on the selection split and tested once; then write the study's ``results.json`` and its
+    report (``command``: the command line it names), under the study folder's lock, so that a second
+    process never leaves its report beside another's results. With ``resume``, a run that has ended
+    is read back (its best epoch's state loaded; evaluated once more, without training, where the
+    study's ``eval_split`` is another) and an unfinished one continued, each only when its folder
+    holds that run (:meth:`~pml_metrix.app.run_folder.RunFolder.check_same_run`); a folder with no
+    epoch's checkpoint starts afresh, unless it holds a result of one (``results.json`` or
+    ``best.pth`` without ``checkpoint.pth``), which is refused rather than removed."""
     comparison = Comparison(study, arithmetic=arithmetic_record())
     output = Path(study.base.output)
     present = [name for name in (CONFIG, RESULTS, "report.md", "checkpoint.pth") if (output / name).exists()]
@@ -39,6 +43,8 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
             refusal = study_folder.claim(overwrite=True)
             if refusal:
                 raise ConfigError(refusal)
+        if resume:
+            check_resumable(study)
         (output / RESULTS).unlink(missing_ok=True)  # from now on they would describe runs that may change: written
         remove_report(output)  # again at the end (the study's config.yaml, which may be the file given, is kept)
         for seed in study.seeds:
@@ -67,4 +73,17 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False) -> Comp
                     comparison.positivity[name], comparison.positivity_by_label[name] = positive_shares(run)
         study.save(output / CONFIG)  # written once every run has been checked and trained
         write_json(output / RESULTS, comparison.to_dict())
+        write_report(comparison, command)
     return comparison
+
+
+def check_resumable(study: Study) -> None:
+    """Refuse a run folder of the study that holds a result (``results.json`` or ``best.pth``) but no
+    checkpoint, which ``--resume`` would start afresh, removing the result."""
+    for seed in study.seeds:
+        for name in study.variants:
+            folder = RunFolder(study.config(name, seed).output)
+            left = [file for file in (RESULTS, BEST) if (folder.path / file).exists()]
+            if left and not folder.started():
+                raise ConfigError(f"{folder.path} holds {', '.join(left)} but no {CHECKPOINT}, which --resume continues "
+                                  "from: put the checkpoint back, or remove the run's folder to train it again")

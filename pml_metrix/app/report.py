@@ -22,7 +22,8 @@ CONCENTRATED_UNIFORMITY = -0.1  # above: the embeddings lie close together (mean
 TRIVIALLY_LOW = ("utilization", "alignment")  # what concentrated embeddings make small
 PER_EPOCH_METRICS = ("recall_at_1", "utilization")
 # every file write_report may write: a study that runs again removes them first (remove_report)
-REPORT_FILES = ("report.md", *(f"{metric}.png" for metric in PER_EPOCH_METRICS), "positivity.png", "gain_against_gap.png")
+REPORT = "report.md"
+REPORT_FILES = (REPORT, *(f"{metric}.png" for metric in PER_EPOCH_METRICS), "positivity.png", "gain_against_gap.png")
 
 
 def remove_report(output: Path) -> None:
@@ -496,6 +497,6 @@ def write_report(comparison: Comparison, command: str) -> Path:
         *per_epoch_parts,
         *positivity_parts,
     ]
-    report = output / "report.md"
+    report = output / REPORT
     write_text(report, "\n".join(lines))
     return report

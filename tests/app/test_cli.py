@@ -134,7 +134,18 @@ def test_no_requires_grad_warning_in_a_run(tmp_path):
     assert len(caught) == 1 and caught[0].filename == "metrix_loss.py"
 
 
-def test_compare_writes_a_report_results_and_plots(small_font_list, tmp_path, capsys):
+def test_compare_writes_a_report_results_and_plots(small_font_list, tmp_path, capsys, monkeypatch):
+    import pml_metrix.app.compare as compare_module
+    from pml_metrix.app.run_folder import RunFolder
+
+    write_report = compare_module.write_report
+
+    def write_report_locked(comparison, command):  # a second compare cannot replace the results meanwhile
+        refusal = RunFolder(comparison.study.base.output).lock()
+        assert refusal and "is in use by another pml-metrix run" in refusal
+        return write_report(comparison, command)
+
+    monkeypatch.setattr(compare_module, "write_report", write_report_locked)
     font_list, _ = small_font_list
     out = tmp_path / "compare"
     args = ["compare", *options(font_list), *TINY, "--seeds", "0", "1", "--output", str(out), "--description",
@@ -281,7 +292,7 @@ def test_compare_writes_where_the_config_file_says(tmp_path, monkeypatch):
 
     outputs = []
 
-    def record_output(study, resume, overwrite):
+    def record_output(study, resume, overwrite, command):
         outputs.append(study.base.output)
         raise Stop
 
