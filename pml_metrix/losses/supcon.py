@@ -19,11 +19,13 @@ class MetrixSupConLoss(MetrixLossMixin, SupConLoss):
 
         m(a) = -sum_{v in V(a)} y_av (z_av - log sum_{u in V(a)} exp(z_au)) / sum_{v in V(a)} y_av
 
-    over the anchors with positive soft mass (``y_av > 0`` for some v), reduced likewise: a
-    cross-entropy against the softmax over V(a) with target y normalised, i-Mix's
-    ``lam CE(i) + (1 - lam) CE(j)`` read from the mixes' side. Binary y gives l(a). A SoftPairs'
-    V(a) is its pair mask's alone. As in PML, no pair with y > 0 or none with y < 1 gives the zero
-    loss. For a distance, ``s = -d``.
+    for each anchor with a pair in the mask, reduced likewise: a cross-entropy against the softmax
+    over V(a) with target y normalised, i-Mix's ``lam CE(i) + (1 - lam) CE(j)`` read from the mixes'
+    side. Binary y gives l(a). An anchor with no soft mass (``y_av = 0`` for every v) has
+    ``m(a) = 0``, as PML gives an anchor with no positive ``l(a) = 0``: the default reducer leaves
+    it out, another (``MeanReducer``) counts it, as PML's clean loss does. A SoftPairs' V(a) is its
+    pair mask's alone. As in PML, no pair with y > 0 or none with y < 1 gives the zero loss. For a
+    distance, ``s = -d``.
     """
 
     def _compute_loss(self, mat, pos_mask, neg_mask):
@@ -42,7 +44,7 @@ class MetrixSupConLoss(MetrixLossMixin, SupConLoss):
         if not (pos_pairs.any() and neg_pairs.any()):
             return self.zero_losses()
         losses = self._loss(mat, soft_pairs.soft_labels, soft_pairs.pair_mask)
-        return {"loss": self.selected_anchors(losses, pos_pairs, mat.shape[1])}
+        return {"loss": self.selected_anchors(losses, soft_pairs.pair_mask, mat.shape[1])}
 
     def _loss(self, mat, soft_labels, pair_mask):
         return F.supcon_loss(mat, soft_labels, pair_mask, temperature=self.temperature, inverted=self.distance.is_inverted)

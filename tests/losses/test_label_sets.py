@@ -6,7 +6,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pytorch_metric_learning import losses
+from pytorch_metric_learning import losses, reducers
 
 import pml_metrix
 from pml_metrix import SoftPairs
@@ -34,13 +34,15 @@ ANCHOR_LOSSES = {**PAIR_LOSSES, "supcon": pml_metrix.MetrixSupConLoss, "ntxent":
 
 @SETTINGS
 @given(batch=batches(max_batch=32), which=st.sampled_from(sorted(ANCHOR_LOSSES)), name=st.sampled_from(sorted(LABEL_SIMILARITIES)),
-       distance=pml_distances())
-def test_one_hot_label_sets_are_pml_s_loss_bit_for_bit(batch, which, name, distance):
+       distance=pml_distances(), reducer=st.sampled_from([None, reducers.MeanReducer, reducers.SumReducer]))
+def test_one_hot_label_sets_are_pml_s_loss_bit_for_bit(batch, which, name, distance, reducer):
     """With one label per item every similarity is the same-class relation, given as bool labels (the
-    binary path): PML's loss with the class labels, value and gradient, bit for bit."""
+    binary path): PML's loss with the class labels, value and gradient, bit for bit, under PML's
+    default reducer and one that counts the anchors without a positive (their zero terms)."""
     embeddings, labels, _ = batch
-    ours = ANCHOR_LOSSES[which](label_similarity=name, distance=distance)
-    theirs = ANCHOR_LOSSES[which](distance=distance)
+    reducer_option = {} if reducer is None else {"reducer": reducer()}
+    ours = ANCHOR_LOSSES[which](label_similarity=name, distance=distance, **reducer_option)
+    theirs = ANCHOR_LOSSES[which](distance=distance, **reducer_option)
     got = value_and_grad(ours, embeddings, one_hot(labels))
     expected = value_and_grad(theirs, embeddings, labels)
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
