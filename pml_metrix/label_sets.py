@@ -189,18 +189,24 @@ def check_label_sets(label_sets: Tensor, num_items: int, name: str = "labels") -
 
 def check_label_set_rows(label_sets: Tensor, num_items: int, name: str = "labels") -> None:
     """An N x C tensor, one row per item (its values are checked apart: :func:`check_label_set_values`).
-    One column with a 0 in it is refused: that is most often a column of class labels (N x 1), which as
-    label sets would leave each item of class 0 with no label (with ``shares_any``, a negative of every
-    item); one column of 1s, one label per item, is one class either way."""
+    One column with a 0 in it is refused (:func:`is_a_column_of_class_labels`; with ``shares_any`` its
+    class-0 items would be negatives of every item)."""
     if not is_label_sets(label_sets) or label_sets.shape[0] != num_items:
         raise ValueError(
             f"{name} must have shape ({num_items}, C), one label set per embedding, got shape {tuple(getattr(label_sets, 'shape', ()))}"
         )
-    if label_sets.shape[1] == 1 and label_sets.layout == torch.strided and has_data(label_sets) and not bool(label_sets.all()):
+    if is_a_column_of_class_labels(label_sets):
         raise ValueError(
             f"{name} of shape {tuple(label_sets.shape)} are read as label sets over one label, some items without it: "
             f"for class labels pass shape ({num_items},) ({name}.flatten()); for label sets give a column per label"
         )
+
+
+def is_a_column_of_class_labels(label_sets: Tensor) -> bool:
+    """Whether N x C label sets are one column with a 0 in it: most often N class labels as a column
+    (PML's tester makes N x 1 of them), which as label sets would leave each item of class 0 with no
+    label; one column of 1s, one label per item, is one class either way."""
+    return label_sets.shape[1] == 1 and label_sets.layout == torch.strided and has_data(label_sets) and not bool(label_sets.all())
 
 
 def check_labels_or_label_sets(labels, num_items: int, name: str = "labels") -> None:

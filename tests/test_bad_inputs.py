@@ -243,6 +243,12 @@ def _(ctx):
     MetrixProxyAnchorLoss(3, D)(embeddings, label_sets()[:, :2])
 
 
+@case("labelsets-proxy-anchor-no-labels")
+def _(ctx):
+    embeddings, _ = batch()
+    MetrixProxyAnchorLoss(3, D)(embeddings, label_sets()[:, :0])
+
+
 @case("labelsets-class-weighted-reducer")
 def _(ctx):
     from pytorch_metric_learning import reducers
@@ -305,6 +311,13 @@ def _(ctx):
 def _(ctx):
     embeddings, _ = batch()
     MetrixAccuracyCalculator(label_similarity="jaccard", device=torch.device("cpu")).get_accuracy(embeddings, label_sets()[:, 0])
+
+
+@case("labelsets-calculator-column-of-classes")
+def _(ctx):
+    embeddings, labels = batch()
+    calculator = MetrixAccuracyCalculator(label_similarity="jaccard", device=torch.device("cpu"))
+    calculator.get_accuracy(embeddings, (labels % 2)[:, None])  # two classes as PML's tester hands them over
 
 
 @case("labelsets-calculator-label-count")

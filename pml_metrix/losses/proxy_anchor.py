@@ -35,7 +35,7 @@ class MetrixProxyAnchorLoss(MetrixLossMixin, ProxyAnchorLoss):
     def check_batch_labels(self, labels, num_items):
         """Class labels with a proxy each (``0 <= label < num_classes``), or label sets with a column per proxy."""
         super().check_batch_labels(labels, num_items)
-        if labels is None or not labels.numel():
+        if labels is None or labels.shape[0] == 0:
             return
         if is_label_sets(labels):
             if labels.shape[1] != self.num_classes:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..checks import check_embeddings
-from ..label_sets import check_label_set_values, get_label_similarity, graded_relevance, share_a_label
+from ..label_sets import check_label_set_values, get_label_similarity, graded_relevance, is_a_column_of_class_labels, share_a_label
 from .alignment_uniformity import alignment, uniformity
 from .utilization import nearest_sq_distances
 
@@ -155,6 +155,12 @@ class MetrixAccuracyCalculator(AccuracyCalculator):
                     "evaluate with pml_metrix.testers.UtilizationTester, which passes each item's whole row"
                 )
             check_label_set_values(given, name)
+            if is_a_column_of_class_labels(given):
+                raise ValueError(
+                    f"{name} of shape {tuple(given.shape)} are read as label sets over one label, some items without it: "
+                    "most often class labels as a column (PML's tester makes N x 1 of N labels); for class labels build "
+                    "MetrixAccuracyCalculator without label_similarity, for label sets give a column per label"
+                )
         if self.label_similarity is not None and reference_labels is not None and reference_labels.shape[1:] != query_labels.shape[1:]:
             raise ValueError(
                 f"query_labels have {query_labels.shape[1]} labels (columns) but reference_labels have "

@@ -26,8 +26,8 @@ def label_set_problems(draw):
     total = num_query + num_other
     embeddings = torch.randn(total, draw(st.integers(1, 5)), generator=g)
     sets = torch.rand(total, draw(st.integers(1, 6)), generator=g) < draw(st.sampled_from([0.15, 0.4]))
-    if not draw(st.booleans()):  # else some items may have no label: gain 0, no relevant reference
-        sets[:, 0] |= ~sets.any(1)
+    if not draw(st.booleans()) or sets.shape[1] == 1:  # else some items may have no label: gain 0, no relevant reference
+        sets[:, 0] |= ~sets.any(1)  # (one column with a 0 is refused as a column of class labels)
     if ref_includes_query:
         return embeddings[:num_query], sets[:num_query], embeddings, sets, True
     return embeddings[:num_query], sets[:num_query], embeddings[num_query:], sets[num_query:], False
