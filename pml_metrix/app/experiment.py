@@ -17,7 +17,7 @@ from .config import ConfigError, RunConfig
 from ..distributed import from_rank0, get_rank, get_world_size
 from .evaluation import check_evaluations, evaluate
 from .reproducible import arithmetic_record, set_arithmetic, with_this_process
-from .run_folder import CONFIG, RunFolder, RunResult, data_fingerprints
+from .run_folder import CONFIG, RunFolder, RunResult, data_fingerprints, evaluation_fingerprints
 from .selection import Selection
 
 
@@ -71,7 +71,8 @@ class Run:
         ``overwrite`` (replace it), and so is one that another process is writing."""
         with self.folder.locked(self.rank):
             if resume:  # restore (and check the settings) before anything in the folder is written
-                state, ended = self.folder.resume(self.config, self.fingerprints, writer=self.rank == 0)
+                state, ended = self.folder.resume(self.config, self.fingerprints, self.rank == 0,
+                                                  lambda: evaluation_fingerprints(self.config, self.datasets))
                 if ended is not None:  # read back, not tested again
                     load_model_state(self.parts, state if ended.best_epoch == state["epoch"] else
                                      self.folder.best_state(ended.best_epoch, state["history"]))
@@ -139,7 +140,7 @@ class Run:
             train = self.evaluate("train", best_epoch)
         result = RunResult(self.config, self.selection.history, best_epoch, from_rank0(final), self.folder.path,
                            self.best_mixed_embeddings is not None, arithmetic_record(self.device), from_rank0(train),
-                           from_rank0(self.mixes_drawn), self.trained_under or [])
+                           from_rank0(self.mixes_drawn), self.trained_under or [], evaluation_fingerprints(self.config, self.datasets))
         if self.rank == 0:
             self.folder.save_result(result, self.record_keeper)
         return result

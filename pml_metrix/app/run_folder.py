@@ -27,7 +27,7 @@ import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch.utils.data import Dataset
@@ -78,6 +78,14 @@ def data_fingerprints(config: RunConfig, datasets: Dict[str, Dataset]) -> Dict[s
     return fingerprints
 
 
+def evaluation_fingerprints(config: RunConfig, datasets: Dict[str, Dataset]) -> Dict[str, str]:
+    """The :func:`data_fingerprint` of each split the picked model is evaluated on (``eval_split``
+    and ``eval_reference``), by split name: what ``results.json`` records of its final scores' data.
+    Read once training has ended, as the evaluation split is."""
+    splits = [config.eval_split] + ([config.eval_reference] if config.eval_reference else [])
+    return {split: data_fingerprint(datasets[split]) for split in splits}
+
+
 def comparable(history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """``history`` with NaN as ``None``: equal histories compare equal (NaN is no number's equal, and
     a results file may write it as null)."""
@@ -93,6 +101,8 @@ class RunResult:
         best_epoch: the epoch of best ``recall_at_1`` on the selection split (the last epoch
             without selection).
         final: the evaluation split's metrics of that epoch's model: the one read of the test split.
+        eval_data: the :func:`evaluation_fingerprints` of the data ``final`` was measured on; empty for
+            a run written before they were recorded.
         final_with_mixes: whether ``final``'s utilization counts that epoch's mixed embeddings beside
             the training set's (a resumed run no longer holds those of an epoch before the resume).
         train_metrics: the training split's metrics of that epoch's model (queries against the training
@@ -119,6 +129,7 @@ class RunResult:
     train_metrics: Dict[str, float] = field(default_factory=dict)
     mixes_drawn: Optional[int] = None
     trained_under: List[Dict[str, Any]] = field(default_factory=list)
+    eval_data: Dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         """What results.json holds, with ``digest`` (:func:`results_digest`) of the rest, so that a
@@ -128,7 +139,8 @@ class RunResult:
             "selection": {"split": self.config.select_split, "metric": self.config.select_metric, "best_epoch": self.best_epoch},
             "history": self.history,
             "final": {"split": self.config.eval_split, "reference": self.config.eval_reference, "metrics": self.final,
-                      "utilization_with_mixed_embeddings": self.final_with_mixes, "collapsed": collapsed(self.final)},
+                      "utilization_with_mixed_embeddings": self.final_with_mixes, "collapsed": collapsed(self.final),
+                      "data": self.eval_data},
             "train": {"metrics": self.train_metrics},
             "mixes_drawn": self.mixes_drawn,
             "arithmetic": self.arithmetic,
@@ -154,7 +166,7 @@ class RunResult:
             result = cls(config, history, saved["selection"]["best_epoch"],
                          metrics_from_json(final["metrics"]), Path(output), final["utilization_with_mixed_embeddings"],
                          saved.get("arithmetic", {}), metrics_from_json(saved.get("train", {}).get("metrics", {})),
-                         saved.get("mixes_drawn"), saved.get("trained_under", []))
+                         saved.get("mixes_drawn"), saved.get("trained_under", []), final.get("data", {}))
             drawn = result.mixes_drawn
             if drawn is not None and (isinstance(drawn, bool) or not isinstance(drawn, int) or drawn < 0):
                 raise ValueError(f"mixes_drawn {drawn!r} is not a count")
@@ -251,11 +263,13 @@ class RunFolder:
             return False
         return True
 
-    def resume(self, config: RunConfig, fingerprints: Dict[str, str], writer: bool) -> Tuple[Dict[str, Any], Optional[RunResult]]:
+    def resume(self, config: RunConfig, fingerprints: Dict[str, str], writer: bool,
+               evaluation_data: Callable[[], Dict[str, str]]) -> Tuple[Dict[str, Any], Optional[RunResult]]:
         """The checkpoint to continue ``config``'s run from, and its result when it has ended with
-        ``config``'s epochs and was evaluated where ``config`` says (nothing to train or evaluate: read
-        back; an ended run asked for another ``EVALUATION`` gets ``None``, trains no further and is
-        evaluated again), after checking that the folder holds this run
+        ``config``'s epochs and was evaluated where ``config`` says, on the same data
+        (``evaluation_data()``: :func:`evaluation_fingerprints`, computed only for a run that has ended)
+        (nothing to train or evaluate: read back; an ended run asked for another ``EVALUATION``, or
+        whose evaluation data changed, gets ``None``, trains no further and is evaluated again), after checking that the folder holds this run
         (:meth:`check_same_run`) on the same data (``fingerprints``, :func:`data_fingerprints`; a
         checkpoint written before one of them was recorded is not checked for it), its files whole and
         agreeing. ``writer`` (rank 0) completes a
@@ -293,6 +307,8 @@ class RunFolder:
         if writer and not ended and Selection(config, state["history"]).best_epoch() == state["epoch"]:
             save_checkpoint(self.path / BEST, state)  # a kill may have come between the checkpoint and best.pth
         evaluated_there = ended and all(getattr(result.config, name) == getattr(config, name) for name in EVALUATION)
+        if evaluated_there and result.eval_data and result.eval_data != evaluation_data():  # its scores are of other data
+            evaluated_there = False
         return state, (result if evaluated_there else None)
 
     def check_same_run(self, saved: Dict[str, Any], config: RunConfig, ended: bool) -> None:

@@ -33,6 +33,13 @@ class Watched(torch.utils.data.Dataset):
         return self.dataset[index]
 
 
+def fingerprint_reads(dataset):
+    """How many items :func:`~pml_metrix.app.run_folder.data_fingerprint` reads of ``dataset``."""
+    log = []
+    run_folder.data_fingerprint(Watched(dataset, log, "fingerprint"))
+    return len(log)
+
+
 @pytest.fixture
 def events(monkeypatch):
     """What happened, in order: each split's item reads and each epoch's end."""
@@ -56,7 +63,8 @@ def test_the_epoch_is_picked_on_val_and_test_is_read_once_at_the_end(small_font_
     test_reads = [i for i, event in enumerate(events) if event == "read test"]
     last_epoch = events.index("end of epoch 4")
     assert test_reads and min(test_reads) > last_epoch, "the test split was read before training ended"
-    assert len(test_reads) == len(run.datasets["test"]), "the test split was read more than once"
+    test = run.datasets["test"]  # evaluated once, then fingerprinted
+    assert len(test_reads) == len(test) + fingerprint_reads(test), "the test split was read more than once"
     val_r1 = {metrics["epoch"]: metrics["recall_at_1"] for metrics in result.history}
     assert sorted(val_r1) == [1, 2, 3, 4]
     assert result.best_epoch == max(val_r1, key=val_r1.get)
@@ -106,9 +114,10 @@ def test_resuming_a_finished_run_reads_it_back_and_refuses_other_endings(small_f
     font_list, _ = small_font_list
     config = tiny_config(font_list, tmp_path, epochs=2)
     first = experiment.Run(config).train()
+    fingerprinted = fingerprint_reads(experiment.Run(config).datasets["test"])  # the read back checks its data
     reads = events.count("read test")
     again = experiment.Run(config.replace(description="the same run")).train(resume=True)
-    assert again.final == first.final and events.count("read test") == reads  # not tested again
+    assert again.final == first.final and events.count("read test") == reads + fingerprinted  # not tested again
     with pytest.raises(ValueError, match="has ended with other settings \\(patience\\)"):
         experiment.Run(config.replace(patience=1)).train(resume=True)
     more = experiment.Run(config.replace(epochs=3)).train(resume=True)  # more epochs continue it
@@ -124,7 +133,8 @@ def test_an_ended_run_asked_for_another_evaluation_split_is_evaluated_there_with
     on_test = experiment.Run(config.replace(eval_split="test")).train(resume=True)
     assert not any(event.startswith("end of epoch") for event in events), "an ended run trained again"
     run = experiment.Run(config.replace(output=str(tmp_path / "again"), eval_split="test"))
-    assert events.count("read test") == len(run.datasets["test"]), "the test split was not read exactly once"
+    test = run.datasets["test"]
+    assert events.count("read test") == len(test) + fingerprint_reads(test), "the test split was not read exactly once"
     assert (on_test.history, on_test.best_epoch) == (first.history, first.best_epoch)
     load_weights(run.parts.models, load_checkpoint(tmp_path / run_folder.BEST))
     again = run.evaluate("test", first.best_epoch)
@@ -134,7 +144,36 @@ def test_an_ended_run_asked_for_another_evaluation_split_is_evaluated_there_with
     assert saved["final"]["split"] == "test" and saved["final"]["metrics"] == on_test.final
     del events[:]
     read_back = experiment.Run(config.replace(eval_split="test")).train(resume=True)
-    assert read_back.final == on_test.final and "read test" not in events  # evaluated there: read back
+    assert read_back.final == on_test.final and events.count("read test") == fingerprint_reads(test)  # read back
+
+
+def test_an_ended_run_whose_evaluation_data_changed_is_evaluated_again_without_training(small_font_list, tmp_path, monkeypatch):
+    font_list, _ = small_font_list
+    config = tiny_config(font_list, tmp_path, epochs=1)
+    first = experiment.Run(config).train()
+    saved = json.loads((tmp_path / run_folder.RESULTS).read_text())["final"]["data"]
+    assert list(saved) == ["test"] and first.eval_data == saved
+
+    class Brighter(torch.utils.data.Dataset):  # the test fonts' images changed under the same data_root
+        def __init__(self, dataset):
+            self.dataset, self.labels, self.num_classes = dataset, dataset.labels, dataset.num_classes
+
+        def __len__(self):
+            return len(self.dataset)
+
+        def __getitem__(self, index):
+            image, label = self.dataset[index]
+            return image + 0.5, label
+
+    load_dataset = experiment.load_dataset
+    monkeypatch.setattr(experiment, "load_dataset",
+                        lambda config, split: Brighter(load_dataset(config, split)) if split == "test" else load_dataset(config, split))
+    trained = []
+    monkeypatch.setattr(experiment, "build_trainer", lambda *args, **kwargs: trained.append(args))
+    again = experiment.Run(config).train(resume=True)
+    assert not trained and (again.history, again.best_epoch) == (first.history, first.best_epoch)
+    assert again.eval_data != first.eval_data and again.final != first.final  # the picked model on the data there now
+    assert json.loads((tmp_path / run_folder.RESULTS).read_text())["final"]["data"] == again.eval_data
 
 
 def test_the_trunk_stays_frozen_during_the_warm_up_and_trains_after_it(small_font_list, tmp_path, monkeypatch):
