@@ -1534,6 +1534,13 @@ def _(ctx):
     return resume(ctx)
 
 
+@case("cli-eval-in-use")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx))
+    held(ctx, ctx.root)  # a run training (or replacing its run) there
+    return ["eval", str(ctx.root / "checkpoint.pth")]
+
+
 @case("cli-overwrite-in-use")
 def _(ctx):
     held(ctx, ctx.root / "run")

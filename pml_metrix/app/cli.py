@@ -6,6 +6,7 @@ command runs, so that ``--help`` answers at once.
 
 import argparse
 import dataclasses
+import hashlib
 import shlex
 import sys
 import typing
@@ -162,12 +163,26 @@ def cmd_compare(args) -> None:
 
 
 def cmd_eval(args) -> None:
+    from .checkpoints import load_checkpoint
+    from .run_folder import RunFolder
+
+    checkpoint = Path(args.checkpoint)
+    if not checkpoint.is_file():  # no folder to lock: load_checkpoint says what is missing
+        load_checkpoint(checkpoint)
+    with RunFolder(checkpoint.parent).locked():  # no run replaces the checkpoint or its eval/ meanwhile
+        evaluate_checkpoint(args, checkpoint)
+
+
+def evaluate_checkpoint(args, checkpoint: Path) -> None:
+    """``pml-metrix eval``: score the checkpoint, write ``eval/results.json`` beside it (what it
+    scored: the checkpoint's SHA-256, the resolved config, the evaluated data's fingerprints)."""
     from .checkpoints import load_checkpoint, load_weights
     from .evaluation import collapsed
     from .experiment import Run
     from .files import write_json
+    from .run_folder import evaluation_fingerprints
 
-    state = load_checkpoint(Path(args.checkpoint))
+    state = load_checkpoint(checkpoint)
     saved = dict(state["config"])
     changes = {k: v for k, v in vars(args).items() if k in EVAL_HELP and v}
     if changes.get("dataset", saved.get("dataset")) != saved.get("dataset"):
@@ -177,7 +192,7 @@ def cmd_eval(args) -> None:
     changes["reproducible"] = False  # eval pins nothing: its scores are this machine's arithmetic's
     changes["pretrained"] = False  # the checkpoint holds the weights: nothing to download
     try:
-        config = load_config(None, **{**saved, **changes, "output": str(Path(args.checkpoint).parent / "eval")})
+        config = load_config(None, **{**saved, **changes, "output": str(checkpoint.parent / "eval")})
     except ConfigError as error:
         raise ConfigError(f"the checkpoint's config: {error}") from None
     if config.dataset != saved.get("dataset"):
@@ -194,9 +209,11 @@ def cmd_eval(args) -> None:
     metrics = run.evaluate(config.eval_split, int(state["epoch"]), config.eval_reference)
     results = Path(config.output) / "results.json"
     write_json(results, {
-        "checkpoint": str(args.checkpoint), "epoch": int(state["epoch"]), "dataset": config.dataset,
-        "split": config.eval_split, "reference": config.eval_reference, "metrics": metrics,
-        "utilization_with_mixed_embeddings": False, "utilization": EVAL_UTILIZATION, "collapsed": collapsed(metrics),
+        "checkpoint": str(args.checkpoint), "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+        "epoch": int(state["epoch"]), "dataset": config.dataset, "split": config.eval_split,
+        "reference": config.eval_reference, "metrics": metrics, "utilization_with_mixed_embeddings": False,
+        "utilization": EVAL_UTILIZATION, "collapsed": collapsed(metrics), "config": config.to_dict(),
+        "data": evaluation_fingerprints(config, run.datasets),
     })
     print(f"{args.checkpoint} (epoch {state['epoch']}) on {config.dataset}/{config.eval_split}:")
     print("  " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))

@@ -1,5 +1,6 @@
 """``pml-metrix train``, ``compare`` and ``eval`` end to end on a few fonts, and bad configurations."""
 
+import hashlib
 import json
 import math
 import sqlite3
@@ -75,6 +76,8 @@ def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
     assert "utilization: over the training split's embeddings alone" in printed  # train's counts the mixes
     evaluated = read_strict_json(out / "eval" / "results.json")
     assert evaluated["utilization_with_mixed_embeddings"] is False and evaluated["epoch"] == 4
+    assert evaluated["checkpoint_sha256"] == hashlib.sha256((out / "checkpoint.pth").read_bytes()).hexdigest()
+    assert list(evaluated["data"]) == ["test"] and evaluated["config"]["dataset"] == "fonts"
     # another dataset, whose 5 training classes could not fill the run's batch of 6: eval trains nothing
     fashion = write_tiny_fashion_mnist(tmp_path / "fashion")
     assert main(["eval", str(out / "best.pth"), "--dataset", "fashion_mnist", "--data-root", fashion]) == 0
