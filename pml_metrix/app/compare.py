@@ -4,6 +4,7 @@ and untrained-network scores alongside (:class:`~pml_metrix.app.comparison.Compa
 itself (variants, seeds, its YAML file) is :mod:`~pml_metrix.app.study`.
 """
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -22,8 +23,9 @@ from .study import Study
 def compare(study: Study, resume: bool = False, overwrite: bool = False, command: str = "pml-metrix compare") -> Comparison:
     """Train every variant at every seed into the study's output folder; each variant's model is
     picked on the selection split and tested once; then write the study's ``results.json`` and its
-    report (``command``: the command line it names), under the study folder's lock, so that a second
-    process never leaves its report beside another's results. With ``resume``, a run that has ended
+    report (``command``: the command line it names), under the study folder's lock and each finished
+    run's, so that another process neither leaves its report beside these results nor replaces a run
+    they describe. With ``resume``, a run that has ended
     is read back (its best epoch's state loaded; evaluated once more, without training, where the
     study's ``eval_split`` is another) and an unfinished one continued, each only when its folder
     holds that run (:meth:`~pml_metrix.app.run_folder.RunFolder.check_same_run`); a folder with no
@@ -35,7 +37,7 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False, command
     if present and not (resume or overwrite):
         raise ConfigError(f"{output} holds a study or a run ({', '.join(present)}): continue it with --resume, "
                           "replace it with --overwrite, or choose another --output")
-    with RunFolder(output).locked() as study_folder:
+    with RunFolder(output).locked() as study_folder, ExitStack() as runs_held:
         if study_folder.started():  # a training run's own folder (a study's runs lie in folders below it)
             if not overwrite:
                 raise ConfigError(f"{output} holds a training run ({CHECKPOINT}), not a study: choose another --output, "
@@ -68,6 +70,7 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False, command
                 run = Run(study.config(name, seed))
                 started = run.folder.started()  # else nothing to continue: start it afresh
                 result = run.train(resume=resume and started, overwrite=overwrite or (resume and not started))
+                runs_held.enter_context(run.folder.locked())  # no other process replaces it before the study is written
                 comparison.runs.setdefault(name, []).append(result)
                 if seed == study.seeds[-1] and run.config.mix_level != "none":
                     comparison.positivity[name], comparison.positivity_by_label[name] = positive_shares(run)

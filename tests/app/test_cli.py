@@ -143,9 +143,10 @@ def test_compare_writes_a_report_results_and_plots(small_font_list, tmp_path, ca
 
     write_report = compare_module.write_report
 
-    def write_report_locked(comparison, command):  # a second compare cannot replace the results meanwhile
-        refusal = RunFolder(comparison.study.base.output).lock()
-        assert refusal and "is in use by another pml-metrix run" in refusal
+    def write_report_locked(comparison, command):  # no other process replaces the results or a run meanwhile
+        for folder in (comparison.study.base.output, *(run.output for runs in comparison.runs.values() for run in runs)):
+            refusal = RunFolder(folder).lock()
+            assert refusal and "is in use by another pml-metrix run" in refusal, folder
         return write_report(comparison, command)
 
     monkeypatch.setattr(compare_module, "write_report", write_report_locked)
