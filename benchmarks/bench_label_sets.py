@@ -18,15 +18,19 @@ warm-up (order flipped every repetition), median of each:
 - ``build both``: the two above one after the other, as a Metrix loss call runs them
   (``loss(embeddings, label_sets, mixed_batch)`` labels the batch's pairs, then the mixes from
   them, before either part's loss): the soft labels of one call;
+- ``build bare``: the arithmetic of ``build both`` alone, in the plainest torch ops (one product,
+  the Jaccard ratio's elementwise passes, the clean part's pair mask, two gathers weighted), without
+  a check or a branch: the floor of ``build both`` in torch's eager ops, checked equal to it;
 - ``loss clean`` / ``loss mixed``: the loss (MetrixMSLoss, MetrixContrastiveLoss) over those
   SoftPairs, already built, forward and ``backward()``: the loss's own time;
 - ``call``: the whole call ``loss(embeddings, label_sets, mixed_batch)`` and its backward, for
   information (builds, checks and both parts).
 
-Ratio = build / loss, per part and loss, and for the whole call: ``build both`` over both parts'
-loss. Target: under 0.05. Timed apart, each build starts with the caches as the loss call before it
-left them; within a call the mixes' build reads the B x B similarities just written, as ``build
-both`` does. The soft labels carry no gradient, so
+Ratio = build / loss, per part and loss, and for the whole call: ``build both`` (and ``build bare``,
+for the floor) over both parts' loss. Target: under 0.05. Each build's sample follows a whole MS
+call (untimed), so that it starts with the caches and threads as a training step's loss call leaves
+them; within a call the mixes' build reads the B x B similarities just written, as ``build both``
+does. The soft labels carry no gradient, so
 the loss's backward does not reach them. Freed memory stays in the process, as in bench_losses.py's
 default (``--malloc retain``). On a busy machine the medians drift; the ratio of two
 medians measured side by side holds better than either alone.
@@ -52,6 +56,19 @@ def label_sets(batch_size: int, num_labels: int, generator: torch.Generator) -> 
     for item, size in enumerate(sizes.tolist()):
         sets[item, torch.randperm(num_labels, generator=generator)[:size]] = 1
     return sets
+
+
+def bare_build(sets: torch.Tensor, mixed_batch) -> torch.Tensor:
+    """The B x K soft labels of the mixes, computed as a Metrix call computes them on label sets
+    (the B x B Jaccard similarities, the clean part's pair mask, the mixes' weighted gathers), with
+    no check: the floor of ``build both``."""
+    sizes = sets.sum(dim=-1)
+    shared = sets @ sets.T
+    soft_labels = shared.div_((sizes[:, None] + sizes[None, :]).sub_(shared))
+    torch.ones(soft_labels.shape, dtype=torch.bool).fill_diagonal_(False)  # the clean part's pair mask
+    first, second = (index.expand(len(sets), -1) for index in mixed_batch.source_index.unbind(1))
+    mixed = soft_labels.gather(1, first).mul_(mixed_batch.lam)
+    return mixed.add_(soft_labels.gather(1, second).mul_(1 - mixed_batch.lam))
 
 
 def timed(function) -> float:
@@ -86,15 +103,21 @@ def main() -> None:
         "build mixed": lambda: mixed_batch.soft_pairs(sets, "jaccard", clean_pairs.soft_labels),
         "build mixed alone": lambda: mixed_batch.soft_pairs(sets, "jaccard"),
         "build both": lambda: mixed_batch.soft_pairs(sets, "jaccard", SoftPairs.from_label_sets(embeddings, sets, "jaccard").soft_labels),
+        "build bare": lambda: bare_build(sets, mixed_batch),
     }
+    if not torch.equal(variants["build both"]().soft_labels, variants["build bare"]()):
+        raise AssertionError("build bare does not compute what build both does")
     for name, loss_fn in (("ms", pml_metrix.MetrixMSLoss()), ("contrastive", pml_metrix.MetrixContrastiveLoss())):
         variants[f"{name} clean"] = loss_call(loss_fn, clean_pairs)
         variants[f"{name} mixed"] = loss_call(loss_fn, mixed_pairs)
         variants[f"{name} call"] = lambda loss_fn=loss_fn: loss_fn(embeddings, sets, mixed_batch).backward()
     samples = {name: [] for name in variants}
     order = list(variants)
+    step = variants["ms call"]
     for rep in range(args.reps + 3):  # 3 warm-up repetitions
         for name in order if rep % 2 else reversed(order):
+            if name.startswith("build"):
+                step()  # as a training step's loss call leaves the caches and threads
             seconds = timed(variants[name])
             if rep >= 3:
                 samples[name].append(seconds)
@@ -109,6 +132,8 @@ def main() -> None:
             print(f"  {loss_name:<12} {part:<6} {ratio:7.4f}  {'ok' if ratio < TARGET else 'OVER'}")
         ratio = median["build both"] / (median[f"{loss_name} clean"] + median[f"{loss_name} mixed"])
         print(f"  {loss_name:<12} {'call':<6} {ratio:7.4f}  {'ok' if ratio < TARGET else 'OVER'}  (build both / both parts' loss)")
+        floor = median["build bare"] / (median[f"{loss_name} clean"] + median[f"{loss_name} mixed"])
+        print(f"  {loss_name:<12} {'floor':<6} {floor:7.4f}  (build bare / both parts' loss: the arithmetic alone, no check)")
 
 
 if __name__ == "__main__":
