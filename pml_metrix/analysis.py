@@ -19,6 +19,7 @@ clean part's, with respect to the model's parameters.
 """
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Tuple
 
@@ -192,8 +193,10 @@ class GradientShare:
 
     @property
     def mixed_share(self) -> float:
-        """``||g_mixed|| / (||g_clean|| + ||g_mixed||)``: 0 when the mixes move nothing, 1 when they move all."""
-        return self.mixed_norm / (self.clean_norm + self.mixed_norm)
+        """``||g_mixed|| / (||g_clean|| + ||g_mixed||)``: 0 when the mixes move nothing, 1 when they move
+        all; NaN when neither part moves anything."""
+        total = self.clean_norm + self.mixed_norm
+        return self.mixed_norm / total if total > 0 else math.nan
 
 
 def gradient_share(

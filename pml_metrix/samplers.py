@@ -1,12 +1,13 @@
 """Samplers for training in several processes."""
 
-from typing import Dict, Iterator, Sequence
+from typing import Dict, Iterator, Optional, Sequence
 
 import torch
 from pytorch_metric_learning.samplers import MPerClassSampler
+from pytorch_metric_learning.utils.distributed import is_distributed
 from torch import Tensor
 
-from .distributed import from_rank0, get_rank
+from .distributed import from_rank0, get_rank, get_world_size
 
 __all__ = ["DistributedMPerClassSampler"]
 
@@ -31,8 +32,10 @@ class DistributedMPerClassSampler(MPerClassSampler):
         m: items per class in a batch.
         batch_size: the global batch size, a multiple of ``m * world_size``.
         length_before_new_iter: items per epoch over all processes (rounded down to whole batches).
-        rank: this process's rank in ``[0, world_size)``.
-        world_size: the number of processes.
+        rank: this process's rank in ``[0, world_size)``; by default the process group's (0 without
+            one). In a process group it must be the group's.
+        world_size: the number of processes; by default the process group's size (1 without one). In
+            a process group it must be the group's. Without one, give both to look at a share.
     """
 
     def __init__(
@@ -41,9 +44,16 @@ class DistributedMPerClassSampler(MPerClassSampler):
         m: int,
         batch_size: int,
         length_before_new_iter: int = 100000,
-        rank: int = 0,
-        world_size: int = 1,
+        rank: Optional[int] = None,
+        world_size: Optional[int] = None,
     ):
+        rank = get_rank() if rank is None else rank
+        world_size = get_world_size() if world_size is None else world_size
+        if is_distributed() and (rank, world_size) != (get_rank(), get_world_size()):
+            raise ValueError(
+                f"rank {rank} of world_size {world_size} is not this process's place in its process group (rank "
+                f"{get_rank()} of {get_world_size()}): leave rank and world_size out, the sampler reads them from the group"
+            )
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must lie in [0, world_size) = [0, {world_size}), got {rank}")
         if batch_size % (int(m) * world_size):

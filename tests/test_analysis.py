@@ -19,6 +19,7 @@ every batch, derived from the loss terms (s a similarity, d a distance):
   varies from pair to pair), so it is not tested.
 """
 
+import math
 import dataclasses
 import pytest
 import torch
@@ -297,6 +298,17 @@ def test_gradient_share_splits_the_loss_gradient_into_its_two_parts(name):
     doubled = gradient_share(loss_fn, embeddings, labels, mixed_batch, model.parameters())
     assert doubled.mixed_norm == pytest.approx(2 * share.mixed_norm, rel=1e-9)
     assert doubled.clean_norm == pytest.approx(share.clean_norm, rel=1e-12) and doubled.cosine == pytest.approx(share.cosine)
+
+
+def test_a_gradient_share_of_no_gradient_is_nan():
+    """Neither part moves the parameters (every contrastive hinge inactive): no share, not a division by zero."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(DIM, DIM).double()
+    x, labels = batch(torch.float64)
+    embeddings = model(x)
+    loss_fn = pml_metrix.MetrixContrastiveLoss(pos_margin=100.0, neg_margin=0.0)
+    share = gradient_share(loss_fn, embeddings, labels, pml_metrix.MixupMiner(seed=0)(embeddings, labels), model.parameters())
+    assert share.clean_norm == share.mixed_norm == 0 and math.isnan(share.mixed_share) and math.isnan(share.cosine)
 
 
 def test_share_per_lam_bin_with_closed_right_end_and_empty_bins():
