@@ -599,6 +599,15 @@ def _(ctx):
     MixupMiner(seed=0)(embeddings[:0], labels[:0])
 
 
+@case("sampler-not-the-group-s-rank")
+def _(ctx):
+    torch.distributed.init_process_group("gloo", init_method=f"file://{ctx.root / 'group'}", rank=0, world_size=1)
+    try:  # one process whose sampler is told it is one of two
+        DistributedMPerClassSampler(batch()[1], m=2, batch_size=8, rank=1, world_size=2)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
 @case("sampler-batch-not-split")
 def _(ctx):
     DistributedMPerClassSampler(batch()[1], m=2, batch_size=6, world_size=2)
@@ -898,6 +907,19 @@ def _(ctx):
 @case("cli-select-ndcg-without-label-sets")
 def _(ctx):
     return fonts(ctx, "--select-metric", "ndcg_at_1")
+
+
+@case("cli-select-map-on-label-sets")
+def _(ctx):
+    font_list, faces = ctx.request.getfixturevalue("small_font_list")
+    table = write_attribute_table(ctx.root / "attributes.tsv", faces)
+    return train(ctx, "--dataset", "font_attributes", "--dataset-options", f"font_list={font_list}",
+                 f"attribute_table={table}", "--select-metric", "mean_average_precision_at_r")
+
+
+@case("cli-warmup-every-epoch")
+def _(ctx):
+    return fonts(ctx, "--warmup-epochs", "2", "--epochs", "2")
 
 
 @case("cli-torchrun-batch-not-split")
@@ -1625,6 +1647,12 @@ def _(ctx):
 @case("data-fonts-missing-font-list")
 def _(ctx):
     FontGlyphs("train", font_list=str(ctx.root / "fonts.txt"))
+
+
+@case("data-negative-val-fraction")
+def _(ctx):
+    write_cub(ctx.root)
+    load_benchmark("cub200", "train", str(ctx.root), val_fraction=-0.3)
 
 
 @case("data-empty-val-split")

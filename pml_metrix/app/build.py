@@ -45,13 +45,14 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def load_dataset(config: RunConfig, split: str) -> Dataset:
-    """Split ``split`` of the config's dataset, with its options."""
+def load_dataset(config: RunConfig, split: str, evaluation: bool = False) -> Dataset:
+    """Split ``split`` of the config's dataset, with its options; as scored with ``evaluation``
+    (:func:`~pml_metrix.app.datasets.get_dataset`)."""
     options = dict(config.dataset_options)
     if config.image_size is not None:  # else each dataset's own default
         options["image_size"] = config.image_size
     try:
-        return get_dataset(config.dataset, split, config.data_root, **options)
+        return get_dataset(config.dataset, split, config.data_root, evaluation=evaluation, **options)
     except TypeError as error:  # an unknown option, or one of the wrong type
         raise ConfigError(
             f"dataset_options {options} do not fit the {config.dataset} reader ({error}); see pml_metrix.app.datasets.get_dataset"

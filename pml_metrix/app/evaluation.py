@@ -70,13 +70,18 @@ def check_evaluations(config: RunConfig, datasets: Dict[str, Dataset]) -> None:
     """Refuse an evaluation that cannot measure anything: a split of fewer than 2 classes (every
     query's neighbours are of its class: Recall@K is 1 whatever the model), or a Recall@K with K at
     least the number of references a query has (the reference split, less the query itself when a
-    split retrieves from itself); or a ``select_metric`` the selection split does not have (nDCG needs
-    label sets)."""
-    if config.select_metric.startswith("ndcg_at_") and config.select_split != "none" \
-            and not has_label_sets(datasets[config.select_split]):
-        raise ConfigError(f"select_metric {config.select_metric} grades label sets, and {config.dataset} has one class "
-                          "per item: select on recall_at_1")
-    pairs = [(config.eval_split, config.eval_reference or config.eval_split)]
+    split retrieves from itself), on the evaluation, selection or training split (the last scored at
+    the end, for the overfitting gap); or a ``select_metric`` the selection split does not have (nDCG
+    needs label sets, MAP@R one class per item)."""
+    if config.select_split != "none":
+        label_sets = has_label_sets(datasets[config.select_split])
+        if config.select_metric.startswith("ndcg_at_") and not label_sets:
+            raise ConfigError(f"select_metric {config.select_metric} grades label sets, and {config.dataset} has one class "
+                              "per item: select on recall_at_1")
+        if config.select_metric == "mean_average_precision_at_r" and label_sets:
+            raise ConfigError(f"select_metric {config.select_metric} is not measured on label sets ({config.dataset}: its R, "
+                              "the references sharing a label, is nearly the whole split): select on recall_at_1 or ndcg_at_1")
+    pairs = [(config.eval_split, config.eval_reference or config.eval_split), ("train", "train")]
     if config.select_split != "none":
         pairs.append((config.select_split, config.select_split))
     for split, reference in pairs:

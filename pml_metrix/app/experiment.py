@@ -39,14 +39,14 @@ class Run:
         self.device = resolve_device(config.device)
         set_arithmetic(config, self.device)
         self.parts = build(config, self.device, self.rank, self.world_size)
-        self.datasets = {"train": self.parts.train_set}
+        self.datasets = {"train": load_dataset(config, "train", evaluation=True)}  # scored as val and test are
         for split in {config.select_split, config.eval_split, config.eval_reference} - {None, "none"}:
             self.datasets[split] = load_dataset(config, split)  # loaded, not read: its items are read when evaluated
         check_evaluations(config, self.datasets)
         if self.world_size > 1:  # DistributedLossWrapper gives the loss's parameters world_size x their gradient
             for p in self.parts.loss.parameters():
                 p.register_hook(lambda grad: grad / self.world_size)
-        self.fingerprints = data_fingerprints(config, self.datasets)
+        self.fingerprints = data_fingerprints(config, self.parts.train_set, self.datasets)
         self.last_epoch = 0
         self.mixes_drawn: Optional[int] = None if config.mix_level == "none" else 0  # over the run, counted by rank 0
         self.best_mixed_embeddings: Optional[torch.Tensor] = None  # the best epoch's mixes, for utilization

@@ -21,7 +21,7 @@ def trained_mixed_batch(run: "Run", num_items: int = 200) -> Tuple[torch.Tensor,
     (``num_items`` images, ``samples_per_class`` of each class) by its models in eval mode, and their
     MixedBatch, mixed at the run's level by a fresh miner of its settings (the same draws, resumed or
     not); in the graph of the models' parameters unless called under ``torch.no_grad()``."""
-    dataset, config = run.datasets["train"], run.config
+    dataset, config = run.parts.train_set, run.config
     per_class, drawn_by = config.samples_per_class, sampling_labels(dataset)
     classes = torch.unique(drawn_by)[: max(2, num_items // per_class)]
     index = torch.cat([torch.where(drawn_by == c)[0][:per_class] for c in classes])

@@ -68,11 +68,12 @@ def data_fingerprint(dataset: Dataset, items: int = FINGERPRINT_ITEMS) -> str:
     return hashlib.sha256(digest).hexdigest()
 
 
-def data_fingerprints(config: RunConfig, datasets: Dict[str, Dataset]) -> Dict[str, str]:
+def data_fingerprints(config: RunConfig, train_set: Dataset, datasets: Dict[str, Dataset]) -> Dict[str, str]:
     """What a checkpoint records of its run's data, by the key it is saved under: ``train_data``, the
-    training split's :func:`data_fingerprint`, and ``select_data``, the selection split's (whose scores
-    pick the epoch), when the run selects. ``datasets`` maps split names to the splits."""
-    fingerprints = {"train_data": data_fingerprint(datasets["train"])}
+    :func:`data_fingerprint` of the training split as trained on (``train_set``), and ``select_data``,
+    the selection split's (whose scores pick the epoch), when the run selects. ``datasets`` maps split
+    names to the splits."""
+    fingerprints = {"train_data": data_fingerprint(train_set)}
     if config.select_split != "none":
         fingerprints["select_data"] = data_fingerprint(datasets[config.select_split])
     return fingerprints

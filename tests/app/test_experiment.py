@@ -45,7 +45,8 @@ def events(monkeypatch):
     """What happened, in order: each split's item reads and each epoch's end."""
     log = []
     load_dataset = experiment.load_dataset
-    monkeypatch.setattr(experiment, "load_dataset", lambda config, split: Watched(load_dataset(config, split), log, split))
+    monkeypatch.setattr(experiment, "load_dataset",
+                        lambda config, split, **kwargs: Watched(load_dataset(config, split, **kwargs), log, split))
     end_of_epoch = experiment.Run.end_of_epoch
 
     def logged_end_of_epoch(self, trainer):
@@ -71,7 +72,7 @@ def test_the_epoch_is_picked_on_val_and_test_is_read_once_at_the_end(small_font_
     best = load_checkpoint(tmp_path / run_folder.BEST)
     assert best["epoch"] == result.best_epoch and best["history"][-1]["recall_at_1"] == max(val_r1.values())
     # the data it trained and selected on, which a resume checks
-    assert best["train_data"] == run_folder.data_fingerprint(run.datasets["train"])
+    assert best["train_data"] == run_folder.data_fingerprint(run.parts.train_set)
     assert best["select_data"] == run_folder.data_fingerprint(run.datasets["val"]) != best["train_data"]
     # the reported test metrics are the picked epoch's model's
     picked = experiment.Run(tiny_config(font_list, tmp_path / "again", mix_level="embedding"))
@@ -167,7 +168,8 @@ def test_an_ended_run_whose_evaluation_data_changed_is_evaluated_again_without_t
 
     load_dataset = experiment.load_dataset
     monkeypatch.setattr(experiment, "load_dataset",
-                        lambda config, split: Brighter(load_dataset(config, split)) if split == "test" else load_dataset(config, split))
+                        lambda config, split, **kwargs: Brighter(load_dataset(config, split, **kwargs)) if split == "test"
+                        else load_dataset(config, split, **kwargs))
     trained = []
     monkeypatch.setattr(experiment, "build_trainer", lambda *args, **kwargs: trained.append(args))
     again = experiment.Run(config).train(resume=True)

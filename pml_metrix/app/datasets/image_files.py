@@ -24,7 +24,10 @@ def paper_transform(train: bool, image_size: int = 224) -> Callable[[Image.Image
 
 
 def carve_classes(classes: Sequence[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Split sorted ``classes`` into (train, val) lists, val a seeded ``val_fraction`` of them."""
+    """Split sorted ``classes`` into (train, val) lists, val a seeded ``val_fraction`` (in [0, 1)) of them."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), the share of the training classes held out for validation, "
+                         f"got {val_fraction!r}")
     classes = sorted(set(classes))
     order = torch.randperm(len(classes), generator=torch.Generator().manual_seed(seed)).tolist()
     val = sorted(classes[i] for i in order[: round(val_fraction * len(classes))])

@@ -42,8 +42,10 @@ def load_inshop(
     seed: int = 0,
     transform: Optional[Callable] = None,
     image_size: int = 224,
+    augment: bool = True,
 ) -> ImageFiles:
-    """Split ``split`` of In-Shop with the paper's transforms at ``image_size`` unless ``transform`` is given."""
+    """Split ``split`` of In-Shop with the paper's transforms at ``image_size`` (train: augmented unless
+    not ``augment``) unless ``transform`` is given."""
     if split not in SPLITS:
         raise ValueError(f"Unknown inshop split {split!r}; valid: {', '.join(SPLITS)}")
     root = root or default_root("inshop")
@@ -59,6 +61,6 @@ def load_inshop(
     if split in ("train", "val"):
         train_items, val_items = carve_classes(items, val_fraction, seed)
         kept = train_items if split == "train" else val_items
-        return select_classes(paths, items, kept, transform, split == "train", image_size)
+        return select_classes(paths, items, kept, transform, split == "train" and augment, image_size)
     test_items = sorted({item for _, item, state in partition if state in ("query", "gallery")})
     return ImageFiles(paths, items, transform or paper_transform(False, image_size), classes=test_items)

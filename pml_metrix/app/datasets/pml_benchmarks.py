@@ -51,9 +51,11 @@ def load_benchmark(
     seed: int = 0,
     transform: Optional[Callable] = None,
     image_size: int = 224,
+    augment: bool = True,
 ) -> ImageFiles:
     """Split ``split`` of benchmark ``name`` (a key of ``BENCHMARKS``) with the paper's transforms at
-    ``image_size`` (train: augmented; val, test: resize and centre crop) unless ``transform`` is given."""
+    ``image_size`` (train: augmented unless not ``augment``; val, test: resize and centre crop) unless
+    ``transform`` is given."""
     if split not in SPLITS:
         raise ValueError(f"Unknown {name} split {split!r}; valid: {', '.join(SPLITS)}")
     reader, needed, source = BENCHMARKS[name]
@@ -67,4 +69,4 @@ def load_benchmark(
     if split != "test":
         train_classes, val_classes = carve_classes(classes, val_fraction, seed)
         classes = train_classes if split == "train" else val_classes
-    return select_classes(original.paths, original.labels, classes, transform, split == "train", image_size)
+    return select_classes(original.paths, original.labels, classes, transform, split == "train" and augment, image_size)

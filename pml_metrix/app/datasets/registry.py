@@ -6,7 +6,7 @@ from typing import Any, Optional
 from torch.utils.data import Dataset
 
 from .fashion_mnist import FashionMNISTClasses
-from .font_attributes import FontAttributes
+from .font_attributes import ATTRIBUTES, FontAttributes
 from .fonts import FontGlyphs
 from .inshop import SPLITS as INSHOP_SPLITS
 from .inshop import load_inshop
@@ -29,6 +29,7 @@ def get_dataset(
     root: Optional[str] = None,
     max_classes: Optional[int] = None,
     max_images_per_class: Optional[int] = None,
+    evaluation: bool = False,
     **options: Any,
 ) -> Dataset:
     """Split ``split`` of dataset ``name`` (one of ``DATASETS``).
@@ -44,11 +45,21 @@ def get_dataset(
     Every dataset takes ``max_classes`` and ``max_images_per_class``: a quick run on the first
     classes of each split and the first images of each class (:class:`.subset.ClassSubset`; for
     font_attributes, classes are faces).
+
+    ``evaluation``: the split as a model is scored on it, which for the training split is its
+    evaluation form: the photo benchmarks' and In-Shop's resize and centre crop rather than their random
+    crop and flip, and font_attributes' sets of every attribute whatever ``train_attributes`` (so that
+    its training split is graded as val and test are); the other splits and datasets are scored as read.
     """
     if name not in SPLITS:
         raise ValueError(f"Unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     if split not in SPLITS[name]:
         raise ValueError(f"Unknown {name} split {split!r}; valid: {', '.join(SPLITS[name])}")
+    if evaluation and split == "train":
+        if name == "font_attributes":
+            options["train_attributes"] = ATTRIBUTES
+        elif name in BENCHMARKS or name == "inshop":
+            options["augment"] = False
     if name == "fonts":
         dataset = FontGlyphs(split, **options)
     elif name == "font_attributes":

@@ -152,6 +152,11 @@ def test_train_attributes_pick_the_labels_of_the_training_sets_alone(small_font_
     assert torch.equal(weight_slant.labels, everything.labels[:, kept])
     val = make("val", font_list, table, tmp_path / "cache")
     assert torch.equal(make("val", font_list, table, tmp_path / "cache", train_attributes=["family"]).labels, val.labels)
+    # scored, the training split has every attribute's labels, as val and test: a run trained on
+    # families alone is graded as the others are
+    scored = get_dataset("font_attributes", "train", attribute_table=str(table), font_list=font_list, image_size=8,
+                         cache_dir=str(tmp_path / "cache"), train_attributes=["family"], evaluation=True)
+    assert torch.equal(scored.labels, everything.labels) and scored.label_names == everything.label_names
     for bad in ("family", [], ["colour"], ["slant", "slant"]):
         with pytest.raises(ValueError, match="train_attributes must be a non-empty list of distinct names among family, "):
             make("train", font_list, table, tmp_path / "cache", train_attributes=bad)

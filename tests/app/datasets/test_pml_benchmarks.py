@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from pml_metrix.app.datasets import get_dataset
 from pml_metrix.app.datasets.pml_benchmarks import load_benchmark
 
 from .conftest import write_jpeg
@@ -87,6 +88,19 @@ def test_paper_transforms_and_gray_images(tmp_path):
     assert test[0][0].shape == (3, 224, 224)
     small = load_benchmark("cub200", "test", str(tmp_path), image_size=32)
     assert small[0][0].shape == (3, 32, 32)
+
+
+@pytest.mark.parametrize("name", ["cub200", "inshop"])
+def test_the_training_split_is_scored_without_its_augmentation(name, tmp_path):
+    from tests.app.datasets.test_inshop import write_inshop
+
+    write_cub(tmp_path) if name == "cub200" else write_inshop(tmp_path)
+    torch.manual_seed(0)
+    trained = get_dataset(name, "train", str(tmp_path), val_fraction=0, image_size=32)
+    scored = get_dataset(name, "train", str(tmp_path), val_fraction=0, image_size=32, evaluation=True)
+    assert torch.equal(trained.labels, scored.labels) and trained.paths == scored.paths
+    assert not torch.equal(trained[1][0], trained[1][0])  # a random crop and flip at each read
+    assert torch.equal(scored[1][0], scored[1][0])  # resized and centre-cropped, as val and test
 
 
 def test_cars_class_names_with_slashes(tmp_path):
