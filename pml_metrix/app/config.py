@@ -68,7 +68,8 @@ class RunConfig:
     dataset: str = option("fonts", "dataset", choices=("fonts", "fashion_mnist", "cub200", "cars196", "sop", "inshop", "font_attributes"))
     data_root: Optional[str] = option(None, "folder of the dataset's files (each reader names what it needs)")
     dataset_options: Dict[str, Any] = option({}, "options of the dataset reader, e.g. max_classes=10 "
-                                             "max_images_per_class=20 (every dataset: a quick run), train_fraction=0.25 (fonts)")
+                                             "max_images_per_class=20 (every dataset: a quick run), train_fraction=0.25 (fonts); "
+                                             "merged key by key over a config file's, as a study variant's over its base's")
     image_size: Optional[int] = option(None, "image side in pixels (default: the dataset's own)", above=0, maximum=4096)
     loss: str = option("ms", "metric loss: " + ", ".join(what for what, _, _ in LOSSES.values()), choices=tuple(LOSSES))
     loss_params: Dict[str, float] = option({}, "the PML loss's own arguments, e.g. alpha=17.97 beta=75.66 base=0.77, "
@@ -325,10 +326,25 @@ def shown(value: Any) -> str:
     return SHORT_REPR.repr(value)
 
 
+def layered(values: Dict[str, Any], overrides: Dict[str, Any]) -> Dict[str, Any]:
+    """``values`` with ``overrides`` over them: each option replaced, but for ``dataset_options`` of one
+    dataset, merged key by key (``--dataset-options max_classes=5`` over a file's ``train_fraction``
+    keeps both; a study variant's options over its base's likewise). Options of another dataset
+    replace them (they belong to the dataset they were given for)."""
+    result, dataset = dict(values), values.get("dataset", RunConfig.dataset)
+    for name, value in overrides.items():
+        same_data = overrides.get("dataset", dataset) == dataset
+        if name == "dataset_options" and same_data and isinstance(value, dict) and isinstance(values.get(name), dict):
+            value = {**values[name], **value}
+        result[name] = value
+    return result
+
+
 def load_config(path: Optional[str] = None, **overrides: Any) -> RunConfig:
-    """Defaults, then the YAML file at ``path``, then ``overrides`` (``None`` values are skipped)."""
+    """Defaults, then the YAML file at ``path``, then ``overrides`` (``None`` values are skipped),
+    :func:`layered`."""
     values = read_yaml_mapping(path) if path is not None else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values = layered(values, {k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in dataclasses.fields(RunConfig)}
     not_names = [key for key in values if not isinstance(key, str)]
     if not_names:

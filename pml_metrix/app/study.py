@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from .config import MIXING_OPTIONS, ConfigError, RunConfig, load_config, read_yaml_mapping, shown
+from .config import MIXING_OPTIONS, ConfigError, RunConfig, layered, load_config, read_yaml_mapping, shown
 from .files import write_text
 from .run_folder import PLACE
 
@@ -91,7 +91,9 @@ class Study:
     def config(self, name: str, seed: int) -> RunConfig:
         """The config of variant ``name`` at ``seed``, written into ``<output>/<name>/seed<seed>``."""
         try:
-            return self.base.replace(seed=seed, output=str(Path(self.base.output) / name / f"seed{seed}"), **self.variants[name])
+            options = layered(self.base.to_dict(), self.variants[name])  # dataset_options merged into the base's
+            return self.base.replace(seed=seed, output=str(Path(self.base.output) / name / f"seed{seed}"),
+                                     **{key: options[key] for key in self.variants[name]})
         except TypeError as error:  # an unknown option
             raise ConfigError(f"variant {name}: {error}") from None
 
@@ -126,7 +128,7 @@ def load_study(path: Optional[str] = None, seeds: Optional[Sequence[int]] = None
         if unknown:
             raise ConfigError(f"unknown variant(s) {', '.join(unknown)}; the study has {', '.join(study_variants)}")
         study_variants = {name: study_variants[name] for name in variants}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values = layered(values, {k: v for k, v in overrides.items() if v is not None})
     values.setdefault("output", "runs/compare")
     base = load_config(None, **values)
     return Study(base, dict(study_variants), list(seeds if seeds is not None else study_seeds))

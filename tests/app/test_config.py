@@ -16,6 +16,11 @@ def test_defaults_yaml_and_overrides(tmp_path):
     assert config.loss_params == {"neg_margin": 0.5}
     config.save(tmp_path / "resolved.yaml")
     assert load_config(str(tmp_path / "resolved.yaml")) == config
+    # the dataset's options are merged over the file's (the loss's replace them: they belong to one loss)
+    path.write_text("dataset_options: {train_fraction: 0.25}\nloss_params: {neg_margin: 0.5}\n")
+    config = load_config(str(path), dataset_options={"max_classes": 5}, loss_params={"pos_margin": 0.1})
+    assert config.dataset_options == {"train_fraction": 0.25, "max_classes": 5} and config.loss_params == {"pos_margin": 0.1}
+    assert load_config(str(path), dataset="fashion_mnist", dataset_options={"max_classes": 5}).dataset_options == {"max_classes": 5}
 
 
 @pytest.mark.parametrize(

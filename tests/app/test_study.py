@@ -68,3 +68,18 @@ def test_a_saved_study_loads_again_and_a_study_file_s_own_seed_is_refused(tmp_pa
     (tmp_path / "seed.yaml").write_text("seed: 5\nvariants:\n  baseline: {mix_level: none}\n")
     with pytest.raises(ConfigError, match="a study file gives seeds, a list, not seed"):
         load_study(str(tmp_path / "seed.yaml"))
+
+
+def test_dataset_options_are_merged_over_the_study_s_and_the_command_line_s(tmp_path):
+    """A flag's dataset options join the study file's, and a variant's join the base's: a quick run cut
+    by --dataset-options reaches every variant, a variant's own option (family only) included."""
+    study = load_study("configs/studies/font_attributes.yaml", output=str(tmp_path), dataset_options={"max_classes": 5})
+    for name in study.variants:
+        options = study.config(name, 0).dataset_options
+        assert options["train_fraction"] == 0.25 and options["max_classes"] == 5, name
+    assert study.config("family_only", 0).dataset_options["train_attributes"] == ["family"]
+    (tmp_path / "other_data.yaml").write_text(
+        "dataset_options: {train_fraction: 0.25}\nvariants:\n  baseline: {mix_level: none}\n"
+        "  fashion: {mix_level: none, dataset: fashion_mnist, dataset_options: {max_classes: 3}}\n")
+    other = load_study(str(tmp_path / "other_data.yaml"), output=str(tmp_path))
+    assert other.config("fashion", 0).dataset_options == {"max_classes": 3}  # another dataset's options replace them
