@@ -36,6 +36,7 @@ from pml_metrix.samplers import DistributedMPerClassSampler
 from pml_metrix.testers import MetrixAccuracyCalculator, UtilizationTester, alignment, utilization
 
 from .app.datasets.test_font_attributes import write_attribute_table
+from .app.datasets.test_inshop import write_inshop
 from .app.datasets.test_pml_benchmarks import write_cub, write_sop
 from .app.test_yaml_input import aliases_of_aliases
 
@@ -1613,6 +1614,30 @@ def _(ctx):
     write_sop(ctx.root)
     (ctx.root / "Stanford_Online_Products" / "bicycle_final" / "11319_0.JPG").unlink()
     get_dataset("sop", "test", str(ctx.root))
+
+
+@case("data-cub-annotations-disagree")
+def _(ctx):
+    write_cub(ctx.root)
+    images = ctx.root / "CUB_200_2011" / "images.txt"
+    lines = images.read_text().splitlines(keepends=True)
+    images.write_text("".join(lines[:3] + lines[4:]))  # line 4 lost: PML's reader would skip the rest of its pairs
+    get_dataset("cub200", "train", str(ctx.root))
+
+
+@case("data-cub-missing-image")
+def _(ctx):
+    write_cub(ctx.root)
+    (ctx.root / "CUB_200_2011" / "images" / "103.Bird_103" / "Bird_103_0001_103.jpg").unlink()  # a test image, not the first
+    get_dataset("cub200", "test", str(ctx.root))
+
+
+@case("data-inshop-partition-cut")
+def _(ctx):
+    write_inshop(ctx.root)
+    partition = ctx.root / "list_eval_partition.txt"
+    partition.write_text("".join(partition.read_text().splitlines(keepends=True)[:-4]))  # cut short: 4 rows lost
+    get_dataset("inshop", "query", str(ctx.root))
 
 
 @case("data-inshop-missing-partition")

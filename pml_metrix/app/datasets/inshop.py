@@ -20,10 +20,21 @@ PARTITION_FILE = "list_eval_partition.txt"
 SOURCE = "https://mmlab.ie.cuhk.edu.hk/projects/DeepFashion/InShopRetrieval.html (Eval/ and Img/img.zip)"
 
 
+HEADER = ["image_name", "item_id", "evaluation_status"]
+
+
 def read_partition(path: str) -> list[tuple[str, int, str]]:
-    """(image_name, item number, status) per image of the partition file at ``path``."""
-    with open(path) as lines:
-        rows = [line.split() for line in lines.read().splitlines()[2:] if line.strip()]
+    """(image_name, item number, status) per image of the partition file at ``path``, checked against
+    its count line and header."""
+    with open(path) as file:
+        lines = [line for line in file.read().splitlines() if line.strip()]
+    rows = [line.split() for line in lines[2:]]
+    if len(lines) < 2 or lines[0].strip() != str(len(rows)) or lines[1].split() != HEADER \
+            or any(len(row) != 3 for row in rows):
+        count = lines[0].strip() if lines else "nothing"
+        raise ValueError(f"inshop: {path} is not a whole partition file (a count line, the header "
+                         f"{' '.join(HEADER)}, one line of three fields per image): its count line says {count}, "
+                         f"it lists {len(rows)} lines; get it again from {SOURCE}")
     return [(name, int(item.rsplit("_", 1)[-1]), status) for name, item, status in rows]
 
 
@@ -55,8 +66,9 @@ def load_inshop(
     rows = [(os.path.join(image_root, name), item) for name, item, state in partition if state == status]
     if not rows:
         raise ValueError(f"inshop: {PARTITION_FILE} under {root} lists no {status} image")
-    if not os.path.isfile(rows[0][0]):
-        raise FileNotFoundError(f"inshop: image {rows[0][0]} not found; get img/ from {SOURCE}")
+    missing = next((path for path, _ in rows if not os.path.isfile(path)), None)  # every image, before a run trains on any
+    if missing is not None:
+        raise FileNotFoundError(f"inshop: image {missing} not found; get img/ from {SOURCE}")
     paths, items = [path for path, _ in rows], [item for _, item in rows]
     if split in ("train", "val"):
         train_items, val_items = carve_classes(items, val_fraction, seed)

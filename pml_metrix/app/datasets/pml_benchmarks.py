@@ -37,6 +37,21 @@ BENCHMARKS: dict[str, tuple[type[BaseDataset], tuple[str, ...], str]] = {
 }
 
 
+def _check_cub_annotations(root: str) -> None:
+    """PML's CUB reader pairs ``images.txt`` and ``image_class_labels.txt`` line by line and skips a
+    pair whose image ids differ: a damaged or edited file would silently drop images (and classes)."""
+    folder = os.path.join(root, "CUB_200_2011")
+    ids = []
+    for name in ("images.txt", "image_class_labels.txt"):
+        with open(os.path.join(folder, name)) as lines:
+            ids.append([line.split()[0] for line in lines if line.strip()])
+    if ids[0] != ids[1]:
+        line = next((i for i, (a, b) in enumerate(zip(*ids)) if a != b), min(map(len, ids)))
+        raise ValueError(f"cub200: images.txt ({len(ids[0])} images) and image_class_labels.txt ({len(ids[1])}) under "
+                         f"{folder} list other image ids from line {line + 1} on: a damaged or edited annotation file; "
+                         f"extract {CUB.DOWNLOAD_URL} again")
+
+
 def _check_files(name: str, root: str, paths: list[str], source: str) -> None:
     for path in paths:
         if not os.path.exists(path):
@@ -61,10 +76,12 @@ def load_benchmark(
     reader, needed, source = BENCHMARKS[name]
     root = root or default_root(name)
     _check_files(name, root, [os.path.join(root, path) for path in needed], source)
+    if name == "cub200":
+        _check_cub_annotations(root)
     original = reader(root=root, split="test" if split == "test" else "train", download=False)
     if not original.paths:
         raise ValueError(f"{name}: the annotation files under {root} list no image of the {split} classes")
-    _check_files(name, root, original.paths[:1], source)
+    _check_files(name, root, original.paths, source)  # every image, before a run trains on any
     classes = sorted(set(original.labels))
     if split != "test":
         train_classes, val_classes = carve_classes(classes, val_fraction, seed)
