@@ -9,6 +9,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from .datasets.image_files import IMAGENET_MEAN, IMAGENET_STD
+
 
 class PoolingEmbedder(nn.Module):
     """B x C x H x W feature map -> B x embedding_size L2-normalised embeddings
@@ -47,10 +49,23 @@ class GoogLeNetInput(nn.Module):
 class GrayscaleTrunk(nn.Sequential):
     """A backbone's trunk for grayscale images: B x 1 x H x W images, their one channel repeated into
     the 3 that a torchvision backbone and its ImageNet weights are built for (a view, no copy), then
-    the trunk's layers. The same layers, and ``state_dict`` keys, as the trunk for RGB images."""
+    the trunk's layers. The same layers, and ``state_dict`` keys, as the trunk for RGB images.
+
+    With ``imagenet_input`` (ImageNet weights), the images, in [0, 1] as the grayscale readers give
+    them, are first normalised per channel as the weights' ImageNet images were, ``(x - mean) / std``,
+    as the photo readers' transforms normalise theirs."""
+
+    def __init__(self, *layers: nn.Module, imagenet_input: bool = False):
+        super().__init__(*layers)
+        self.imagenet_input = imagenet_input
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: Tensor) -> Tensor:
-        return super().forward(images.expand(-1, 3, -1, -1))
+        images = images.expand(-1, 3, -1, -1)
+        if self.imagenet_input:
+            images = (images - self.mean) / self.std
+        return super().forward(images)
 
 
 def backbone_trunk(name: str = "resnet50", pretrained: bool = True, weights_path: Optional[str] = None) -> nn.Module:
@@ -106,7 +121,7 @@ def backbone(
         )
     trunk = backbone_trunk(name, pretrained, weights_path)
     if in_channels == 1:
-        trunk = GrayscaleTrunk(*trunk)
+        trunk = GrayscaleTrunk(*trunk, imagenet_input=pretrained or weights_path is not None)
     return {"trunk": trunk, "embedder": PoolingEmbedder(CHANNELS[name], embedding_size)}
 
 

@@ -7,6 +7,7 @@ import torch
 import torchvision
 
 import pml_metrix
+from pml_metrix.app.datasets.image_files import IMAGENET_MEAN, IMAGENET_STD
 from pml_metrix.app.models import BACKBONES, CHANNELS, GoogLeNetInput, GrayscaleTrunk, backbone, metrix_resnet50
 
 
@@ -85,3 +86,18 @@ def test_a_backbone_takes_grayscale_images_as_their_channel_repeated(name):
     assert torch.equal(model["trunk"].eval()(gray), rgb_trunk.eval()(gray.repeat(1, 3, 1, 1)))
     with pytest.raises(ValueError, match="RGB images \\(3 channels\\) or grayscale ones.*the images have 2 channels"):
         backbone(name, pretrained=False, in_channels=2)
+
+
+def test_grayscale_images_meet_imagenet_weights_normalised_as_imagenet_s_images(tmp_path):
+    """[0, 1] glyphs into ImageNet weights: per channel (x - mean) / std, as the photo readers' transforms
+    give their images; a network trained from scratch takes them as they are."""
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    gray_trunk = backbone("resnet18", embedding_size=16, weights_path=str(weights), in_channels=1)["trunk"].eval()
+    rgb_trunk = backbone("resnet18", embedding_size=16, weights_path=str(weights))["trunk"].eval()
+    gray = torch.rand(2, 1, 32, 32)
+    normalised = torchvision.transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)(gray.repeat(1, 3, 1, 1))
+    assert torch.allclose(gray_trunk(gray), rgb_trunk(normalised), atol=1e-6)
+    assert list(gray_trunk.state_dict()) == list(rgb_trunk.state_dict())  # the statistics are not saved
+    assert not backbone("resnet18", embedding_size=16, pretrained=False, in_channels=1)["trunk"].imagenet_input
