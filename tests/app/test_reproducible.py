@@ -46,7 +46,7 @@ def train(font_list, output, machine):
 def compare(font_list, output, machine):
     """The main job's comparison, tiny, pinned: its results.json and each run's weights."""
     command(machine, "compare", "--config", str(ROOT / "configs" / "main.yaml"), "--dataset-options",
-            f"font_list={font_list}", *TINY, "--seeds", "0", "--output", str(output))
+            f"font_list={font_list}", "train_fraction=1.0", *TINY, "--seeds", "0", "--output", str(output))  # every small-list font
     weights = {path.parent.parent.name: load_checkpoint(path)["models"] for path in output.glob("*/seed0/checkpoint.pth")}
     return json.loads((output / "results.json").read_text()), weights
 
