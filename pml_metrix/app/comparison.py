@@ -4,6 +4,7 @@ untrained network), each variant paired by seed with its baseline (exact sign-fl
 :func:`~pml_metrix.app.compare.compare`.
 """
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
@@ -80,7 +81,7 @@ class Comparison:
     def summary(self) -> Dict[str, Dict[str, Tuple[float, float]]]:
         """variant -> metric -> (mean, std) over seeds of the test metrics at the picked epoch."""
         return {
-            name: {m: mean_std([r.final[m] for r in results]) for m in self.metrics()}
+            name: {m: mean_std([r.final.get(m, math.nan) for r in results]) for m in self.metrics()}
             for name, results in self.runs.items()
         }
 
@@ -91,7 +92,8 @@ class Comparison:
 
     def paired(self) -> Dict[str, Dict[str, Tuple[float, float]]]:
         """variant -> metric -> (mean difference to its baseline, two-sided sign-flip p-value)."""
-        return {name: {m: paired([r.final[m] for r in self.runs[name]], [b.final[m] for b in self.runs[base]])
+        return {name: {m: paired([r.final.get(m, math.nan) for r in self.runs[name]],
+                                 [b.final.get(m, math.nan) for b in self.runs[base]])
                        for m in self.metrics()}
                 for name, base in self.paired_with().items()}
 
@@ -99,7 +101,8 @@ class Comparison:
         """variant -> its :func:`~pml_metrix.app.stats.verdict` against its baseline on the selection
         metric (``select_metric``) of the evaluation split."""
         metric = self.study.base.select_metric
-        return {name: {**verdict([r.final[metric] for r in self.runs[name]], [b.final[metric] for b in self.runs[base]]),
+        return {name: {**verdict([r.final.get(metric, math.nan) for r in self.runs[name]],
+                                 [b.final.get(metric, math.nan) for b in self.runs[base]]),
                        "metric": metric, "baseline": base}
                 for name, base in self.paired_with().items()}
 

@@ -13,6 +13,7 @@ from ..analysis import PositiveShare
 from .comparison import Comparison
 from .evaluation import collapsed
 from .stats import mean_std
+from .study import Study, run_options
 from .files import write_atomically, write_text
 from .reference import reference_rows
 from .reproducible import DETAILS, arithmetic_summary
@@ -78,7 +79,7 @@ def per_epoch(comparison: Comparison, metric: str) -> Dict[str, List[Tuple[int, 
         by_epoch: Dict[int, List[float]] = {}
         for result in results:
             for metrics in result.history:
-                by_epoch.setdefault(int(metrics["epoch"]), []).append(metrics[metric])
+                by_epoch.setdefault(int(metrics["epoch"]), []).append(metrics.get(metric, math.nan))
         lines[name] = [(epoch, *mean_std(by_epoch[epoch])) for epoch in sorted(by_epoch)]
     return lines
 
@@ -135,10 +136,10 @@ def results_table(comparison: Comparison) -> List[str]:
     with_std = len(comparison.study.seeds) >= MIN_SEEDS_FOR_STATISTICS
 
     def row(label: str, epochs: str, scores: List[Dict[str, float]]) -> str:
-        concentrated = label.startswith("untrained") or mean_std([s["uniformity"] for s in scores])[0] > CONCENTRATED_UNIFORMITY
+        concentrated = label.startswith("untrained") or mean_std([s.get("uniformity", math.nan) for s in scores])[0] > CONCENTRATED_UNIFORMITY
         cells = []
-        for m in metrics:
-            mean, std = mean_std([s[m] for s in scores])
+        for m in metrics:  # a metric that some runs do not measure (label sets beside classes): nan there
+            mean, std = mean_std([s.get(m, math.nan) for s in scores])
             mark = " †" if concentrated and m in TRIVIALLY_LOW else ""
             cells.append(number(mean, std if with_std else math.nan) + mark)
         return f"| {label} | {epochs} | " + " | ".join(cells) + " |"
@@ -190,7 +191,8 @@ def gains_against_gaps(comparison: Comparison) -> Dict[str, Dict[str, Any]]:
         base = comparison.study.own_baseline(name)
         if base is None:
             continue
-        differences = [r.final[metric] - b.final[metric] for r, b in zip(comparison.runs[name], comparison.runs[base])]
+        differences = [r.final.get(metric, math.nan) - b.final.get(metric, math.nan)
+                       for r, b in zip(comparison.runs[name], comparison.runs[base])]
         gain, p = paired[name][metric]
         gains[name] = {"baseline": base, "baseline_gap": scores[base][0] - scores[base][1],
                        "gap": scores[name][0] - scores[name][1], "gain": gain, "gain_std": mean_std(differences)[1],
@@ -244,21 +246,37 @@ def verdict_lines(comparison: Comparison) -> List[str]:
     lines, study = [], comparison.study
     for name, v in comparison.verdicts().items():
         seeds = f"{v['seeds']} seed" + ("s" if v["seeds"] != 1 else "")
-        orphan = study.config(name, study.seeds[0]).mix_level != "none" and study.own_baseline(name) is None
+        differing = other_options(study, name, v["baseline"])
         facts = (f"{v['metric']} {v['mean_difference']:+.4f} on average over `{v['baseline']}`"
-                 + (" (not its run without mixing, which the study lacks: they differ in more than Metrix)" if orphan else "")
-                 + f", ahead on {v['seeds_ahead']} of {seeds}, p = {v['p_value']:.3g}")
-        if v["verdict"] != "inconclusive":
+                 + (f" (paired by seed, but they differ in more than Metrix: {', '.join(differing)})" if differing else "")
+                 + f", ahead on {v['seeds_ahead']}, behind on {v['seeds_behind']}"
+                 + (f", level on {v['seeds_level']}" if v["seeds_level"] else "") + f" of {seeds}, p = {v['p_value']:.3g}")
+        if math.isnan(v["p_value"]):
+            missing = [str(r.config.seed) for variant in (name, v["baseline"]) for r in comparison.runs[variant]
+                       if math.isnan(r.final.get(v["metric"], math.nan))]
+            lines.append(f"- **`{name}`: no verdict**: {facts}; a run has no {v['metric']} (seed(s) "
+                         f"{', '.join(sorted(set(missing)))}), so no p-value can be computed.")
+        elif v["verdict"] != "inconclusive":
             lines.append(f"- **`{name}` is {v['verdict']} of `{v['baseline']}`**: {facts} (at most {v['significance']}; "
                          f"the smallest p {seeds} can give is {v['smallest_attainable_p']:.3g}).")
         elif v["smallest_attainable_p"] > v["significance"]:
+            differ = v["seeds"] - v["seeds_level"]
             lines.append(f"- **`{name}`: inconclusive at {seeds}**: {facts}; {seeds} cannot give p "
-                         f"below {v['smallest_attainable_p']:.3g} (2 / 2^{v['seeds']}), and a verdict needs p at most "
-                         f"{v['significance']}: run 6 seeds at least.")
+                         f"below {v['smallest_attainable_p']:.3g} (2 / 2^{differ}, over the seeds whose scores differ), and "
+                         f"a verdict needs p at most {v['significance']}: run 6 seeds at least, on which the scores differ.")
         else:
             lines.append(f"- **`{name}`: inconclusive**: {facts}, above {v['significance']} (the smallest p "
                          f"{seeds} can give is {v['smallest_attainable_p']:.3g}).")
     return lines
+
+
+def other_options(study: Study, name: str, baseline: str) -> List[str]:
+    """The options (other than where files are and those that act only under Metrix) in which variant
+    ``name`` differs from the ``baseline`` it is paired with: none for a Metrix variant and its run
+    without mixing; a different network, data or loss otherwise (the same seed then gives them other
+    initial weights or batches)."""
+    config, other = (run_options(study.config(variant, study.seeds[0])) for variant in (name, baseline))
+    return sorted(key for key in config if config[key] != other.get(key))
 
 
 def warning_lines(comparison: Comparison) -> List[str]:
@@ -270,8 +288,8 @@ def warning_lines(comparison: Comparison) -> List[str]:
     for name, results in comparison.runs.items():
         references = {label if label.startswith("raw") else f"the {label}": scores
                       for label, scores in comparison.references_of(name).items()}
-        recall = mean_std([r.final[metric] for r in results])[0]
-        reference_recall = {label: mean_std([s[metric] for s in scores])[0] for label, scores in references.items()}
+        recall = mean_std([r.final.get(metric, math.nan) for r in results])[0]
+        reference_recall = {label: mean_std([s.get(metric, math.nan) for s in scores])[0] for label, scores in references.items()}
         beaten = [f"{label} ({reference_recall[label]:.4f})" for label in references if not recall > reference_recall[label]]
         if beaten:
             lines.append(f"- **`{name}` does not beat {' nor '.join(beaten)}** on {metric} ({recall:.4f}): its training "
@@ -462,7 +480,8 @@ def write_report(comparison: Comparison, command: str) -> Path:
         + (f" (patience {base.patience})" if base.patience is not None else "")
         + f", batch {base.batch_size or 'of samples_per_class x the training classes, at most 100'}, seeds {seeds}; {selection}"
         + (f" against `{base.eval_reference}`" if base.eval_reference else "")
-        + ". Each seed gives every variant the same initialisation and the same batches. Variants (their "
+        + ". Each seed gives every variant of one network and data the same initialisation and the same batches. "
+        "Variants (their "
         "options over those above): "
         + "; ".join(f"`{name}` {overrides}" for name, overrides in comparison.study.variants.items())
         + ". Per-run configs, results.json, logs, tensorboard files and checkpoints are in the sub-folders; "
@@ -490,11 +509,8 @@ def write_report(comparison: Comparison, command: str) -> Path:
         "",
         *paired_table(comparison),
         "",
-        "## Per epoch",
-        "",
-        f"On the `{base.select_split}` split (the selection split), mean over seeds.",
-        "",
-        *per_epoch_parts,
+        *(["## Per epoch", "", f"On the `{base.select_split}` split (the selection split), mean over seeds.", "",
+           *per_epoch_parts] if any(r.history for results in comparison.runs.values() for r in results) else []),
         *positivity_parts,
     ]
     report = output / REPORT

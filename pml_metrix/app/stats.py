@@ -24,9 +24,9 @@ def sign_flip_p_value(differences: Sequence[float]) -> float:
     if any(math.isnan(d) for d in differences):
         return math.nan
     observed = abs(statistics.fmean(differences))
-    flips = list(itertools.product((1, -1), repeat=len(differences)))
+    flips = itertools.product((1, -1), repeat=len(differences))  # 2^n, one at a time
     extreme = sum(abs(statistics.fmean(s * d for s, d in zip(signs, differences))) >= observed - 1e-12 for signs in flips)
-    return extreme / len(flips)
+    return extreme / 2 ** len(differences)
 
 
 def paired(scores: Sequence[float], baseline_scores: Sequence[float]) -> Tuple[float, float]:
@@ -38,13 +38,18 @@ def paired(scores: Sequence[float], baseline_scores: Sequence[float]) -> Tuple[f
 
 def verdict(scores: Sequence[float], baseline_scores: Sequence[float]) -> Dict[str, Any]:
     """``ahead`` or ``behind`` of the baseline where the paired p-value is at most ``SIGNIFICANCE``,
-    else ``inconclusive``; with the mean difference, the observed p, the smallest p that this number
-    of seeds can give (2 / 2^n) and the seeds on which ``scores`` were ahead."""
+    else ``inconclusive``; with the mean difference, the observed p, the smallest p that these seeds
+    can give (2 / 2^m, m the seeds whose scores differ: a level seed's flip changes nothing; 1 when
+    none differ) and the seeds on which ``scores`` were ahead, behind and level."""
     difference, p = paired(scores, baseline_scores)
     decided = p <= SIGNIFICANCE  # False for NaN
+    pairs = list(zip(scores, baseline_scores))
+    differing = sum(score != base for score, base in pairs)
     return {
         "verdict": ("ahead" if difference > 0 else "behind") if decided else "inconclusive",
-        "mean_difference": difference, "p_value": p, "smallest_attainable_p": 2 / 2 ** len(scores),
+        "mean_difference": difference, "p_value": p, "smallest_attainable_p": min(1.0, 2 / 2 ** differing),
         "significance": SIGNIFICANCE, "seeds": len(scores),
-        "seeds_ahead": sum(score > base for score, base in zip(scores, baseline_scores)),
+        "seeds_ahead": sum(score > base for score, base in pairs),
+        "seeds_behind": sum(score < base for score, base in pairs),
+        "seeds_level": sum(score == base for score, base in pairs),
     }
