@@ -1,5 +1,6 @@
 """The report's plots (pml_metrix.app.report)."""
 
+import math
 import pytest
 import torch
 
@@ -243,3 +244,44 @@ def test_a_variant_is_warned_against_its_own_data_and_network_untrained(tmp_path
     row = next(line for line in rows if line.startswith("| untrained network (model 'resnet18')"))
     assert "| 0.7500 |" in row and row.count("†") == 2
     assert any(line.startswith("| raw pixels (image_size 64) |  | 0.6500 |") for line in rows)
+
+
+def test_the_verdict_counts_level_seeds_and_names_those_without_a_score(tmp_path):
+    from pml_metrix.app.report import verdict_lines
+    from tests.app.test_stats import made_comparison
+
+    level = made_comparison(tmp_path, {"baseline": [0.6] * 8, "metrix": [0.61, 0.62, 0.63, 0.64, 0.65, 0.66, 0.6, 0.6]})
+    v = level.verdicts()["metrix"]
+    assert (v["seeds_ahead"], v["seeds_behind"], v["seeds_level"]) == (6, 0, 2)
+    assert v["smallest_attainable_p"] == 2 / 2**6  # a level seed's flip changes nothing
+    assert "ahead on 6, behind on 0, level on 2 of 8 seeds" in verdict_lines(level)[0]
+    missing = made_comparison(tmp_path, {"baseline": [0.6] * 6, "metrix": [0.61, 0.62, 0.63, math.nan, 0.65, 0.66]})
+    line = verdict_lines(missing)[0]
+    assert "no verdict" in line and "seed(s) 3" in line and "above" not in line
+
+
+def test_a_study_whose_runs_measure_other_metrics_is_reported(tmp_path):
+    """Label-set runs (nDCG, no MAP@R or alignment) beside class runs: nan where a run lacks a metric."""
+    from pml_metrix.app.report import write_report
+    from tests.app.test_stats import made_comparison
+
+    comparison = made_comparison(tmp_path, {"baseline": [0.6, 0.61], "metrix": [0.62, 0.6]})
+    for result in comparison.runs["metrix"]:
+        del result.final["alignment"]
+        result.final["ndcg_at_1"] = 0.7
+    assert "ndcg_at_1" in comparison.metrics()
+    assert math.isnan(comparison.summary()["baseline"]["ndcg_at_1"][0])
+    assert math.isnan(comparison.to_dict()["summary"]["metrix"]["alignment"]["mean"])  # no value there
+    assert "## Per epoch" in write_report(comparison, "...").read_text()
+
+
+def test_a_study_without_selection_has_no_per_epoch_section(tmp_path):
+    import dataclasses
+
+    from pml_metrix.app.report import write_report
+    from tests.app.test_stats import made_comparison
+
+    comparison = made_comparison(tmp_path, {"baseline": [0.6, 0.61], "metrix": [0.62, 0.6]})
+    for results in comparison.runs.values():
+        results[:] = [dataclasses.replace(r, history=[]) for r in results]
+    assert "## Per epoch" not in write_report(comparison, "...").read_text()
