@@ -918,11 +918,6 @@ def _(ctx):
                  f"attribute_table={table}", "--select-metric", "mean_average_precision_at_r")
 
 
-@case("cli-warmup-every-epoch")
-def _(ctx):
-    return fonts(ctx, "--warmup-epochs", "2", "--epochs", "2")
-
-
 @case("cli-torchrun-batch-not-split")
 def _(ctx):
     font_list, _ = ctx.request.getfixturevalue("small_font_list")
@@ -1173,6 +1168,12 @@ def tiny_checkpoint(ctx, run_config, **changes):
 def _(ctx):
     tiny_checkpoint(ctx, tiny_config(ctx), format="pml_metrix-checkpoint-v1")
     return ["train", "--resume", "--output", str(ctx.root)]
+
+
+@case("cli-eval-other-input-form")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx), trunk_input="imagenet")  # as a pretrained backbone on glyphs records it
+    return ["eval", str(ctx.root / "checkpoint.pth")]
 
 
 @case("cli-eval-damaged-checkpoint")

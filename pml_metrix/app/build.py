@@ -59,11 +59,14 @@ def load_dataset(config: RunConfig, split: str, evaluation: bool = False) -> Dat
         ) from None
 
 
-def build_models(config: RunConfig, in_channels: int) -> Dict[str, torch.nn.Module]:
-    """``{"trunk": ..., "embedder": ...}``: a torchvision backbone with the paper's head, or the small CNN."""
+def build_models(config: RunConfig, in_channels: int, download: bool = True) -> Dict[str, torch.nn.Module]:
+    """``{"trunk": ..., "embedder": ...}``: a torchvision backbone with the paper's head, or the small CNN;
+    without ``download``, a ``pretrained`` backbone built as one (its input's form) but without fetching
+    the ImageNet weights, which a checkpoint's then replace."""
     if config.model == "small_cnn":
         return model_zoo.small_cnn(in_channels, config.embedding_size, config.model_width)
-    return model_zoo.backbone(config.model, config.embedding_size, pretrained=config.pretrained, in_channels=in_channels)
+    return model_zoo.backbone(config.model, config.embedding_size, pretrained=config.pretrained and download,
+                              in_channels=in_channels, imagenet_input=config.pretrained)
 
 
 def build_loss(config: RunConfig, num_classes: int, label_sets: bool = False) -> torch.nn.Module:
@@ -133,9 +136,10 @@ class Components:
     sampler: DistributedMPerClassSampler
 
 
-def build(config: RunConfig, device: torch.device, rank: int = 0, world_size: int = 1) -> Components:
+def build(config: RunConfig, device: torch.device, rank: int = 0, world_size: int = 1, download: bool = True) -> Components:
     """Seed every generator with ``config.seed``, then build the run's components in a fixed order,
-    so that one seed gives every variant the same initialisation and batches."""
+    so that one seed gives every variant the same initialisation and batches (``download``: see
+    :func:`build_models`)."""
     seed_everything(config.seed)
     train_set = load_dataset(config, "train")
     label_sets = has_label_sets(train_set)
@@ -143,7 +147,7 @@ def build(config: RunConfig, device: torch.device, rank: int = 0, world_size: in
     batch_classes = int(sampling_labels(train_set).max()) + 1 if label_sets else num_classes
     batch_size = resolve_batch_size(config, batch_classes, world_size)
     check_batches(config, batch_size, batch_classes, world_size)
-    models = {name: m.to(device) for name, m in build_models(config, train_set[0][0].shape[0]).items()}
+    models = {name: m.to(device) for name, m in build_models(config, train_set[0][0].shape[0], download).items()}
     loss = build_loss(config, num_classes, label_sets).to(device)
     optimizers = {
         f"{name}_optimizer": torch.optim.Adam(m.parameters(), lr=config.lr, weight_decay=config.weight_decay)

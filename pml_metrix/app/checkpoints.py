@@ -56,10 +56,30 @@ def load_fitting(module: torch.nn.Module, states: Dict[str, Any], name: str) -> 
         ) from None
 
 
+def trunk_input(models: Dict[str, torch.nn.Module]) -> str:
+    """How the trunk takes the images the readers give: ``"imagenet"`` for grayscale images normalised
+    for ImageNet weights (a pretrained backbone's :class:`~pml_metrix.app.models.GrayscaleTrunk`),
+    ``"as read"`` otherwise. A checkpoint records it: weights trained on one form score nothing on the other."""
+    trunk = models.get("trunk")
+    trunk = getattr(trunk, "module", trunk)  # a DDP-wrapped one
+    return "imagenet" if getattr(trunk, "imagenet_input", False) else "as read"
+
+
 def load_weights(models: Dict[str, torch.nn.Module], state: Dict[str, Any]) -> None:
-    """Load a checkpoint's model weights (trunk and embedder) only, e.g. to evaluate it."""
+    """Load a checkpoint's model weights (trunk and embedder) only, e.g. to evaluate it, once its
+    trunk's input form (:func:`trunk_input`) is the one these models take."""
+    saved = state.get("trunk_input", "as read")  # before it was recorded, every trunk took the images as read
+    if saved != trunk_input(models):
+        raise ValueError(
+            f"the checkpoint's trunk was trained on grayscale images {INPUT_FORMS[saved]}, but this pml_metrix gives "
+            f"them {INPUT_FORMS[trunk_input(models)]} (a pretrained backbone on grayscale data, trained by an older "
+            "pml_metrix): evaluate or resume it with the version that trained it, or train it again"
+        )
     for name, m in models.items():
         load_fitting(m, state["models"], name)
+
+
+INPUT_FORMS = {"as read": "as read (in [0, 1])", "imagenet": "normalised for ImageNet weights"}
 
 
 def rng_state() -> Dict[str, Any]:
@@ -84,6 +104,7 @@ def training_state(components: "Components") -> Dict[str, Any]:
     """What resuming needs besides the epoch and history: every component's state and the RNGs'."""
     return {
         "models": {name: m.state_dict() for name, m in components.models.items()},
+        "trunk_input": trunk_input(components.models),
         "loss": components.loss.state_dict(),
         "miner": {} if components.miner is None else components.miner.state_dict(),
         "optimizers": {name: o.state_dict() for name, o in components.optimizers.items()},
@@ -96,8 +117,7 @@ def training_state(components: "Components") -> Dict[str, Any]:
 def load_model_state(components: "Components", state: Dict[str, Any]) -> None:
     """Load what scores an epoch's model: the models' weights and the loss's state (proxy anchor's
     proxies, which the positivity of mixes reads)."""
-    for name, m in components.models.items():
-        load_fitting(m, state["models"], name)
+    load_weights(components.models, state)
     components.loss.load_state_dict(state["loss"])
 
 

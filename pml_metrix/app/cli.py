@@ -144,6 +144,9 @@ def cmd_train(args) -> None:
         print(f"  NO MIXES: the miner drew no mix in the whole run (no anchor had the pairs of {', '.join(config.strategies)}), "
               "so it trained as its baseline; for label sets where nearly every pair shares a label, raise "
               "--negative-threshold (docs/multilabel.md)")
+    if config.warmup_epochs >= result.best_epoch:
+        print(f"  FROZEN TRUNK: the picked epoch {result.best_epoch} is within the warm-up (warmup_epochs "
+              f"{config.warmup_epochs}): its trunk never trained, only the embedder on top of it")
     if result.final_with_mixes:
         print("  utilization counts the picked epoch's mixed embeddings beside the training split's (eval: the "
               "training split's alone)")
@@ -169,7 +172,8 @@ def cmd_eval(args) -> None:
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():  # no folder to lock: load_checkpoint says what is missing
         load_checkpoint(checkpoint)
-    with RunFolder(checkpoint.parent).locked():  # no run replaces the checkpoint or its eval/ meanwhile
+    # no run replaces the checkpoint or its eval/ meanwhile
+    with RunFolder(checkpoint.parent).locked(remedy="wait until it ends, or copy the checkpoint elsewhere to score it meanwhile"):
         evaluate_checkpoint(args, checkpoint)
 
 
@@ -190,7 +194,6 @@ def evaluate_checkpoint(args, checkpoint: Path) -> None:
     changes["device"] = args.device or "auto"  # where it trained does not matter here
     changes["select_split"], changes["patience"] = "none", None  # eval picks no epoch: only eval_split is read
     changes["reproducible"] = False  # eval pins nothing: its scores are this machine's arithmetic's
-    changes["pretrained"] = False  # the checkpoint holds the weights: nothing to download
     try:
         config = load_config(None, **{**saved, **changes, "output": str(checkpoint.parent / "eval")})
     except ConfigError as error:
@@ -198,7 +201,7 @@ def evaluate_checkpoint(args, checkpoint: Path) -> None:
     if config.dataset != saved.get("dataset"):
         # eval trains nothing: the smallest batch the run's checks accept, whatever the new training split holds
         config = config.replace(batch_size=2 * config.samples_per_class)
-    run = Run(config)
+    run = Run(config, download=False)  # the checkpoint holds the weights
     try:
         load_weights(run.parts.models, state)
     except ValueError as error:

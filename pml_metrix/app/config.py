@@ -193,9 +193,6 @@ class RunConfig:
         if self.patience is not None and self.select_split == "none":
             raise ConfigError("patience counts epochs since the best one on select_split, which none does not evaluate: "
                               "give a select_split, or leave patience out")
-        if self.warmup_epochs >= self.epochs:
-            raise ConfigError(f"warmup_epochs {self.warmup_epochs} leaves the trunk frozen for all {self.epochs} epochs: "
-                              "give warmup_epochs below epochs (0: no warm-up)")
         if self.pretrained and self.model == "small_cnn":
             raise ConfigError("pretrained: the small CNN has no pretrained weights; choose a torchvision model, or leave it out")
         from .datasets.registry import SPLITS  # lazy: the CLI's --help does not need the readers

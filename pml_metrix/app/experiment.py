@@ -33,14 +33,14 @@ class Run:
     the one of the whole batch; rank 0 alone evaluates and writes the run's files.
     """
 
-    def __init__(self, config: RunConfig):
+    def __init__(self, config: RunConfig, download: bool = True):  # download: see build_models
         self.config, self.folder, self.selection = config, RunFolder(config.output), Selection(config)
         self.rank, self.world_size = get_rank(), get_world_size()
         self.device = resolve_device(config.device)
         set_arithmetic(config, self.device)
-        self.parts = build(config, self.device, self.rank, self.world_size)
+        self.parts = build(config, self.device, self.rank, self.world_size, download)
         self.datasets = {"train": load_dataset(config, "train", evaluation=True)}  # scored as val and test are
-        for split in {config.select_split, config.eval_split, config.eval_reference} - {None, "none"}:
+        for split in {config.select_split, config.eval_split, config.eval_reference} - {None, "none", "train"}:
             self.datasets[split] = load_dataset(config, split)  # loaded, not read: its items are read when evaluated
         check_evaluations(config, self.datasets)
         if self.world_size > 1:  # DistributedLossWrapper gives the loss's parameters world_size x their gradient

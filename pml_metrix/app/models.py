@@ -109,11 +109,14 @@ def backbone(
     pretrained: bool = True,
     weights_path: Optional[str] = None,
     in_channels: int = 3,
+    imagenet_input: Optional[bool] = None,
 ) -> Dict[str, nn.Module]:
     """``{"trunk": ..., "embedder": ...}`` ready for PML trainers and testers: the backbone's last
     convolutional map (:func:`backbone_trunk`), average + max pooling, a linear embedding,
     L2 normalisation (:class:`PoolingEmbedder`). ``in_channels`` 1 (grayscale images, such as the
-    fonts' glyphs) makes the trunk a :class:`GrayscaleTrunk`."""
+    fonts' glyphs) makes the trunk a :class:`GrayscaleTrunk`, its images normalised for ImageNet
+    weights with ``imagenet_input`` (default: when it loads them, ``pretrained`` or ``weights_path``;
+    a checkpoint's weights replacing them keep the form they were trained with)."""
     if in_channels not in (1, 3):
         raise ValueError(
             f"a torchvision backbone takes RGB images (3 channels) or grayscale ones (1, repeated into 3), but the "
@@ -121,7 +124,8 @@ def backbone(
         )
     trunk = backbone_trunk(name, pretrained, weights_path)
     if in_channels == 1:
-        trunk = GrayscaleTrunk(*trunk, imagenet_input=pretrained or weights_path is not None)
+        imagenet_input = pretrained or weights_path is not None if imagenet_input is None else imagenet_input
+        trunk = GrayscaleTrunk(*trunk, imagenet_input=imagenet_input)
     return {"trunk": trunk, "embedder": PoolingEmbedder(CHANNELS[name], embedding_size)}
 
 

@@ -298,6 +298,10 @@ def warning_lines(comparison: Comparison) -> List[str]:
         if fallen:
             lines.append(f"- **`{name}` collapsed** at seed(s) {', '.join(fallen)}: its embeddings lie at nearly one point "
                          "and retrieve at chance (docs/metrics.md, collapse); its scores measure nothing.")
+        frozen = [str(r.config.seed) for r in results if r.config.warmup_epochs >= r.best_epoch]
+        if frozen:
+            lines.append(f"- **`{name}`'s trunk never trained** at seed(s) {', '.join(frozen)}: the picked epoch is within "
+                         f"its warm-up (warmup_epochs {results[0].config.warmup_epochs}), so only the embedder trained.")
         seeds_without_mixes = [str(r.config.seed) for r in results if r.mixes_drawn == 0]
         if seeds_without_mixes:
             lines.append(f"- **`{name}` drew no mixes** at seed(s) {', '.join(seeds_without_mixes)}: no anchor had the "

@@ -195,9 +195,9 @@ class RunFolder:
         """Whether an epoch of a run finished here (its checkpoint is written)."""
         return (self.path / CHECKPOINT).is_file()
 
-    def lock(self) -> Optional[str]:
+    def lock(self, remedy: str = "wait until it ends, or choose another --output") -> Optional[str]:
         """Take the folder's lock (``fcntl.flock`` on ``.lock``, which the OS releases when the process
-        ends, however it ends); why not, when another process holds it."""
+        ends, however it ends); why not, when another process holds it, with ``remedy``."""
         self.path.mkdir(parents=True, exist_ok=True)
         handle = open(self.path / LOCK, "a+")
         try:
@@ -206,8 +206,7 @@ class RunFolder:
             handle.seek(0)
             holder = handle.read().strip() or "a process"
             handle.close()
-            return (f"{self.path} is in use by another pml-metrix run ({holder}): wait until it ends, or choose "
-                    "another --output")
+            return f"{self.path} is in use by another pml-metrix run ({holder}): {remedy}"
         handle.truncate(0)
         handle.write(f"pid {os.getpid()}")
         handle.flush()
@@ -219,10 +218,10 @@ class RunFolder:
             self.lock_file.close()  # releases the lock
             self.lock_file = None
 
-    def locked(self, rank: int = 0) -> "RunFolder":
-        """The folder, locked by rank 0 (every process of a group raises alike when it is refused); a
-        context manager that unlocks it."""
-        refusal = from_rank0(self.lock() if rank == 0 else None)
+    def locked(self, rank: int = 0, **remedy: str) -> "RunFolder":
+        """The folder, locked by rank 0 (every process of a group raises alike when it is refused,
+        with :meth:`lock`'s ``remedy``); a context manager that unlocks it."""
+        refusal = from_rank0(self.lock(**remedy) if rank == 0 else None)
         if refusal:
             raise ConfigError(refusal)
         return self

@@ -198,3 +198,18 @@ def test_the_trunk_stays_frozen_during_the_warm_up_and_trains_after_it(small_fon
     assert changed("embedder", 0, 1), "the embedder did not train during the warm-up"
     assert not changed("trunk", 0, 1), "the trunk trained during the warm-up"
     assert changed("trunk", 1, 2) and all(p.requires_grad for p in run.parts.models["trunk"].parameters())
+
+
+def test_the_training_split_is_scored_in_its_evaluation_form_whatever_split_names_it(small_font_list, tmp_path):
+    """font_attributes trained on families alone: every split it is scored on, the training split too,
+    graded by every attribute; the training batches keep the families."""
+    from tests.app.datasets.test_font_attributes import write_attribute_table
+
+    font_list, faces = small_font_list
+    table = write_attribute_table(tmp_path / "attributes.tsv", faces)
+    options = {"font_list": font_list, "attribute_table": str(table), "train_attributes": ["family"]}
+    for eval_split in ("test", "train"):
+        run = experiment.Run(tiny_config(font_list, tmp_path / eval_split, dataset="font_attributes", dataset_options=options,
+                                         eval_split=eval_split, recall_at_k=[1]))
+        assert run.parts.train_set.labels.sum(1).eq(1).all()  # trained on one label per item, its family
+        assert run.datasets["train"].labels.shape[1] > run.parts.train_set.labels.shape[1], eval_split

@@ -101,3 +101,11 @@ def test_grayscale_images_meet_imagenet_weights_normalised_as_imagenet_s_images(
     assert torch.allclose(gray_trunk(gray), rgb_trunk(normalised), atol=1e-6)
     assert list(gray_trunk.state_dict()) == list(rgb_trunk.state_dict())  # the statistics are not saved
     assert not backbone("resnet18", embedding_size=16, pretrained=False, in_channels=1)["trunk"].imagenet_input
+    # a pretrained run's model rebuilt to load its checkpoint (pml-metrix eval): no download, the same input
+    from pml_metrix.app.build import build_models
+    from pml_metrix.app.checkpoints import trunk_input
+    from pml_metrix.app.config import RunConfig
+
+    rebuilt = build_models(RunConfig(model="resnet18", pretrained=True), in_channels=1, download=False)
+    assert rebuilt["trunk"].imagenet_input and trunk_input(rebuilt) == "imagenet"
+    assert trunk_input(build_models(RunConfig(model="resnet18"), in_channels=1)) == "as read"

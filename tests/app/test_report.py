@@ -285,3 +285,16 @@ def test_a_study_without_selection_has_no_per_epoch_section(tmp_path):
     for results in comparison.runs.values():
         results[:] = [dataclasses.replace(r, history=[]) for r in results]
     assert "## Per epoch" not in write_report(comparison, "...").read_text()
+
+
+def test_a_variant_picked_within_its_warm_up_is_flagged(tmp_path):
+    import dataclasses
+
+    from pml_metrix.app.report import warning_lines
+    from tests.app.test_stats import made_comparison
+
+    comparison = made_comparison(tmp_path, {"baseline": [0.6, 0.61], "metrix": [0.62, 0.6]})
+    runs = comparison.runs["metrix"]
+    runs[:] = [dataclasses.replace(r, config=r.config.replace(warmup_epochs=1)) for r in runs]  # picked epoch 1
+    assert any("`metrix`'s trunk never trained** at seed(s) 0, 1" in line for line in warning_lines(comparison))
+    assert not any("trunk never trained" in line and "`baseline`" in line for line in warning_lines(comparison))
