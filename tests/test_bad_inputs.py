@@ -1172,7 +1172,7 @@ def _(ctx):
 
 @case("cli-eval-other-input-form")
 def _(ctx):
-    tiny_checkpoint(ctx, tiny_config(ctx), trunk_input="imagenet")  # as a pretrained backbone on glyphs records it
+    tiny_checkpoint(ctx, tiny_config(ctx, model="resnet18"), trunk_input="imagenet")  # as a pretrained one on glyphs records it
     return ["eval", str(ctx.root / "checkpoint.pth")]
 
 

@@ -3,12 +3,13 @@ training state they hold."""
 
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 import numpy as np
 import torch
 
 from .files import write_atomically
+from .models import GrayscaleTrunk
 
 if TYPE_CHECKING:
     from .build import Components
@@ -56,24 +57,29 @@ def load_fitting(module: torch.nn.Module, states: Dict[str, Any], name: str) -> 
         ) from None
 
 
-def trunk_input(models: Dict[str, torch.nn.Module]) -> str:
-    """How the trunk takes the images the readers give: ``"imagenet"`` for grayscale images normalised
-    for ImageNet weights (a pretrained backbone's :class:`~pml_metrix.app.models.GrayscaleTrunk`),
-    ``"as read"`` otherwise. A checkpoint records it: weights trained on one form score nothing on the other."""
+def trunk_input(models: Dict[str, torch.nn.Module]) -> Optional[str]:
+    """How a grayscale trunk (:class:`~pml_metrix.app.models.GrayscaleTrunk`) takes the readers'
+    images: ``"imagenet"``, normalised for ImageNet weights (a pretrained backbone), or ``"as read"``
+    (in [0, 1]); ``None`` for another trunk, whose images come as their reader makes them. A checkpoint
+    records it: weights trained on one form score nothing on the other."""
     trunk = models.get("trunk")
     trunk = getattr(trunk, "module", trunk)  # a DDP-wrapped one
-    return "imagenet" if getattr(trunk, "imagenet_input", False) else "as read"
+    if not isinstance(trunk, GrayscaleTrunk):
+        return None
+    return "imagenet" if trunk.imagenet_input else "as read"
 
 
 def load_weights(models: Dict[str, torch.nn.Module], state: Dict[str, Any]) -> None:
-    """Load a checkpoint's model weights (trunk and embedder) only, e.g. to evaluate it, once its
-    trunk's input form (:func:`trunk_input`) is the one these models take."""
-    saved = state.get("trunk_input", "as read")  # before it was recorded, every trunk took the images as read
-    if saved != trunk_input(models):
+    """Load a checkpoint's model weights (trunk and embedder) only, e.g. to evaluate it; a grayscale
+    trunk only from a checkpoint of the same input form (:func:`trunk_input`), when it says one."""
+    built = trunk_input(models)
+    saved = state.get("trunk_input", "as read")  # before it was recorded, a grayscale trunk took the images as read
+    if built is not None and saved is not None and saved != built:
         raise ValueError(
-            f"the checkpoint's trunk was trained on grayscale images {INPUT_FORMS[saved]}, but this pml_metrix gives "
-            f"them {INPUT_FORMS[trunk_input(models)]} (a pretrained backbone on grayscale data, trained by an older "
-            "pml_metrix): evaluate or resume it with the version that trained it, or train it again"
+            f"the checkpoint's trunk was trained on grayscale images {INPUT_FORMS.get(saved, repr(saved))}, but its "
+            f"config builds it to take them {INPUT_FORMS[built]} (a pretrained backbone on grayscale data trained by a "
+            "pml_metrix that did not yet normalise them, or an edited checkpoint): evaluate or resume it with the "
+            "version that trained it, or train it again"
         )
     for name, m in models.items():
         load_fitting(m, state["models"], name)

@@ -247,26 +247,29 @@ def verdict_lines(comparison: Comparison) -> List[str]:
     for name, v in comparison.verdicts().items():
         seeds = f"{v['seeds']} seed" + ("s" if v["seeds"] != 1 else "")
         differing = other_options(study, name, v["baseline"])
-        facts = (f"{v['metric']} {v['mean_difference']:+.4f} on average over `{v['baseline']}`"
-                 + (f" (paired by seed, but they differ in more than Metrix: {', '.join(differing)})" if differing else "")
+        mixed = study.config(name, study.seeds[0]).mix_level != "none"
+        caveat = ((" (paired by seed, but they differ in more than Metrix: " if mixed else " (differing from it in: ")
+                  + ", ".join(differing) + ")") if differing else ""
+        missing = sorted({r.config.seed for variant in (name, v["baseline"]) for r in comparison.runs[variant]
+                          if math.isnan(r.final.get(v["metric"], math.nan))})
+        differ = v["seeds"] - v["seeds_level"] - len(missing)  # the seeds whose flip moves the mean
+        facts = (f"{v['metric']} {v['mean_difference']:+.4f} on average over `{v['baseline']}`{caveat}"
                  + f", ahead on {v['seeds_ahead']}, behind on {v['seeds_behind']}"
-                 + (f", level on {v['seeds_level']}" if v["seeds_level"] else "") + f" of {seeds}, p = {v['p_value']:.3g}")
-        if math.isnan(v["p_value"]):
-            missing = [str(r.config.seed) for variant in (name, v["baseline"]) for r in comparison.runs[variant]
-                       if math.isnan(r.final.get(v["metric"], math.nan))]
+                 + (f", level on {v['seeds_level']}" if v["seeds_level"] else "")
+                 + (f", without a score on {len(missing)}" if missing else "") + f" of {seeds}, p = {v['p_value']:.3g}")
+        floor = (f"the smallest p its {differ} seed(s) whose scores differ can give is {v['smallest_attainable_p']:.3g}"
+                 if differ else "no seed's scores differ, so p is 1")
+        if missing:
             lines.append(f"- **`{name}`: no verdict**: {facts}; a run has no {v['metric']} (seed(s) "
-                         f"{', '.join(sorted(set(missing)))}), so no p-value can be computed.")
+                         f"{', '.join(map(str, missing))}), so no p-value can be computed.")
         elif v["verdict"] != "inconclusive":
             lines.append(f"- **`{name}` is {v['verdict']} of `{v['baseline']}`**: {facts} (at most {v['significance']}; "
-                         f"the smallest p {seeds} can give is {v['smallest_attainable_p']:.3g}).")
+                         f"{floor}).")
         elif v["smallest_attainable_p"] > v["significance"]:
-            differ = v["seeds"] - v["seeds_level"]
-            lines.append(f"- **`{name}`: inconclusive at {seeds}**: {facts}; {seeds} cannot give p "
-                         f"below {v['smallest_attainable_p']:.3g} (2 / 2^{differ}, over the seeds whose scores differ), and "
-                         f"a verdict needs p at most {v['significance']}: run 6 seeds at least, on which the scores differ.")
+            lines.append(f"- **`{name}`: inconclusive at {seeds}**: {facts}; {floor}, and a verdict needs p at most "
+                         f"{v['significance']}: scores that differ on 6 seeds at least.")
         else:
-            lines.append(f"- **`{name}`: inconclusive**: {facts}, above {v['significance']} (the smallest p "
-                         f"{seeds} can give is {v['smallest_attainable_p']:.3g}).")
+            lines.append(f"- **`{name}`: inconclusive**: {facts}, above {v['significance']} ({floor}).")
     return lines
 
 

@@ -40,11 +40,12 @@ def verdict(scores: Sequence[float], baseline_scores: Sequence[float]) -> Dict[s
     """``ahead`` or ``behind`` of the baseline where the paired p-value is at most ``SIGNIFICANCE``,
     else ``inconclusive``; with the mean difference, the observed p, the smallest p that these seeds
     can give (2 / 2^m, m the seeds whose scores differ: a level seed's flip changes nothing; 1 when
-    none differ) and the seeds on which ``scores`` were ahead, behind and level."""
+    none differ; a seed without a score, NaN, counts nowhere) and the seeds on which ``scores`` were
+    ahead, behind and level."""
     difference, p = paired(scores, baseline_scores)
     decided = p <= SIGNIFICANCE  # False for NaN
     pairs = list(zip(scores, baseline_scores))
-    differing = sum(score != base for score, base in pairs)
+    differing = sum(score != base for score, base in pairs if not (math.isnan(score) or math.isnan(base)))
     return {
         "verdict": ("ahead" if difference > 0 else "behind") if decided else "inconclusive",
         "mean_difference": difference, "p_value": p, "smallest_attainable_p": min(1.0, 2 / 2 ** differing),

@@ -47,7 +47,8 @@ def test_the_report_warns_at_the_top_where_raw_pixels_win(tmp_path):
     top = report.split("## Setting")[0]  # verdict and warnings come before the setting and the scores
     for name in ("baseline", "metrix"):
         assert f"**`{name}` does not beat raw pixels (0.9080)**" in top
-    assert "inconclusive at 2 seeds" in top and "cannot give p below 0.5" in top and "collapsed" not in top
+    assert "inconclusive at 2 seeds" in top and "the smallest p its 2 seed(s) whose scores differ can give is 0.5" in top
+    assert "collapsed" not in top
     untrained = next(line for line in report.splitlines() if line.startswith("| untrained network"))
     assert untrained.count("†") == 2  # its utilization and alignment: low trivially
     trained = next(line for line in report.splitlines() if line.startswith("| **metrix**"))
@@ -205,7 +206,7 @@ def test_each_variant_is_reported_against_its_own_baseline_with_the_gain_against
     orphan = next(line for line in verdict_lines(comparison) if "`medium_metrix`" in line)
     assert "over `small` (paired by seed, but they differ in more than Metrix: model_width)" in orphan
     other_network = next(line for line in verdict_lines(comparison) if "`large`" in line.split(":")[0])
-    assert "over `small` (paired by seed, but they differ in more than Metrix: model_width)" in other_network
+    assert "over `small` (differing from it in: model_width)" in other_network  # no Metrix: the comparison itself
     assert not any("more than Metrix" in line for line in verdict_lines(comparison) if "_metrix`" in line.split(":")[0]
                    and "`medium_metrix`" not in line)  # a Metrix variant and its own run without mixing
     report = write_report(comparison, "pml-metrix compare ...").read_text()
@@ -257,7 +258,10 @@ def test_the_verdict_counts_level_seeds_and_names_those_without_a_score(tmp_path
     assert "ahead on 6, behind on 0, level on 2 of 8 seeds" in verdict_lines(level)[0]
     missing = made_comparison(tmp_path, {"baseline": [0.6] * 6, "metrix": [0.61, 0.62, 0.63, math.nan, 0.65, 0.66]})
     line = verdict_lines(missing)[0]
-    assert "no verdict" in line and "seed(s) 3" in line and "above" not in line
+    assert "no verdict" in line and "seed(s) 3" in line and "above" not in line and "without a score on 1 of 6" in line
+    assert missing.verdicts()["metrix"]["smallest_attainable_p"] == 2 / 2**5  # the seed without a score counts nowhere
+    all_level = made_comparison(tmp_path, {"baseline": [0.6] * 6, "metrix": [0.6] * 6})
+    assert "no seed's scores differ, so p is 1" in verdict_lines(all_level)[0]
 
 
 def test_a_study_whose_runs_measure_other_metrics_is_reported(tmp_path):
