@@ -131,8 +131,9 @@ class RunConfig:
                      maximum=2**32 - 1)  # numpy's seeds
     deterministic: bool = option(False, "deterministic algorithms: a resumed run ends with an uninterrupted one's weights")
     reproducible: bool = option(False, "pin what decides the CPU's arithmetic (every library's instruction set to "
-                                "AVX2, 2 threads, deterministic algorithms): the same numbers on every x86-64 machine "
-                                "with AVX2; a CPU run, pinned when the command starts")
+                                "AVX2, 2 threads, deterministic algorithms): the same numbers under every kernel setting "
+                                "its test simulates (an AMD processor did not repeat an Intel one's); a CPU run, "
+                                "pinned when the command starts")
     output: str = option("runs/train", "folder of the run's files")
     num_workers: int = option(0, "DataLoader worker processes", minimum=0, maximum=256)
     device: str = option("auto", "auto (CUDA when there is one), cpu, cuda, cuda:N or mps")
