@@ -1069,6 +1069,11 @@ def _(ctx):
     return train(ctx, "--recall-at-k", "1", "2", "1")
 
 
+@case("cli-flag-empty-value")
+def _(ctx):
+    return fonts(ctx, "--dataset-options", "max_classes=")  # a shell variable that expanded to nothing
+
+
 @case("cli-recall-k-too-large")
 def _(ctx):
     return fonts(ctx, "--batch-size", "24", "--recall-at-k", "1", "100000")

@@ -88,6 +88,8 @@ def yaml_value(text: str):
     """A ``KEY=VALUE`` pair (value read as YAML), or a plain YAML value; YAML that is not valid or
     beyond :mod:`~pml_metrix.app.yaml_input`'s limits is argparse's one-line error."""
     key, sep, value = text.partition("=")
+    if sep and not value.strip():  # an empty shell variable, most often: YAML would read it as null, "unset"
+        raise argparse.ArgumentTypeError(f"{clipped(key, 40)}= has no value: give one ({clipped(key, 40)}=null to unset it)")
     try:
         if sep:
             return key, parse_yaml(value, f"the value {clipped(value, 40)!r} of {clipped(key, 40)}")
@@ -313,9 +315,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise ConfigError(f"{args.command} runs in one process: launch only train with torchrun")
         args.func(args)
     except KeyboardInterrupt:
-        sys.stderr.write(
-            f"pml-metrix {args.command}: interrupted; every finished epoch is checkpointed: continue with --resume\n"
-        )
+        after = ("nothing was written: run it again" if args.command == "eval"
+                 else "every finished epoch is checkpointed: continue with --resume")
+        sys.stderr.write(f"pml-metrix {args.command}: interrupted; {after}\n")
         return 130
     except (ValueError, TypeError, OSError) as error:  # ConfigError is a ValueError
         # one write of the whole line: under torchrun every process reports, and print's two writes

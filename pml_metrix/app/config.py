@@ -330,8 +330,10 @@ def layered(values: Dict[str, Any], overrides: Dict[str, Any]) -> Dict[str, Any]
     keeps both; a study variant's options over its base's likewise). Options of another dataset
     replace them (they belong to the dataset they were given for)."""
     result, dataset = dict(values), values.get("dataset", RunConfig.dataset)
+    same_data = overrides.get("dataset", dataset) == dataset
+    if not same_data:
+        result["dataset_options"] = {}  # the options given with the other dataset, or none
     for name, value in overrides.items():
-        same_data = overrides.get("dataset", dataset) == dataset
         if name == "dataset_options" and same_data and isinstance(value, dict) and isinstance(values.get(name), dict):
             value = {**values[name], **value}
         result[name] = value

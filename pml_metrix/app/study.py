@@ -93,7 +93,7 @@ class Study:
         try:
             options = layered(self.base.to_dict(), self.variants[name])  # dataset_options merged into the base's
             return self.base.replace(seed=seed, output=str(Path(self.base.output) / name / f"seed{seed}"),
-                                     **{key: options[key] for key in self.variants[name]})
+                                     **{key: options[key] for key in {*self.variants[name], "dataset_options"}})
         except TypeError as error:  # an unknown option
             raise ConfigError(f"variant {name}: {error}") from None
 

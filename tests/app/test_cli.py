@@ -422,3 +422,16 @@ def test_proxy_anchor_trains_on_label_sets_with_a_proxy_per_label(small_font_lis
                  "--mix-level", "feature", "--output", str(out)]) == 0
     results = read_strict_json(out / "results.json")
     assert results["mixes_drawn"] > 0 and 0 <= results["final"]["metrics"]["ndcg_at_1"] <= 1
+
+
+@pytest.mark.parametrize("command, after", [("train", "continue with --resume"), ("eval", "nothing was written: run it again")])
+def test_an_interrupted_command_says_what_it_left(command, after, monkeypatch, capsys):
+    from pml_metrix.app import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, f"cmd_{command}", interrupted)
+    assert main([command] + (["checkpoint.pth"] if command == "eval" else [])) == 130
+    assert capsys.readouterr().err == f"pml-metrix {command}: interrupted; " + (
+        "every finished epoch is checkpointed: " if command == "train" else "") + after + "\n"

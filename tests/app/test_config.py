@@ -21,6 +21,7 @@ def test_defaults_yaml_and_overrides(tmp_path):
     config = load_config(str(path), dataset_options={"max_classes": 5}, loss_params={"pos_margin": 0.1})
     assert config.dataset_options == {"train_fraction": 0.25, "max_classes": 5} and config.loss_params == {"pos_margin": 0.1}
     assert load_config(str(path), dataset="fashion_mnist", dataset_options={"max_classes": 5}).dataset_options == {"max_classes": 5}
+    assert load_config(str(path), dataset="fashion_mnist").dataset_options == {}  # the fonts' options stay with the fonts
 
 
 @pytest.mark.parametrize(

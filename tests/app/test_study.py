@@ -83,3 +83,7 @@ def test_dataset_options_are_merged_over_the_study_s_and_the_command_line_s(tmp_
         "  fashion: {mix_level: none, dataset: fashion_mnist, dataset_options: {max_classes: 3}}\n")
     other = load_study(str(tmp_path / "other_data.yaml"), output=str(tmp_path))
     assert other.config("fashion", 0).dataset_options == {"max_classes": 3}  # another dataset's options replace them
+    (tmp_path / "no_options.yaml").write_text(
+        "dataset_options: {train_fraction: 0.25}\nvariants:\n  baseline: {mix_level: none}\n"
+        "  fashion: {mix_level: none, dataset: fashion_mnist}\n")
+    assert load_study(str(tmp_path / "no_options.yaml"), output=str(tmp_path)).config("fashion", 0).dataset_options == {}
