@@ -14,7 +14,7 @@ from .config import ConfigError
 from .experiment import Run
 from .files import write_json
 from .positivity import positive_shares
-from .report import remove_report, write_report
+from .report import REPORT, remove_report, write_report
 from .reproducible import arithmetic_record
 from .run_folder import BEST, CHECKPOINT, CONFIG, RESULTS, RunFolder
 from .study import Study
@@ -33,7 +33,7 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False, command
     ``best.pth`` without ``checkpoint.pth``), which is refused rather than removed."""
     comparison = Comparison(study, arithmetic=arithmetic_record())
     output = Path(study.base.output)
-    present = [name for name in (CONFIG, RESULTS, "report.md", "checkpoint.pth") if (output / name).exists()]
+    present = [name for name in (CONFIG, RESULTS, REPORT, CHECKPOINT) if (output / name).exists()]
     if present and not (resume or overwrite):
         raise ConfigError(f"{output} holds a study or a run ({', '.join(present)}): continue it with --resume, "
                           "replace it with --overwrite, or choose another --output")

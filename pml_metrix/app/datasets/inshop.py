@@ -66,13 +66,15 @@ def load_inshop(
     rows = [(os.path.join(image_root, name), item) for name, item, state in partition if state == status]
     if not rows:
         raise ValueError(f"inshop: {PARTITION_FILE} under {root} lists no {status} image")
-    missing = next((path for path, _ in rows if not os.path.isfile(path)), None)  # every image, before a run trains on any
-    if missing is not None:
-        raise FileNotFoundError(f"inshop: image {missing} not found; get img/ from {SOURCE}")
     paths, items = [path for path, _ in rows], [item for _, item in rows]
     if split in ("train", "val"):
         train_items, val_items = carve_classes(items, val_fraction, seed)
         kept = train_items if split == "train" else val_items
-        return select_classes(paths, items, kept, transform, split == "train" and augment, image_size)
-    test_items = sorted({item for _, item, state in partition if state in ("query", "gallery")})
-    return ImageFiles(paths, items, transform or paper_transform(False, image_size), classes=test_items)
+        dataset = select_classes(paths, items, kept, transform, split == "train" and augment, image_size)
+    else:
+        test_items = sorted({item for _, item, state in partition if state in ("query", "gallery")})
+        dataset = ImageFiles(paths, items, transform or paper_transform(False, image_size), classes=test_items)
+    missing = next((path for path in dataset.paths if not os.path.isfile(path)), None)  # every image of the split
+    if missing is not None:
+        raise FileNotFoundError(f"inshop: image {missing} not found; get img/ from {SOURCE}")
+    return dataset

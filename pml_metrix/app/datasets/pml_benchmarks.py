@@ -81,9 +81,10 @@ def load_benchmark(
     original = reader(root=root, split="test" if split == "test" else "train", download=False)
     if not original.paths:
         raise ValueError(f"{name}: the annotation files under {root} list no image of the {split} classes")
-    _check_files(name, root, original.paths, source)  # every image, before a run trains on any
     classes = sorted(set(original.labels))
     if split != "test":
         train_classes, val_classes = carve_classes(classes, val_fraction, seed)
         classes = train_classes if split == "train" else val_classes
-    return select_classes(original.paths, original.labels, classes, transform, split == "train" and augment, image_size)
+    dataset = select_classes(original.paths, original.labels, classes, transform, split == "train" and augment, image_size)
+    _check_files(name, root, dataset.paths, source)  # every image of the split, before a run trains on any
+    return dataset
