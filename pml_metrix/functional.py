@@ -298,9 +298,11 @@ def ntxent_loss(
 
     Bool labels list the pairs as PML's ``get_all_pairs_indices`` does and run PML's arithmetic
     (:func:`ntxent_pair_losses`): PML's value and gradients bit for bit. Float labels sum each
-    anchor's weighted negatives once, A x R, shifted by their maximum and rescaled to each pair's
-    shift (the larger of its logit and that maximum, as PML's), so nothing overflows and no P x N
-    matrix is made.
+    anchor's weighted negatives once, A x R, shifted by the exponent of the largest weighted term,
+    ``max_n (z_an + log(1 - y_an))``, and rescaled to each pair's shift (the larger of its logit and
+    that exponent, as PML's with its largest negative): nothing overflows, no P x N matrix is made,
+    and a pair whose logit lies far below its negatives' has a denominator of at least 1, as in PML,
+    so that its underflowed numerator gets a gradient of 0, not ``inf * 0``.
     """
     pos_pairs, neg_pairs = label_masks(soft_labels, pair_mask)
     anchors, references = torch.where(pos_pairs)
@@ -319,10 +321,14 @@ def ntxent_loss(
     logits = _logits(mat, temperature, inverted)
     soft_labels = soft_labels.to(logits.dtype)
     neg_kept = neg_pairs.to(logits.dtype)
-    neg_max = torch.where(neg_pairs, logits.detach(), -torch.inf).amax(dim=1, keepdim=True)  # -inf: no negative
+    neg_weight = 1 - soft_labels
+    # the largest weighted negative's exponent, max_n (z_an + log(1 - y_an)) (-inf: no negative)
+    neg_max = torch.where(neg_pairs, logits.detach() + neg_weight.log(), -torch.inf).amax(dim=1, keepdim=True)
     neg_shift = neg_max.nan_to_num(neginf=0.0)
-    # sum_n (1 - y_an) exp(z_an - neg_max_a); left-out terms' exponents times 0, so none overflows
-    neg_sum = ((1 - soft_labels) * neg_kept * torch.exp((logits - neg_shift) * neg_kept)).sum(dim=1)
+    # sum_n (1 - y_an) exp(z_an - neg_max_a): at least 1 (its largest term) and each term at most 1, so
+    # that no denominator below 1 meets an underflowed numerator (whose gradient would be inf * 0);
+    # left-out terms' exponents times 0, so none overflows
+    neg_sum = (neg_weight * neg_kept * torch.exp((logits - neg_shift) * neg_kept)).sum(dim=1)
     pos_logits, pos_weight = logits.flatten().index_select(0, pos_flat), soft_labels.flatten().index_select(0, pos_flat)
     pair_neg_max = neg_max.squeeze(1).index_select(0, anchors)
     shift = torch.maximum(pos_logits.detach(), pair_neg_max)  # PML's per-pair shift

@@ -6,7 +6,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pytorch_metric_learning import distances, losses, miners
+from pytorch_metric_learning import distances, losses, miners, reducers
 
 import pml_metrix
 from tests import reference
@@ -57,6 +57,33 @@ def test_large_logits_neither_overflow_nor_underflow():
     soft_labels[:, :2] = 1.0
     loss_fn = pml_metrix.MetrixNTXentLoss(distance=distances.LpDistance(normalize_embeddings=False))
     check_soft_against_reference(loss_fn, reference.ntxent_soft, (embeddings, refs, soft_labels, None))
+
+
+def test_a_pair_far_below_a_mostly_positive_negative_has_a_finite_gradient():
+    """The pair (a, 0) lies 140 logits below (a, 1), whose negative weight 1 - y is 0.05: its numerator
+    underflows in float32 while the negatives' sum, taken on their largest logit, is 0.05, and
+    ``-log(ratio + small_val)`` had an inf gradient times the numerator's 0: NaN. Shifted by the
+    largest weighted term the sum is at least 1, as in PML; in float64, where nothing underflows, the
+    loss and gradients are the reference's."""
+    refs, soft_labels = torch.tensor([[10.0, 0.0], [0.1, 0.0]]), torch.tensor([[0.99, 0.95]])
+    loss_fn = pml_metrix.MetrixNTXentLoss(distance=distances.LpDistance(normalize_embeddings=False))
+    embeddings = torch.zeros(1, 2, requires_grad=True)
+    loss_fn(embeddings, None, pml_metrix.SoftPairs(refs, soft_labels)).backward()
+    assert torch.isfinite(embeddings.grad).all()
+    case = (torch.zeros(1, 2, dtype=torch.float64), refs.double(), soft_labels.double(), None)
+    check_soft_against_reference(loss_fn, reference.ntxent_soft, case)
+
+
+def test_a_mixup_miner_s_batch_on_unnormalised_distances_has_finite_gradients():
+    g = torch.Generator().manual_seed(0)
+    embeddings, labels = torch.randn(16, 8, generator=g).requires_grad_(), torch.arange(4).repeat_interleave(4)
+    distance = distances.LpDistance(normalize_embeddings=False, power=2)
+    loss_fn = pml_metrix.MetrixNTXentLoss(distance=distance, reducer=reducers.SumReducer())
+    strategies = ("positive_negative", "anchor_negative", "negative_negative", "positive_positive")
+    mixed_batch = pml_metrix.MixupMiner(seed=0, strategies=strategies, num_mixes=2)(embeddings, labels)
+    loss = loss_fn(embeddings, labels, mixed_batch)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(embeddings.grad).all()
 
 
 @pytest.mark.parametrize("distance", [distances.CosineSimilarity(), distances.LpDistance()], ids=["cosine", "l2"])
