@@ -159,6 +159,12 @@ def _(ctx):
     CrossBatchMemory(MetrixMSLoss(), D, memory_size=12)(embeddings, label_sets())
 
 
+@case("wrapper-memory-soft-pairs")
+def _(ctx):
+    embeddings, labels = batch()
+    CrossBatchMemory(MetrixMSLoss(), D, memory_size=12)(embeddings, labels, SoftPairs(embeddings, torch.eye(len(embeddings))))
+
+
 @case("wrapper-views-pml-tuple")
 def _(ctx):
     embeddings, _ = batch()
@@ -256,6 +262,15 @@ def _(ctx):
 
     embeddings, _ = batch()
     MetrixContrastiveLoss(reducer=reducers.ClassWeightedReducer(torch.ones(3)))(embeddings, label_sets())
+
+
+@case("class-weighted-reducer-without-labels")
+def _(ctx):
+    from pytorch_metric_learning import reducers
+
+    embeddings, _ = batch()
+    loss_fn = MetrixContrastiveLoss(reducer=reducers.ClassWeightedReducer(torch.ones(3)))
+    loss_fn(embeddings, None, SoftPairs(embeddings, torch.eye(len(embeddings))))
 
 
 @case("labelsets-with-ref-emb")
@@ -640,6 +655,11 @@ def _(ctx):
 @case("calc-k-too-small")
 def _(ctx):
     MetrixAccuracyCalculator(recall_at_k=(1, 8), k=4)
+
+
+@case("calc-k-too-small-ndcg")
+def _(ctx):
+    MetrixAccuracyCalculator(label_similarity="jaccard", k=4, exclude=("recall_at_8",))
 
 
 @case("calc-uniformity-max-items")

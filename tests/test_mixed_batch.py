@@ -290,3 +290,17 @@ def test_tuple_references_are_checked_whenever_set():
     with pytest.raises(ValueError, match=r"tuple_references must be one of \('batch', 'ref_emb'\), got 'Batch'"):
         mb.tuple_references = "Batch"
     assert mb.tuple_references == "ref_emb"
+
+
+def test_the_documented_way_to_change_a_plan_field_keeps_the_inner_miner_s_tuple():
+    """docs/api/mixed_batch.md: change the plan and mix again, handing on ``indices_tuple``."""
+    from pytorch_metric_learning import miners
+
+    g = torch.Generator().manual_seed(0)
+    embeddings, labels = torch.randn(16, 4, generator=g), torch.arange(4).repeat_interleave(4)
+    mixed_batch = pml_metrix.MixupMiner(seed=0, inner_miner=miners.MultiSimilarityMiner(0.1))(embeddings, labels)
+    assert mixed_batch.indices_tuple is not None
+    changed = dataclasses.replace(mixed_batch.plan, strategy="anchor_negative").mixed_batch(
+        mixed_batch.embeddings, mixed_batch.indices_tuple
+    )
+    assert changed.strategy == "anchor_negative" and changed.indices_tuple is mixed_batch.indices_tuple

@@ -107,10 +107,13 @@ class MetrixLossMixin:
         self.check_batch_labels(labels, embeddings.shape[0])
         if labels is not None and not is_label_sets(labels):
             labels = labels.long()  # PML's twins index with them
-        if is_label_sets(labels) and any(isinstance(reducer, reducers.ClassWeightedReducer) for reducer in self.sub_reducers()):
+        if (labels is None or is_label_sets(labels)) and any(
+            isinstance(reducer, reducers.ClassWeightedReducer) for reducer in self.sub_reducers()
+        ):
+            given = "no labels" if labels is None else "label sets, which give an item no one class"
             raise ValueError(
-                "ClassWeightedReducer weights each loss term by the class of its item, and label sets give an item no one "
-                "class: use another reducer (the loss's default), or weight the labels in the label sets' similarity"
+                f"ClassWeightedReducer weights each loss term by the class of its item, and the loss got {given}: "
+                "pass the class labels, loss(embeddings, labels, ...), or use another reducer (the loss's default)"
             )
         # the PML tuple of the clean part: given, or a MixedBatch's
         pml_tuple = indices_tuple.indices_tuple if isinstance(indices_tuple, MixedBatch) else indices_tuple

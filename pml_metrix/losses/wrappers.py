@@ -14,7 +14,7 @@ from pytorch_metric_learning import losses
 from torch import Tensor
 
 from ..label_sets import is_label_sets
-from ..mixed_batch import MixedBatch
+from ..mixed_batch import MixedBatch, SoftPairs
 from .contrastive import MetrixContrastiveLoss
 from .multi_similarity import MetrixMSLoss
 from .ntxent import MetrixNTXentLoss
@@ -71,6 +71,12 @@ class CrossBatchMemory(losses.CrossBatchMemory):
             raise ValueError(
                 f"CrossBatchMemory keeps one class label per item in its memory, but got label sets of shape "
                 f"{tuple(labels.shape)}: call the Metrix loss on the batch alone, loss(embeddings, label_sets)"
+            )
+        if isinstance(indices_tuple, SoftPairs):
+            raise ValueError(
+                "CrossBatchMemory pairs the batch with its memory by their class labels, but got a SoftPairs, which "
+                "brings its own references and labels: call the Metrix loss with it directly, loss(embeddings, None, "
+                "soft_pairs), or give the memory a PML tuple or a MixedBatch"
             )
         return super().forward(embeddings, labels, indices_tuple, enqueue_mask)
 

@@ -108,8 +108,9 @@ class MetrixAccuracyCalculator(AccuracyCalculator):
         super().__init__(**kwargs)
         largest_k = max(self.current_recall_ks(), default=0)
         if isinstance(self.k, int) and self.k < largest_k:
+            metric = next(f"{name}_at_{largest_k}" for name in ("recall", "ndcg") if f"{name}_at_{largest_k}" in self.get_curr_metrics())
             raise ValueError(
-                f"k={self.k} neighbours cannot give recall_at_{largest_k}: pass k >= {largest_k}, "
+                f"k={self.k} neighbours cannot give {metric}: pass k >= {largest_k}, "
                 "k=None or k='max_bin_count' (raised to the largest K)"
             )
         if self.label_comparison_fn is not EQUALITY and "alignment" in self.get_curr_metrics():
