@@ -1553,6 +1553,13 @@ def _(ctx):
     return resume(ctx)
 
 
+@case("cli-resume-best-missing")
+def _(ctx):
+    history = [{"recall_at_1": 0.6, "epoch": 1}, {"recall_at_1": 0.5, "epoch": 2}]
+    tiny_checkpoint(ctx, tiny_config(ctx, epochs=3), history=history, epoch=2)  # best epoch 1, its best.pth gone
+    return resume(ctx)
+
+
 @case("cli-resume-damaged-logs-database")
 def _(ctx):
     tiny_checkpoint(ctx, tiny_config(ctx))

@@ -81,12 +81,17 @@ def compare(study: Study, resume: bool = False, overwrite: bool = False, command
 
 
 def check_resumable(study: Study) -> None:
-    """Refuse a run folder of the study that holds a result (``results.json`` or ``best.pth``) but no
-    checkpoint, which ``--resume`` would start afresh, removing the result."""
+    """Before ``--resume`` changes a file of the study: refuse a run folder that holds a result
+    (``results.json`` or ``best.pth``) but no checkpoint, which ``--resume`` would start afresh,
+    removing the result, and a run that the study's settings do not continue
+    (:meth:`~pml_metrix.app.run_folder.RunFolder.resumable`)."""
     for seed in study.seeds:
         for name in study.variants:
-            folder = RunFolder(study.config(name, seed).output)
+            config = study.config(name, seed)
+            folder = RunFolder(config.output)
             left = [file for file in (RESULTS, BEST) if (folder.path / file).exists()]
             if left and not folder.started():
                 raise ConfigError(f"{folder.path} holds {', '.join(left)} but no {CHECKPOINT}, which --resume continues "
                                   "from: put the checkpoint back, or remove the run's folder to train it again")
+            if folder.started():
+                folder.resumable(config)

@@ -274,20 +274,7 @@ class RunFolder:
         checkpoint written before one of them was recorded is not checked for it), its files whole and
         agreeing. ``writer`` (rank 0) completes a
         ``best.pth`` that a kill left one epoch behind the checkpoint of a run that goes on."""
-        if not self.started():
-            raise ConfigError(f"nothing to resume in {self.path}: no epoch finished (no {CHECKPOINT}); "
-                              "start the run again with --overwrite")
-        state = load_checkpoint(self.path / CHECKPOINT)
-        if state["format"] != FORMAT:
-            raise ConfigError(
-                f"the checkpoint was written by an older pml_metrix ({state['format']}): evaluate it with pml-metrix eval, "
-                "but start a new run rather than resuming it"
-            )
-        result = RunResult.load(self.path) if (self.path / RESULTS).is_file() else None
-        ended = result is not None and config.epochs <= result.config.epochs
-        self.check_same_run(state["config"], config, ended=False)
-        if ended:
-            self.check_same_run(result.config.to_dict(), config, ended=True)
+        state, result, ended = self.resumable(config)
         for key, what in (("train_data", "trained on other data (its training split's"),
                           ("select_data", f"selected on other data (its {config.select_split} split's")):
             if state.get(key, fingerprints.get(key)) != fingerprints.get(key):
@@ -304,12 +291,36 @@ class RunFolder:
             raise ValueError(f"{self.path / RESULTS} does not belong to the checkpoint beside it (its history or best "
                              "epoch differs): it was edited or left by another run; delete it to finish the run "
                              "again from its checkpoint (--resume)")
-        if writer and not ended and Selection(config, state["history"]).best_epoch() == state["epoch"]:
+        best_epoch = Selection(config, state["history"]).best_epoch()
+        if writer and not ended and best_epoch == state["epoch"]:
             save_checkpoint(self.path / BEST, state)  # a kill may have come between the checkpoint and best.pth
+        elif not ended and best_epoch is not None and config.select_split != "none":
+            self.best_state(best_epoch, state["history"])  # checked now, not once the epochs left have trained
         evaluated_there = ended and all(getattr(result.config, name) == getattr(config, name) for name in EVALUATION)
         if evaluated_there and result.eval_data and result.eval_data != evaluation_data():  # its scores are of other data
             evaluated_there = False
         return state, (result if evaluated_there else None)
+
+    def resumable(self, config: RunConfig) -> Tuple[Dict[str, Any], Optional["RunResult"], bool]:
+        """The folder's checkpoint, its ``results.json`` (``None``: none) and whether the run has ended
+        with ``config``'s epochs, after checking that ``config`` continues the run (:meth:`check_same_run`)
+        from a checkpoint of this pml_metrix: what :meth:`resume` checks first, and ``compare --resume``
+        of every run of a study before it changes any of its files."""
+        if not self.started():
+            raise ConfigError(f"nothing to resume in {self.path}: no epoch finished (no {CHECKPOINT}); "
+                              "start the run again with --overwrite")
+        state = load_checkpoint(self.path / CHECKPOINT)
+        if state["format"] != FORMAT:
+            raise ConfigError(
+                f"the checkpoint was written by an older pml_metrix ({state['format']}): evaluate it with pml-metrix eval, "
+                "but start a new run rather than resuming it"
+            )
+        result = RunResult.load(self.path) if (self.path / RESULTS).is_file() else None
+        ended = result is not None and config.epochs <= result.config.epochs
+        self.check_same_run(state["config"], config, ended=False)
+        if ended:
+            self.check_same_run(result.config.to_dict(), config, ended=True)
+        return state, result, ended
 
     def check_same_run(self, saved: Dict[str, Any], config: RunConfig, ended: bool) -> None:
         """The one rule for "is this the same run?": ``config`` may differ from the options the
@@ -349,7 +360,11 @@ class RunFolder:
 
     def best_state(self, best_epoch: int, history: List[Dict[str, float]]) -> Dict[str, Any]:
         """``best.pth``, checked to hold epoch ``best_epoch`` of the run whose selection ``history`` it is."""
-        best = load_checkpoint(self.path / BEST)
+        try:
+            best = load_checkpoint(self.path / BEST)
+        except (FileNotFoundError, ValueError) as error:
+            raise ValueError(f"{error}: it holds the run's best epoch, {best_epoch}, whose model the run tests; put "
+                             "it back, or start the run again with --overwrite") from None
         if best["epoch"] != best_epoch or comparable(best["history"]) != comparable(history[: len(best["history"])]):
             raise ValueError(f"{self.path / BEST} holds epoch {best['epoch']}, not this run's best one, {best_epoch}: "
                              "it was replaced or edited; start the run again with --overwrite")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pml_metrix.app import compare as compare_module
-from pml_metrix.app.config import RunConfig
+from pml_metrix.app.config import ConfigError, RunConfig
 from pml_metrix.app.report import REPORT_FILES
 from pml_metrix.app.run_folder import CONFIG, RESULTS
 from pml_metrix.app.study import Study
@@ -25,6 +25,23 @@ def test_a_study_run_again_removes_its_results_and_report_before_any_run_changes
     with pytest.raises(Stopped):
         compare_module.compare(study, resume=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", CONFIG, "notes.txt"]  # the study file may be the one given
+
+
+def test_a_resume_refused_by_a_run_s_settings_leaves_the_study_s_files(tmp_path):
+    """A run of the study trained with other settings is found before the study's results and report
+    are removed (they still describe its runs as they are)."""
+    from pml_metrix.app.checkpoints import FORMAT
+
+    study = Study(RunConfig(output=str(tmp_path), recall_at_k=[1]), {"baseline": {"mix_level": "none"}}, [0])
+    for name in (RESULTS, CONFIG, *REPORT_FILES):
+        (tmp_path / name).write_text("of the study's runs as they were")
+    run_config = study.config("baseline", 0)
+    (tmp_path / "baseline" / "seed0").mkdir(parents=True)
+    state = {"format": FORMAT, "epoch": 1, "config": run_config.replace(lr=0.5).to_dict(), "models": {}}
+    torch.save(state, tmp_path / "baseline" / "seed0" / "checkpoint.pth")
+    with pytest.raises(ConfigError, match=r"trained with other settings \(lr\)"):
+        compare_module.compare(study, resume=True)
+    assert {p.name for p in tmp_path.iterdir()} >= {RESULTS, CONFIG, *REPORT_FILES}
 
 
 def test_the_report_writes_only_the_files_a_study_removes(tmp_path):
