@@ -925,6 +925,14 @@ def _(ctx):
     return train(ctx, "--dataset-options", f"font_list={font_list}", "--batch-size", "100", "--samples-per-class", "4")
 
 
+@case("cli-batch-more-than-the-items")
+def _(ctx):
+    from tests.app.test_torchrun import write_tiny_fashion_mnist
+
+    fashion = write_tiny_fashion_mnist(ctx.root / "fashion")  # 5 training classes, 3 images each below 4 per class
+    return train(ctx, "--dataset", "fashion_mnist", "--data-root", fashion, "--dataset-options", "max_images_per_class=3")
+
+
 @case("cli-select-ndcg-without-label-sets")
 def _(ctx):
     return fonts(ctx, "--select-metric", "ndcg_at_1")

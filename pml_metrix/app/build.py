@@ -146,7 +146,7 @@ def build(config: RunConfig, device: torch.device, rank: int = 0, world_size: in
     num_classes = int(train_set.num_classes)
     batch_classes = int(sampling_labels(train_set).max()) + 1 if label_sets else num_classes
     batch_size = resolve_batch_size(config, batch_classes, world_size)
-    check_batches(config, batch_size, batch_classes, world_size)
+    check_batches(config, batch_size, batch_classes, world_size, len(train_set))
     models = {name: m.to(device) for name, m in build_models(config, train_set[0][0].shape[0], download).items()}
     loss = build_loss(config, num_classes, label_sets).to(device)
     optimizers = {
@@ -178,8 +178,9 @@ def resolve_batch_size(config: RunConfig, num_classes: int, world_size: int) -> 
     return max(share, min(DEFAULT_BATCH_SIZE, config.samples_per_class * num_classes) // share * share)
 
 
-def check_batches(config: RunConfig, batch_size: int, num_classes: int, world_size: int) -> None:
-    """Refuse batches the training split cannot fill, or that do not split into whole classes."""
+def check_batches(config: RunConfig, batch_size: int, num_classes: int, world_size: int, num_items: int) -> None:
+    """Refuse batches the training split (``num_items`` items of ``num_classes`` classes) cannot fill,
+    or that do not split into whole classes."""
     if num_classes < 2:
         raise ConfigError(
             f"the {config.dataset} training split has {num_classes} class: a metric loss needs at least 2 "
@@ -190,6 +191,12 @@ def check_batches(config: RunConfig, batch_size: int, num_classes: int, world_si
             f"batch_size {batch_size} needs {batch_size // config.samples_per_class} training classes "
             f"at samples_per_class {config.samples_per_class}, but the {config.dataset} training split has "
             f"{num_classes}: lower batch_size (or leave it out: none fits the split) or raise samples_per_class"
+        )
+    if num_items < batch_size:  # an epoch is len(train split) // batch_size batches (PML's sampler)
+        raise ConfigError(
+            f"the {config.dataset} training split has {num_items} items, fewer than one batch of {batch_size}: "
+            "lower batch_size (or samples_per_class, when the batch size is left to the split), or give the split "
+            "more items (dataset_options)"
         )
     if batch_size // config.samples_per_class < 2:
         raise ConfigError(
