@@ -1054,6 +1054,17 @@ def _(ctx):
     return fonts(ctx, "--batch-size", "24")
 
 
+@case("cli-output-holds-a-run-without-an-epoch")
+def _(ctx):
+    tiny_config(ctx, output=str(ctx.root / "run")).save(ctx.root / "run" / "config.yaml")  # its first write
+    return fonts(ctx, "--batch-size", "24")
+
+
+@case("cli-output-empty")
+def _(ctx):
+    return ["train", "--resume", "--output", ""]
+
+
 @case("cli-overwrite-not-a-run")
 def _(ctx):
     (ctx.root / "run" / "logs").mkdir(parents=True)

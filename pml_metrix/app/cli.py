@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .. import __version__
-from .config import ConfigError, RunConfig, base_type, checked, field_types, load_config, read_yaml_mapping, shown
+from .config import EMPTY_OUTPUT, ConfigError, RunConfig, base_type, checked, field_types, load_config, read_yaml_mapping, shown
 from .reproducible import pin
 from .yaml_input import YAMLInputError, clipped, parse_yaml
 
@@ -235,7 +235,10 @@ def config_path(args) -> Optional[str]:
     """The file of a train or compare command's options: --config, or, for train --resume without
     it, the saved run's config.yaml (flags, e.g. --epochs, still override it)."""
     if args.command == "train" and args.resume and args.config is None:
-        path = Path(args.output or RunConfig.output) / "config.yaml"
+        output = RunConfig.output if args.output is None else args.output
+        if not output.strip():
+            raise ConfigError(EMPTY_OUTPUT)
+        path = Path(output) / "config.yaml"
         if not path.is_file():
             raise ConfigError(f"nothing to resume in {path.parent}: no config.yaml there")
         return str(path)
@@ -315,8 +318,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise ConfigError(f"{args.command} runs in one process: launch only train with torchrun")
         args.func(args)
     except KeyboardInterrupt:
-        after = ("nothing was written: run it again" if args.command == "eval"
-                 else "every finished epoch is checkpointed: continue with --resume")
+        after = {
+            "eval": "nothing was written: run it again",
+            "train": "every finished epoch is checkpointed: continue with --resume (before the first epoch ends "
+                     "there is none: start again with --overwrite)",
+            "compare": "every finished epoch of its runs is checkpointed: continue with --resume and the same study "
+                       "options (--config, --variants, --seeds and flags)",
+        }[args.command]
         sys.stderr.write(f"pml-metrix {args.command}: interrupted; {after}\n")
         return 130
     except (ValueError, TypeError, OSError) as error:  # ConfigError is a ValueError

@@ -60,6 +60,9 @@ def option(default: Any, help: str, choices: Optional[Tuple] = None, minimum: Op
     return field(default=default, metadata=metadata)
 
 
+EMPTY_OUTPUT = "output must name a folder; got an empty name: give --output PATH (default runs/train)"
+
+
 @dataclass
 class RunConfig:
     """Everything one training run depends on. Written, resolved, next to its results."""
@@ -146,7 +149,9 @@ class RunConfig:
         self.validate()
 
     def validate(self) -> None:
-        """The checks that involve several options."""
+        """The checks that involve several options (and the output folder's name)."""
+        if not self.output.strip():
+            raise ConfigError(EMPTY_OUTPUT)
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
             raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps; got {shown(self.device)}")
         smallest = 8 if self.model == "small_cnn" else 32  # what the network's poolings leave at least 1 x 1 of

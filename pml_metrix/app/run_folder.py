@@ -237,6 +237,9 @@ class RunFolder:
         of those names that are not a training run's), or ``None``; with ``overwrite`` a run's files are
         removed (``results.json`` first)."""
         present = [name for name in RUN_FILES if (self.path / name).exists()]
+        if present and not overwrite and not self.started():
+            return (f"{self.path} holds a run that finished no epoch ({', '.join(present)}, no {CHECKPOINT} to resume "
+                    "from): start it again with --overwrite, or choose another --output")
         if present and not overwrite:
             return (f"{self.path} holds a run ({', '.join(present)}): continue it with --resume, replace it with "
                     "--overwrite, or choose another --output")

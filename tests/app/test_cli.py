@@ -424,7 +424,13 @@ def test_proxy_anchor_trains_on_label_sets_with_a_proxy_per_label(small_font_lis
     assert results["mixes_drawn"] > 0 and 0 <= results["final"]["metrics"]["ndcg_at_1"] <= 1
 
 
-@pytest.mark.parametrize("command, after", [("train", "continue with --resume"), ("eval", "nothing was written: run it again")])
+@pytest.mark.parametrize("command, after", [
+    ("train", "every finished epoch is checkpointed: continue with --resume (before the first epoch ends there is "
+              "none: start again with --overwrite)"),
+    ("compare", "every finished epoch of its runs is checkpointed: continue with --resume and the same study options "
+                "(--config, --variants, --seeds and flags)"),
+    ("eval", "nothing was written: run it again"),
+])
 def test_an_interrupted_command_says_what_it_left(command, after, monkeypatch, capsys):
     from pml_metrix.app import cli
 
@@ -433,5 +439,4 @@ def test_an_interrupted_command_says_what_it_left(command, after, monkeypatch, c
 
     monkeypatch.setattr(cli, f"cmd_{command}", interrupted)
     assert main([command] + (["checkpoint.pth"] if command == "eval" else [])) == 130
-    assert capsys.readouterr().err == f"pml-metrix {command}: interrupted; " + (
-        "every finished epoch is checkpointed: " if command == "train" else "") + after + "\n"
+    assert capsys.readouterr().err == f"pml-metrix {command}: interrupted; {after}\n"
