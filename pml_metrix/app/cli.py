@@ -180,8 +180,10 @@ def cmd_eval(args) -> None:
 
 
 def evaluate_checkpoint(args, checkpoint: Path) -> None:
-    """``pml-metrix eval``: score the checkpoint, write ``eval/results.json`` beside it (what it
-    scored: the checkpoint's SHA-256, the resolved config, the evaluated data's fingerprints)."""
+    """``pml-metrix eval``: score the checkpoint, write ``eval/CHECKPOINT-DATASET-SPLIT.json`` beside it
+    (e.g. ``eval/best-fonts-val.json``; ``-REFERENCE`` added for another reference split), one file per
+    checkpoint, dataset and split, so that scoring another leaves these (with what it scored: the
+    checkpoint's SHA-256, the resolved config, the evaluated data's fingerprints)."""
     from .checkpoints import load_checkpoint, load_weights
     from .evaluation import collapsed
     from .experiment import Run
@@ -212,7 +214,10 @@ def evaluate_checkpoint(args, checkpoint: Path) -> None:
         raise ValueError(f"a model trained on {saved.get('dataset')} cannot read {config.dataset}'s images "
                          f"(their channels differ?): {error}") from None
     metrics = run.evaluate(config.eval_split, int(state["epoch"]), config.eval_reference)
-    results = Path(config.output) / "results.json"
+    scored = [checkpoint.stem, config.dataset, config.eval_split]
+    if config.eval_reference not in (None, config.eval_split):
+        scored.append(config.eval_reference)
+    results = Path(config.output) / ("-".join(scored) + ".json")
     write_json(results, {
         "checkpoint": str(args.checkpoint), "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
         "epoch": int(state["epoch"]), "dataset": config.dataset, "split": config.eval_split,

@@ -74,7 +74,7 @@ def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "recall_at_1" in printed and "epoch 4" in printed
     assert "utilization: over the training split's embeddings alone" in printed  # train's counts the mixes
-    evaluated = read_strict_json(out / "eval" / "results.json")
+    evaluated = read_strict_json(out / "eval" / "checkpoint-fonts-test.json")
     assert evaluated["utilization_with_mixed_embeddings"] is False and evaluated["epoch"] == 4
     assert evaluated["checkpoint_sha256"] == hashlib.sha256((out / "checkpoint.pth").read_bytes()).hexdigest()
     assert list(evaluated["data"]) == ["test"] and evaluated["config"]["dataset"] == "fonts"
@@ -82,6 +82,7 @@ def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
     fashion = write_tiny_fashion_mnist(tmp_path / "fashion")
     assert main(["eval", str(out / "best.pth"), "--dataset", "fashion_mnist", "--data-root", fashion]) == 0
     assert "on fashion_mnist/test" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "eval").glob("*.json")) == ["best-fashion_mnist-test.json", "checkpoint-fonts-test.json"]
     assert main([*args, "--overwrite", "--epochs", "1"]) == 0  # replaced: a run of one epoch again
     assert load_checkpoint(out / "checkpoint.pth")["epoch"] == 1 and len(list((out / "tensorboard").iterdir())) == 1
     assert not (out / "eval").exists()  # the replaced run's scores went with it
