@@ -1259,6 +1259,16 @@ def _(ctx):
     return compare(ctx, study="variants:\n  metrix: {mix_level: feature}\n  baseline: {mix_level: none}\n")
 
 
+@case("cli-compare-variant-unknown-option")
+def _(ctx):
+    return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  mx: {mix_levle: feature}\n")
+
+
+@case("cli-compare-variant-bad-value")
+def _(ctx):
+    return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  mx: {mix_weight: lots}\n")
+
+
 @case("cli-compare-unknown-variant")
 def _(ctx):
     return compare(ctx, "--variants", "nope")
@@ -1570,6 +1580,18 @@ def _(ctx):
     ended_run(ctx, history=({"recall_at_1": 0.6, "epoch": 1}, {"recall_at_1": 0.5, "epoch": 2}), epoch=2)
     (ctx.root / "best.pth").write_bytes((ctx.root / "checkpoint.pth").read_bytes())  # epoch 2, not the best, 1
     return resume(ctx)
+
+
+@case("cli-resume-config-gone")
+def _(ctx):
+    tiny_checkpoint(ctx, tiny_config(ctx))
+    (ctx.root / "config.yaml").unlink()
+    return resume(ctx)
+
+
+@case("cli-loss-params-misspelled")
+def _(ctx):
+    return fonts(ctx, "--loss-params", "betta=3")
 
 
 @case("cli-resume-best-missing")

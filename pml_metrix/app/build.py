@@ -16,6 +16,7 @@ from . import models as model_zoo
 from .config import LOSSES, ConfigError, RunConfig
 from .datasets import get_dataset, has_label_sets, sampling_labels
 from .. import losses as metrix_losses
+from ..checks import check_keywords
 from ..distributed import DistributedMixupMiner, get_world_size
 from ..miners import MixupMiner
 from ..samplers import DistributedMPerClassSampler
@@ -85,9 +86,10 @@ def build_loss(config: RunConfig, num_classes: int, label_sets: bool = False) ->
         kwargs["mix_weight"] = config.mix_weight
         if config.loss == "ms":
             kwargs["mixed_form"] = config.ms_mixed_form
+    metrix = config.mix_level != "none" or label_sets
+    loss_class = getattr(metrix_losses, metrix_name) if metrix else getattr(losses, pml_name)
     try:
-        metrix = config.mix_level != "none" or label_sets
-        loss_class = getattr(metrix_losses, metrix_name) if metrix else getattr(losses, pml_name)
+        check_keywords(loss_class, kwargs)  # names the closest argument, where PML's base class names none
         return loss_class(**kwargs)
     except TypeError as error:  # an unknown key in loss_params
         raise ConfigError(f"loss_params do not fit the {config.loss} loss: {error}") from None

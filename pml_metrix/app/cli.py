@@ -245,7 +245,10 @@ def config_path(args) -> Optional[str]:
             raise ConfigError(EMPTY_OUTPUT)
         path = Path(output) / "config.yaml"
         if not path.is_file():
-            raise ConfigError(f"nothing to resume in {path.parent}: no config.yaml there")
+            checkpoint = path.parent / "checkpoint.pth"  # not read here: nothing may load torch before the pinning
+            held = ("; it holds a checkpoint.pth, whose settings --resume reads from the config.yaml beside it: put "
+                    "that file back, or pass the run's settings with --config FILE" if checkpoint.is_file() else "")
+            raise ConfigError(f"nothing to resume in {path.parent}: no config.yaml there{held}")
         return str(path)
     return args.config
 

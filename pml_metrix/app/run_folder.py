@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .checkpoints import FORMAT, load_checkpoint, save_checkpoint
-from .config import MIXING_OPTIONS, ConfigError, RunConfig, load_config
+from .config import MIXING_OPTIONS, ConfigError, RunConfig, load_config, shown
 from .evaluation import collapsed
 from .files import metrics_from_json, out_of_space, strict_json, write_json
 from .selection import Selection
@@ -337,14 +337,14 @@ class RunFolder:
         if saved["mix_level"] == current["mix_level"] == "none":  # a run without mixing: they act on nothing
             allowed = allowed | set(MIXING_OPTIONS)
         changed = sorted(name for name, value in saved.items() if name not in allowed and current.get(name) != value)
-        remedy = (f"give it the settings its {CONFIG} holds (in a study: the variant's old options, and a new variant "
-                  f"name for the new ones), or delete {self.path} (train: --overwrite) to train it again")
+        differences = ", ".join(f"{name} {shown(saved[name])} there, {shown(current.get(name))} given" for name in changed)
+        remedy = ("give it the settings it ran with (in a study: the variant's old options, and a new variant name for "
+                  f"the new ones), or delete {self.path} (train: --overwrite) to train it again")
         if changed and ended:
-            raise ConfigError(f"the run in {self.path} has ended with other settings ({', '.join(changed)}): only "
+            raise ConfigError(f"the run in {self.path} has ended with other settings ({differences}): only "
                               f"more epochs continue it; {remedy}")
         if changed:
-            raise ConfigError(f"the checkpoint in {self.path} was trained with other settings ({', '.join(changed)}): "
-                              f"{remedy}")
+            raise ConfigError(f"the checkpoint in {self.path} was trained with other settings ({differences}): {remedy}")
 
     def check_logs(self) -> None:
         """Refuse a logs folder that record-keeper cannot append to (a damaged SQLite database or CSV)."""

@@ -54,7 +54,8 @@ class Study:
         baseline = next(iter(self.variants))
         if self.config(baseline, self.seeds[0]).mix_level != "none":
             raise ConfigError(
-                f"the first variant ({baseline}) is a baseline, which other variants are paired with: give it mix_level none"
+                f"the first variant ({baseline}) is a baseline, which other variants are paired with: give it mix_level "
+                "none, or list a variant without mixing first (--variants baseline ...)"
             )
 
     @property
@@ -90,11 +91,15 @@ class Study:
 
     def config(self, name: str, seed: int) -> RunConfig:
         """The config of variant ``name`` at ``seed``, written into ``<output>/<name>/seed<seed>``."""
+        unknown = sorted(set(self.variants[name]) - set(self.base.to_dict()))
+        if unknown:
+            raise ConfigError(f"variant {name}: unknown option(s) {', '.join(map(shown, unknown))}; known: "
+                              f"{', '.join(sorted(self.base.to_dict()))}")
+        options = layered(self.base.to_dict(), self.variants[name])  # dataset_options merged into the base's
         try:
-            options = layered(self.base.to_dict(), self.variants[name])  # dataset_options merged into the base's
             return self.base.replace(seed=seed, output=str(Path(self.base.output) / name / f"seed{seed}"),
                                      **{key: options[key] for key in {*self.variants[name], "dataset_options"}})
-        except TypeError as error:  # an unknown option
+        except ConfigError as error:  # a value the option does not take
             raise ConfigError(f"variant {name}: {error}") from None
 
 

@@ -69,7 +69,7 @@ def test_train_then_resume_then_eval(small_font_list, tmp_path, capsys):
     assert resumed["history"][0] == state["history"][0]  # epoch 1 kept, not retrained
     capsys.readouterr()
     assert main(["train", "--output", str(out), "--resume", "--loss", "contrastive"]) == 2
-    assert "with other settings (loss)" in capsys.readouterr().err
+    assert "with other settings (loss 'ms' there, 'contrastive' given)" in capsys.readouterr().err
     assert main(["eval", str(out / "checkpoint.pth")]) == 0
     printed = capsys.readouterr().out
     assert "recall_at_1" in printed and "epoch 4" in printed

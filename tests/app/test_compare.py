@@ -39,7 +39,7 @@ def test_a_resume_refused_by_a_run_s_settings_leaves_the_study_s_files(tmp_path)
     (tmp_path / "baseline" / "seed0").mkdir(parents=True)
     state = {"format": FORMAT, "epoch": 1, "config": run_config.replace(lr=0.5).to_dict(), "models": {}}
     torch.save(state, tmp_path / "baseline" / "seed0" / "checkpoint.pth")
-    with pytest.raises(ConfigError, match=r"trained with other settings \(lr\)"):
+    with pytest.raises(ConfigError, match=r"trained with other settings \(lr 0.5 there, 0.001 given\)"):
         compare_module.compare(study, resume=True)
     assert {p.name for p in tmp_path.iterdir()} >= {RESULTS, CONFIG, *REPORT_FILES}
 

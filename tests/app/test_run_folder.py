@@ -38,21 +38,21 @@ def test_the_same_run_rule_allows_place_and_schedule_changes_only_where_they_kee
     saved = config.replace(output="elsewhere", description="first", eval_batch_size=7, device="cpu").to_dict()
     for ended in (False, True):
         folder.check_same_run(saved, config, ended)  # where files are and how fast: the same run
-    with pytest.raises(ConfigError, match=r"trained with other settings \(num_workers\)"):  # workers draw the transforms
+    with pytest.raises(ConfigError, match=r"trained with other settings \(num_workers 0 there, 2 given\)"):  # workers draw the transforms
         folder.check_same_run(saved, config.replace(num_workers=2), ended=False)
     folder.check_same_run(saved, config.replace(patience=2, test_interval=3), ended=False)
-    with pytest.raises(ConfigError, match=r"has ended with other settings \(patience, test_interval\)"):
+    with pytest.raises(ConfigError, match=r"has ended with other settings \(patience None there, 2 given, test_interval 1 there, 3 given\)"):
         folder.check_same_run(saved, config.replace(patience=2, test_interval=3), ended=True)
-    with pytest.raises(ConfigError, match=r"trained with other settings \(lr, seed\)"):
+    with pytest.raises(ConfigError, match=r"trained with other settings \(lr 0.001 there, 0.1 given, seed 0 there, 3 given\)"):
         folder.check_same_run(saved, config.replace(lr=0.1, seed=3), ended=False)
     for ended in (False, True):  # a run without mixing: the mixing options act on nothing
         folder.check_same_run(saved, config.replace(mix_weight=0.2, strategies=["anchor_negative"]), ended)
     metrix = config.replace(mix_level="feature")
     older = {name: value for name, value in metrix.to_dict().items() if name != "negative_threshold"}  # before the option
     folder.check_same_run(older, metrix, ended=True)  # it had the default
-    with pytest.raises(ConfigError, match=r"has ended with other settings \(negative_threshold\)"):
+    with pytest.raises(ConfigError, match=r"has ended with other settings \(negative_threshold 0.0 there, 0.25 given\)"):
         folder.check_same_run(older, metrix.replace(negative_threshold=0.25), ended=True)
-    with pytest.raises(ConfigError, match=r"in .* was trained with other settings \(mix_weight\)"):
+    with pytest.raises(ConfigError, match=r"in .* was trained with other settings \(mix_weight 0.4 there, 0.2 given\)"):
         folder.check_same_run(metrix.to_dict(), metrix.replace(mix_weight=0.2), ended=False)
 
 
