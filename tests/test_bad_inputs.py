@@ -1254,6 +1254,11 @@ def _(ctx):
     return compare(ctx, "--seeds", "0", "0")
 
 
+def beside_a_baseline(ctx, variant: str):
+    """``compare`` of a study of a baseline and ``variant`` (its YAML line, ``name: {options}``)."""
+    return compare(ctx, study=f"variants:\n  baseline: {{mix_level: none}}\n  {variant}\n")
+
+
 @case("cli-compare-baseline-not-first")
 def _(ctx):
     return compare(ctx, study="variants:\n  metrix: {mix_level: feature}\n  baseline: {mix_level: none}\n")
@@ -1261,12 +1266,12 @@ def _(ctx):
 
 @case("cli-compare-variant-unknown-option")
 def _(ctx):
-    return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  mx: {mix_levle: feature}\n")
+    return beside_a_baseline(ctx, "mx: {mix_levle: feature}")
 
 
 @case("cli-compare-variant-bad-value")
 def _(ctx):
-    return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  mx: {mix_weight: lots}\n")
+    return beside_a_baseline(ctx, "mx: {mix_weight: lots}")
 
 
 @case("cli-compare-unknown-variant")
@@ -1276,17 +1281,17 @@ def _(ctx):
 
 @case("cli-compare-variant-sets-seed")
 def _(ctx):
-    return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  fixed: {mix_level: feature, seed: 3}\n")
+    return beside_a_baseline(ctx, "fixed: {mix_level: feature, seed: 3}")
 
 
 @case("cli-compare-variant-sets-reproducible")
 def _(ctx):
-    return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  pinned: {mix_level: feature, reproducible: true}\n")
+    return beside_a_baseline(ctx, "pinned: {mix_level: feature, reproducible: true}")
 
 
 @case("cli-compare-variant-sets-eval-split")
 def _(ctx):
-    return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  metrix: {mix_level: feature, eval_split: val}\n")
+    return beside_a_baseline(ctx, "metrix: {mix_level: feature, eval_split: val}")
 
 
 @case("cli-compare-into-a-training-run")
@@ -1868,7 +1873,7 @@ def _(ctx):
 
 @case("cli-compare-variant-name-a-path")
 def _(ctx):
-    return compare(ctx, study="variants:\n  baseline: {mix_level: none}\n  ../elsewhere: {mix_level: feature}\n")
+    return beside_a_baseline(ctx, "../elsewhere: {mix_level: feature}")
 
 
 @case("cli-lr-beyond-float32")

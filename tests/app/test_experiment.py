@@ -119,7 +119,7 @@ def test_resuming_a_finished_run_reads_it_back_and_refuses_other_endings(small_f
     reads = events.count("read test")
     again = experiment.Run(config.replace(description="the same run")).train(resume=True)
     assert again.final == first.final and events.count("read test") == reads + fingerprinted  # not tested again
-    with pytest.raises(ValueError, match="has ended with other settings \\(patience\\)"):
+    with pytest.raises(ValueError, match="has ended with other settings \\(patience None there, 1 given\\)"):
         experiment.Run(config.replace(patience=1)).train(resume=True)
     more = experiment.Run(config.replace(epochs=3)).train(resume=True)  # more epochs continue it
     assert [m["epoch"] for m in more.history] == [1, 2, 3]
