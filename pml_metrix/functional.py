@@ -323,7 +323,7 @@ def ntxent_loss(
     neg_kept = neg_pairs.to(logits.dtype)
     neg_weight = 1 - soft_labels
     # the largest weighted negative's exponent, max_n (z_an + log(1 - y_an)) (-inf: no negative)
-    neg_max = torch.where(neg_pairs, logits.detach() + neg_weight.log(), -torch.inf).amax(dim=1, keepdim=True)
+    neg_max = torch.where(neg_pairs, logits.detach() + neg_weight.detach().log(), -torch.inf).amax(dim=1, keepdim=True)
     neg_shift = neg_max.nan_to_num(neginf=0.0)
     # sum_n (1 - y_an) exp(z_an - neg_max_a): at least 1 (its largest term) and each term at most 1, so
     # that no denominator below 1 meets an underflowed numerator (whose gradient would be inf * 0);

@@ -297,7 +297,7 @@ class RunFolder:
         best_epoch = Selection(config, state["history"]).best_epoch()
         if writer and not ended and best_epoch == state["epoch"]:
             save_checkpoint(self.path / BEST, state)  # a kill may have come between the checkpoint and best.pth
-        elif not ended and best_epoch is not None and config.select_split != "none":
+        elif not ended and best_epoch not in (None, state["epoch"]) and config.select_split != "none":
             self.best_state(best_epoch, state["history"])  # checked now, not once the epochs left have trained
         evaluated_there = ended and all(getattr(result.config, name) == getattr(config, name) for name in EVALUATION)
         if evaluated_there and result.eval_data and result.eval_data != evaluation_data():  # its scores are of other data
